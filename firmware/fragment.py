@@ -1,0 +1,73 @@
+# Fragmentation of protocol messages into link-sized pieces (BLE's default 20-byte ATT
+# payload, or more after an MTU exchange). Each fragment = header(1) + payload.
+# header: bit7 FIRST, bit6 LAST, bits0-5 sequence number (mod 64) within the message.
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+FIRST = const(0x80)
+LAST = const(0x40)
+SEQ_MASK = const(0x3F)
+DEFAULT_LINK_PAYLOAD = const(20)
+
+
+class FragmentError(ValueError):
+    pass
+
+
+def split(message, link_payload=DEFAULT_LINK_PAYLOAD):
+    """Yield fragments of message, each at most link_payload bytes."""
+    step = link_payload - 1
+    if step < 1:
+        raise ValueError("link payload too small")
+    n = max(1, (len(message) + step - 1) // step)
+    for i in range(n):
+        head = i & SEQ_MASK
+        if i == 0:
+            head |= FIRST
+        if i == n - 1:
+            head |= LAST
+        yield bytes((head,)) + message[i * step:(i + 1) * step]
+
+
+class Reassembler:
+    """Collects fragments into messages; a bad sequence or oversize drops the partial one."""
+
+    def __init__(self, max_message):
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._next = -1          # -1: waiting for a FIRST fragment
+        self.started_ms = 0
+
+    def pending(self):
+        return self._next >= 0
+
+    def reset(self):
+        self._buf = bytearray()
+        self._next = -1
+
+    def feed(self, fragment, now_ms=0):
+        """Return a complete message, None if more is needed; FragmentError if invalid."""
+        if len(fragment) < 1:
+            self.reset()
+            raise FragmentError("empty fragment")
+        head = fragment[0]
+        if head & FIRST:
+            self.reset()
+            self._next = 0
+            self.started_ms = now_ms
+        if self._next < 0 or (head & SEQ_MASK) != self._next:
+            self.reset()
+            raise FragmentError("fragment out of sequence")
+        if len(self._buf) + len(fragment) - 1 > self.max_message:
+            self.reset()
+            raise FragmentError("message too large")
+        self._buf.extend(fragment[1:])
+        self._next = (self._next + 1) & SEQ_MASK
+        if head & LAST:
+            out = bytes(self._buf)
+            self.reset()
+            return out
+        return None

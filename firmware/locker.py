@@ -1,0 +1,421 @@
+# The locker: takes a request frame, returns a response frame. Radio, pins and flash are
+# not its business (they come in through the transport, LockBank and the store's fs).
+#
+# Every state change follows one order: decide in RAM -> append ONE journal record ->
+# apply the record -> drive the door -> answer. Recovery replays the same records through
+# the same _apply(), so what survives a power cut is exactly what was acted on.
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+import struct
+
+import credentials
+import protocol as P
+from code_verifier import EXPIRED, VALID, CodeVerifier
+from door_monitor import DoorMonitor
+from kdf import admin_key, audit_key
+from hmac_sha256 import equal, hmac_sha256
+from slot_manager import OCCUPIED, SlotManager
+from store import Store, read_audit
+from throttle import Throttle
+
+FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
+MAX_REVOKED = const(256)
+
+# Slot status bits in STATUS answers
+ST_OCCUPIED = const(1)
+ST_EXPIRED = const(2)
+ST_OUT_OF_SERVICE = const(4)
+ST_DOOR_OPEN = const(8)
+ST_HAS_SENSOR = const(16)
+
+
+class Session:
+    """One connection's state: the single challenge it may answer next."""
+
+    def __init__(self):
+        self.challenge = None
+        self.issued_at = 0
+
+
+class Locker:
+    def __init__(self, cfg, master, fs, clock, locks, ticks_ms, ticks_diff, random_bytes):
+        self.cfg = cfg
+        self.locker_id = cfg["locker_id_bytes"]
+        self._master = master
+        self._admin_key = admin_key(master, self.locker_id)
+        self.clock = clock
+        self.locks = locks
+        self._ticks_ms = ticks_ms
+        self._random = random_bytes
+        self.slots = SlotManager(cfg["sizes"])
+        self.throttle = Throttle()
+        self.revoked = {}           # serial -> credential not_after (pruned after it)
+        self.admin_seq = 0
+        self.store = Store(fs, audit_key(master), cfg["segment_records"], cfg["keep_segments"])
+        self.verifier = CodeVerifier(master, self.locker_id, cfg["bucket_s"],
+                                     cfg["skew_buckets"], cfg["ttl_s"])
+        self.doors = DoorMonitor(len(self.slots), ticks_diff, cfg["jam_ms"], cfg["left_open_ms"])
+        self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
+        self._last_floor_write = 0
+        self.halted = None          # reason string once the store refused to load
+        self._handlers = {
+            P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
+            P.RECLAIM: self._reclaim, P.PICKUP: self._pickup, P.TECH_OPEN: self._tech_open,
+            P.AUDIT_READ: self._audit_read, P.STATUS: self._status, P.ADMIN: self._admin,
+        }
+
+    # ---- boot and persistence ---------------------------------------------------------
+
+    def boot(self):
+        """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
+        if not self.store.recover(self._load_state, self._apply):
+            self.store.create(self._state())
+        if self.store.needs_compaction():
+            self.store.snapshot(self._state())
+        self._commit({"e": "boot"})
+
+    def _state(self):
+        d = self.slots.to_dict()
+        d["thr"] = self.throttle.to_list()
+        d["rev"] = [[s, u] for s, u in self.revoked.items()]
+        d["adm"] = self.admin_seq
+        d["floor"] = self.clock.now()
+        return d
+
+    def _load_state(self, d):
+        self.slots.load(d)
+        self.throttle.load(d["thr"])
+        self.revoked = {s: u for s, u in d["rev"]}
+        self.admin_seq = d["adm"]
+        self.clock.raise_floor(d["floor"])
+
+    def _commit(self, record):
+        """Persist one record, then apply it. Nothing is acted on before this returns."""
+        if "t" not in record:
+            record["t"] = self.clock.now()
+        self.store.append(record)
+        self._apply(record)
+        self._last_floor_write = record["t"]
+        if self.store.needs_compaction():
+            self.store.snapshot(self._state())
+        return record
+
+    def _apply(self, r):
+        e = r["e"]
+        t = r["t"]
+        self.clock.raise_floor(t)
+        if e == "dep":
+            cred = bytes.fromhex(r["c"])
+            holder, _ = credentials.decode(cred)
+            self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
+        elif e in ("pick", "cancel", "recl"):
+            self.slots.release(r["s"])
+        elif e == "tech":
+            act = r["a"]
+            if act == P.TECH_CLEAR:
+                self.slots.release(r["s"])
+            elif act == P.TECH_OUT_OF_SERVICE:
+                self.slots.set_service(r["s"], False)
+            elif act == P.TECH_IN_SERVICE:
+                self.slots.set_service(r["s"], True)
+        elif e == "fail":
+            self.throttle.apply_failure(t, r["k"], r["u"])
+        elif e == "jam":
+            self.slots.set_service(r["s"], False)
+            if r.get("undo") in ("pick", "recl", "cancel"):
+                self.slots.undo_release(r["s"])
+            elif r.get("undo") == "dep":
+                self.slots.void_deposit(r["s"])
+        elif e == "revoke":
+            self.revoked[r["serial"]] = r["until"]
+            self.admin_seq = r["a"]
+        elif e == "time":
+            self.admin_seq = r["a"]
+
+    # ---- sessions and dispatch --------------------------------------------------------
+
+    def new_session(self):
+        return Session()
+
+    def _new_challenge(self, session):
+        session.challenge = self._random(P.CHALLENGE_LEN)
+        session.issued_at = self.clock.now()
+        return session.challenge
+
+    def _take_challenge(self, session):
+        """The challenge the request must answer; consumed whatever the outcome."""
+        ch = session.challenge
+        session.challenge = None
+        if ch is None or self.clock.now() - session.issued_at > self.cfg["challenge_ttl_s"]:
+            raise P.ProtocolError(P.E_CHALLENGE, "no fresh challenge: send HELLO first")
+        return ch
+
+    def handle(self, session, frame):
+        """One request frame in, one response frame out. Never raises."""
+        req_type = P.ERROR_TYPE
+        try:
+            if self.halted:
+                raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
+            req_type = P.check_header(frame)
+            handler = self._handlers.get(req_type)
+            if handler is None:
+                req_type = P.ERROR_TYPE
+                raise P.ProtocolError(P.E_TYPE, "unknown request type 0x%02x" % frame[1])
+            body = handler(session, frame)
+            return P.response(req_type, P.OK, self._new_challenge(session), body)
+        except P.ProtocolError as e:
+            status, msg, retry = e.status, e.message, getattr(e, "retry_after", 0)
+        except credentials.CredentialError as e:
+            status, msg, retry = P.E_CREDENTIAL, str(e), 0
+        except OSError as e:            # flash full or failing: nothing was applied
+            status, msg, retry = P.E_INTERNAL, "storage error %s" % e, 0
+        return P.response(req_type, status, self._new_challenge(session),
+                          P.error_body(msg, retry))
+
+    def _authenticate(self, session, frame, reader, kind=None):
+        """Check the trailing tag against the session challenge; return the credential.
+
+        The reader must be positioned after the request's own fields."""
+        challenge = self._take_challenge(session)
+        tag = reader.tag_and_end()
+        cred, _ = credentials.decode(frame, 2)
+        expected = hmac_sha256(cred.key(self._master, self.locker_id),
+                               challenge + bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
+        if not equal(expected, tag):
+            raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
+        # Authentic from here on: its issue time is time the operator vouches for.
+        moved = self.clock.advance_to(cred.issued_at)
+        if moved >= FLOOR_PERIOD_S:
+            self._commit({"e": "clock", "by": moved, "serial": cred.serial})
+        credentials.check_usable(cred, self.clock.now(), self.revoked)
+        if kind is not None and cred.kind != kind:
+            raise P.ProtocolError(P.E_SCOPE, "credential kind not allowed here")
+        return cred
+
+    @staticmethod
+    def _read_cred(frame):
+        reader = P.Reader(frame)
+        try:
+            _, end = credentials.decode(frame, 2)
+        except credentials.CredentialError as e:
+            raise P.ProtocolError(P.E_LENGTH, str(e))
+        reader.pos = end
+        return reader
+
+    def _open(self, sid, purpose):
+        self.locks.request_open(sid)
+        self.doors.commanded(sid, purpose, self._ticks_ms())
+        self._pending_doors[sid] = purpose
+
+    # ---- flows ------------------------------------------------------------------------
+
+    def _hello(self, session, frame):
+        P.Reader(frame).end()
+        c = self.cfg
+        return self.locker_id + struct.pack(">IHHHBI", self.clock.now(), len(self.slots),
+                                            P.MAX_REQUEST, c["bucket_s"], c["skew_buckets"],
+                                            c["ttl_s"])
+
+    def _deposit_answer(self, sid):
+        s = self.slots.get(sid)
+        return struct.pack(">HIIBI", sid, s.gen, s.deposit_ts, s.size, self.cfg["ttl_s"])
+
+    def _deposit(self, session, frame):
+        r = self._read_cred(frame)
+        req_id = r.take(P.REQ_ID_LEN)
+        size = r.u8()
+        cred = self._authenticate(session, frame, r, credentials.COURIER)
+        if not 1 <= size <= self.slots.max_size():
+            raise P.ProtocolError(P.E_VALUE, "no slot size %d on this locker" % size)
+        sid = self.slots.find_deposit(cred.holder, req_id)
+        if sid is not None:            # a retry after a dropped link: same slot, door again
+            self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
+            self._open(sid, "dep")
+            return self._deposit_answer(sid)
+        if self.slots.finished_deposit(cred.holder, req_id):
+            raise P.ProtocolError(P.E_DONE, "this deposit was already completed")
+        sid = self.slots.allocate(size, self._door_usable)
+        if sid is None:
+            raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %d or larger" % size)
+        self._commit({"e": "dep", "s": sid, "g": self.slots.get(sid).gen + 1,
+                      "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
+        self._open(sid, "dep")
+        return self._deposit_answer(sid)
+
+    def _door_usable(self, sid):
+        return self.locks.driver.door_open(sid) is not True and not self.doors.awaiting(sid)
+
+    def _cancel(self, session, frame):
+        r = self._read_cred(frame)
+        req_id = r.take(P.REQ_ID_LEN)
+        cred = self._authenticate(session, frame, r, credentials.COURIER)
+        sid = self.slots.find_deposit(cred.holder, req_id)
+        if sid is None:
+            if self.slots.finished_deposit(cred.holder, req_id):
+                raise P.ProtocolError(P.E_DONE, "parcel already collected or cancelled")
+            raise P.ProtocolError(P.E_STATE, "no deposit of yours with this request id")
+        self._commit({"e": "cancel", "s": sid, "serial": cred.serial})
+        self._open(sid, "cancel")
+        return struct.pack(">H", sid)
+
+    def _reclaim(self, session, frame):
+        r = self._read_cred(frame)
+        want = r.u16()
+        cred = self._authenticate(session, frame, r, credentials.COURIER)
+        any_ok = cred.has_scope(credentials.SCOPE_RECLAIM_ANY)
+        for sid in self.slots.expired(self.clock.now(), self.cfg["ttl_s"]):
+            s = self.slots.get(sid)
+            if (want in (0, sid)) and (any_ok or s.holder == cred.holder):
+                self._commit({"e": "recl", "s": sid, "serial": cred.serial})
+                self._open(sid, "recl")
+                return struct.pack(">HI", sid, s.gen)
+        raise P.ProtocolError(P.E_STATE, "no expired parcel you may reclaim")
+
+    def _pickup(self, session, frame):
+        r = P.Reader(frame)
+        sid = r.u16()
+        form = r.u8()
+        presented = r.take(P.TAG_LEN)
+        r.end()
+        challenge = self._take_challenge(session)
+        if form not in (0, 1):
+            raise P.ProtocolError(P.E_VALUE, "unknown code form %d" % form)
+        slot = self.slots.get(sid)
+        if slot is None:
+            raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
+        now = self.clock.now()
+        wait = self.throttle.retry_after(now)
+        if wait:
+            e = P.ProtocolError(P.E_LOCKED_OUT, "too many wrong codes: locked out")
+            e.retry_after = wait
+            raise e
+        verdict = self.verifier.verify(slot, form, presented, challenge, now)
+        if verdict == VALID:
+            self._commit({"e": "pick", "s": sid, "g": slot.gen, "f": form})
+            self._open(sid, "pick")
+            return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
+        if verdict == EXPIRED:
+            self._commit({"e": "late", "s": sid, "g": slot.gen})
+            raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim")
+        strikes, until = self.throttle.failure_fields(now)
+        self._commit({"e": "fail", "s": sid, "k": strikes, "u": until})
+        e = P.ProtocolError(P.E_CODE, "wrong pickup code")
+        e.retry_after = max(0, until - now)
+        raise e
+
+    def _tech_open(self, session, frame):
+        r = self._read_cred(frame)
+        sid = r.u16()
+        action = r.u8()
+        cred = self._authenticate(session, frame, r, credentials.TECHNICIAN)
+        slot = self.slots.get(sid)
+        if slot is None:
+            raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
+        if action > P.TECH_IN_SERVICE:
+            raise P.ProtocolError(P.E_VALUE, "unknown technician action %d" % action)
+        self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
+        if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
+            self._open(sid, "tech")
+        return struct.pack(">HB", sid, self._slot_bits(slot, self.clock.now()))
+
+    def _status(self, session, frame):
+        r = self._read_cred(frame)
+        self._authenticate(session, frame, r)
+        now = self.clock.now()
+        out = bytearray(struct.pack(">IH", now, len(self.slots)))
+        for sid in self.slots.sids():
+            s = self.slots.get(sid)
+            out.append(s.size)
+            out.append(self._slot_bits(s, now))
+        return bytes(out)
+
+    def _slot_bits(self, s, now):
+        bits = 0
+        if s.state == OCCUPIED:
+            bits |= ST_OCCUPIED
+            if now > s.deposit_ts + self.cfg["ttl_s"]:
+                bits |= ST_EXPIRED
+        if s.out_of_service:
+            bits |= ST_OUT_OF_SERVICE
+        door = self.locks.driver.door_open(s.sid)
+        if door is not None:
+            bits |= ST_HAS_SENSOR
+            if door:
+                bits |= ST_DOOR_OPEN
+        return bits
+
+    def _audit_read(self, session, frame):
+        r = self._read_cred(frame)
+        from_seq = r.u32()
+        limit = r.u8()
+        cred = self._authenticate(session, frame, r)
+        if cred.kind != credentials.TECHNICIAN and not cred.has_scope(credentials.SCOPE_AUDIT):
+            raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
+        out = bytearray()
+        count = 0
+        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1
+        for line in self._audit_lines(from_seq):
+            if count >= limit or len(out) + 2 + len(line) > budget:
+                break
+            out += struct.pack(">H", len(line)) + line
+            count += 1
+        return bytes((count,)) + bytes(out)
+
+    def _audit_lines(self, from_seq):
+        import json
+        for record in read_audit(self.store.fs, self.store.key, from_seq):
+            yield json.dumps(record).encode()
+
+    def _admin(self, session, frame):
+        r = P.Reader(frame)
+        op = r.u8()
+        seq = r.u32()
+        payload = r.take(r.u8())
+        tag = r.tag_and_end()
+        expected = hmac_sha256(self._admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
+        if not equal(expected, tag):
+            raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
+        if seq <= self.admin_seq:
+            raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
+        if op == P.ADMIN_REVOKE and len(payload) == 8:
+            serial, until = struct.unpack(">II", payload)
+            self._prune_revoked()
+            if len(self.revoked) >= MAX_REVOKED:
+                raise P.ProtocolError(P.E_INTERNAL, "revocation list full")
+            self._commit({"e": "revoke", "serial": serial, "until": until, "a": seq})
+        elif op == P.ADMIN_SET_TIME and len(payload) == 4:
+            (t,) = struct.unpack(">I", payload)
+            moved = self.clock.advance_to(t)
+            self._commit({"e": "time", "to": t, "by": moved, "a": seq})
+        else:
+            raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
+        return struct.pack(">BI", op, seq)
+
+    def _prune_revoked(self):
+        now = self.clock.now()
+        for serial in [s for s, u in self.revoked.items() if u < now]:
+            del self.revoked[serial]
+
+    # ---- background work (main loop) --------------------------------------------------
+
+    def poll_doors(self):
+        """Classify door sensor changes; log anomalies, undo actions whose door jammed."""
+        for sid, event, purpose in self.doors.poll(self.locks.driver.door_open,
+                                                   self._ticks_ms()):
+            if event == "closed":
+                self._pending_doors.pop(sid, None)
+                continue
+            record = {"e": "door", "s": sid, "k": event}
+            if event == "jam":
+                record = {"e": "jam", "s": sid, "undo": purpose}
+                self._pending_doors.pop(sid, None)
+            self._commit(record)
+
+    def tick(self):
+        """Periodic: keep the persisted clock floor fresh."""
+        if self.clock.now() - self._last_floor_write >= FLOOR_PERIOD_S:
+            self._commit({"e": "clock"})

@@ -1,0 +1,161 @@
+# Locker protocol v1: message codec shared by the locker and the host client.
+# Byte layouts and test vectors: docs/protocol.md and docs/protocol_vectors.json.
+# Request  = version(1) type(1) body [tag(16)]
+# Response = version(1) type|0x80 (1) status(1) challenge(16) body
+# Authenticated requests end in tag = HMAC(credential_key, challenge | request-without-tag)[:16],
+# where challenge is the one the locker sent in its previous response (or HELLO).
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+import struct
+
+VERSION = const(1)
+CHALLENGE_LEN = const(16)
+TAG_LEN = const(16)
+REQ_ID_LEN = const(8)
+LOCKER_ID_LEN = const(8)
+MAX_REQUEST = const(256)
+MAX_RESPONSE = const(1024)
+
+# Request types
+HELLO = const(0x01)
+DEPOSIT = const(0x10)
+CANCEL = const(0x11)
+RECLAIM = const(0x12)
+PICKUP = const(0x20)
+TECH_OPEN = const(0x30)
+AUDIT_READ = const(0x31)
+STATUS = const(0x32)
+ADMIN = const(0x40)
+RESPONSE_BIT = const(0x80)
+ERROR_TYPE = const(0x7F)      # response type when the request type itself was unusable
+
+# Status codes (0 = OK)
+OK = const(0)
+E_VERSION = const(1)
+E_TYPE = const(2)
+E_LENGTH = const(3)
+E_AUTH = const(4)
+E_CHALLENGE = const(5)
+E_CREDENTIAL = const(6)
+E_NO_SLOT = const(7)
+E_STATE = const(8)
+E_CODE = const(9)
+E_LOCKED_OUT = const(10)
+E_EXPIRED = const(11)
+E_SCOPE = const(12)
+E_DONE = const(13)
+E_TOO_LARGE = const(14)
+E_INTERNAL = const(15)
+E_REPLAY = const(16)
+E_VALUE = const(17)
+
+
+# Technician actions
+TECH_OPEN_ONLY = const(0)
+TECH_CLEAR = const(1)            # open and mark the slot empty (parcel removed)
+TECH_OUT_OF_SERVICE = const(2)
+TECH_IN_SERVICE = const(3)
+
+# Admin operations (operator-signed, relayed by any phone, counter-protected)
+ADMIN_REVOKE = const(1)          # payload: serial u32
+ADMIN_SET_TIME = const(2)        # payload: unix time u32
+
+AUTHENTICATED = (DEPOSIT, CANCEL, RECLAIM, TECH_OPEN, AUDIT_READ, STATUS)
+
+
+class ProtocolError(Exception):
+    def __init__(self, status, message):
+        Exception.__init__(self, message)
+        self.status = status
+        self.message = message
+
+
+# ---- responses ----------------------------------------------------------------------
+
+def response(req_type, status, challenge, body=b""):
+    return bytes((VERSION, req_type | RESPONSE_BIT, status)) + bytes(challenge) + body
+
+
+def error_body(message, retry_after=0):
+    msg = message.encode()[:120]
+    return struct.pack(">IB", retry_after, len(msg)) + msg
+
+
+def parse_response(frame):
+    """Host side: return (type, status, challenge, body); ProtocolError if malformed."""
+    if len(frame) < 3 + CHALLENGE_LEN:
+        raise ProtocolError(E_LENGTH, "response too short")
+    if frame[0] != VERSION:
+        raise ProtocolError(E_VERSION, "response version %d" % frame[0])
+    return (frame[1] & ~RESPONSE_BIT & 0xFF, frame[2], bytes(frame[3:3 + CHALLENGE_LEN]),
+            bytes(frame[3 + CHALLENGE_LEN:]))
+
+
+def parse_error(body):
+    """Host side: (retry_after, message) of an error response body."""
+    if len(body) < 5:
+        return 0, ""
+    retry, n = struct.unpack(">IB", body[:5])
+    return retry, bytes(body[5:5 + n]).decode()
+
+
+# ---- requests -----------------------------------------------------------------------
+
+def request(req_type, body=b""):
+    return bytes((VERSION, req_type)) + body
+
+
+def sign(frame_without_tag, key, challenge):
+    from hmac_sha256 import hmac_sha256
+    return frame_without_tag + hmac_sha256(key, bytes(challenge) + frame_without_tag)[:TAG_LEN]
+
+
+def check_header(frame):
+    """Return the request type, or raise ProtocolError for framing faults."""
+    if len(frame) > MAX_REQUEST:
+        raise ProtocolError(E_TOO_LARGE, "request over %d bytes" % MAX_REQUEST)
+    if len(frame) < 2:
+        raise ProtocolError(E_LENGTH, "request shorter than its header")
+    if frame[0] != VERSION:
+        raise ProtocolError(E_VERSION, "protocol version %d not supported" % frame[0])
+    return frame[1]
+
+
+class Reader:
+    """Bounds-checked reads from a request body; every short read is a clean E_LENGTH."""
+
+    def __init__(self, buf, pos=2):
+        self.buf = buf
+        self.pos = pos
+
+    def take(self, n):
+        end = self.pos + n
+        if end > len(self.buf):
+            raise ProtocolError(E_LENGTH, "message truncated")
+        out = bytes(self.buf[self.pos:end])
+        self.pos = end
+        return out
+
+    def u8(self):
+        return self.take(1)[0]
+
+    def u16(self):
+        return struct.unpack(">H", self.take(2))[0]
+
+    def u32(self):
+        return struct.unpack(">I", self.take(4))[0]
+
+    def tag_and_end(self):
+        """The trailing tag; anything after it is a length error."""
+        tag = self.take(TAG_LEN)
+        if self.pos != len(self.buf):
+            raise ProtocolError(E_LENGTH, "trailing bytes after the tag")
+        return tag
+
+    def end(self):
+        if self.pos != len(self.buf):
+            raise ProtocolError(E_LENGTH, "trailing bytes")

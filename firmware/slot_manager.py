@@ -1,0 +1,161 @@
+# Slots of one cabinet and the life of a parcel in them.
+#
+# Persisted state per slot: FREE or OCCUPIED, plus an out-of-service flag. A slot's
+# occupancy fields (generation, deposit time, courier credential block, request id) stay
+# after release until the next deposit, so a pickup whose door jammed can be undone.
+# Derived, never stored: "expired" (occupied longer than the TTL) and the door's own state
+# (sensors and the door monitor own that).
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+from array import array
+
+FREE = const(0)
+OCCUPIED = const(1)
+RECENT_DEPOSITS = const(32)     # finished deposits remembered for idempotent retries
+
+SIZE_NAMES = ("S", "M", "L", "XL")
+
+
+def size_from_name(name):
+    return SIZE_NAMES.index(name.upper()) + 1
+
+
+class Slot:
+    """A read-only view of one slot, made on demand (the table itself is packed arrays)."""
+
+    def __init__(self, table, sid):
+        i = sid - 1
+        self.sid = sid
+        self.size = table.size[i]
+        self.state = table.state[i]
+        self.out_of_service = bool(table.oos[i])
+        self.gen = table.gen[i]
+        self.deposit_ts = table.deposit_ts[i]
+        self.cred = table.cred[i] or b""     # depositing courier's credential block
+        self.req = table.req[i] or b""       # deposit request id (idempotent retries)
+        self.holder = table.holder[i] or b""  # courier id
+
+
+class SlotManager:
+    def __init__(self, sizes):
+        """sizes[i] is the size class (1=S, 2=M, ...) of slot i+1.
+
+        Packed per-field arrays, not an object per slot: a 100-slot cabinet must fit the
+        ESP32's heap next to BLE (docs/performance.md)."""
+        n = len(sizes)
+        self.size = bytearray(sizes)
+        self.state = bytearray(n)
+        self.oos = bytearray(n)
+        self.gen = array("I", bytes(4 * n))
+        self.deposit_ts = array("I", bytes(4 * n))
+        self.cred = [None] * n
+        self.req = [None] * n
+        self.holder = [None] * n
+        self.recent = []         # [holder hex, req hex] of finished deposits, newest last
+
+    def __len__(self):
+        return len(self.size)
+
+    def get(self, sid):
+        if 1 <= sid <= len(self.size):
+            return Slot(self, sid)
+        return None
+
+    def sids(self):
+        return range(1, len(self.size) + 1)
+
+    def max_size(self):
+        return max(self.size)
+
+    # ---- queries --------------------------------------------------------------------
+
+    def allocate(self, size, usable):
+        """Smallest free slot that fits, lowest id among equals; None if none fits.
+
+        usable(sid) lets the caller veto slots whose door is not known closed."""
+        best = None
+        for i in range(len(self.size)):
+            if (self.state[i] != FREE or self.oos[i] or self.size[i] < size
+                    or not usable(i + 1)):
+                continue
+            if best is None or self.size[i] < self.size[best]:
+                best = i
+        return None if best is None else best + 1
+
+    def find_deposit(self, holder, req):
+        """The slot currently holding this courier's deposit with this request id."""
+        for i in range(len(self.size)):
+            if self.state[i] == OCCUPIED and self.req[i] == req and self.holder[i] == holder:
+                return i + 1
+        return None
+
+    def finished_deposit(self, holder, req):
+        return [holder.hex(), req.hex()] in self.recent
+
+    def expired(self, now, ttl_s):
+        return [i + 1 for i in range(len(self.size))
+                if self.state[i] == OCCUPIED and now > self.deposit_ts[i] + ttl_s]
+
+    # ---- transitions (called only when applying a journal record) -----------------
+
+    def deposit(self, sid, gen, ts, cred, req, holder):
+        i = sid - 1
+        self.state[i] = OCCUPIED
+        self.gen[i] = gen
+        self.deposit_ts[i] = ts
+        self.cred[i] = cred
+        self.req[i] = req
+        self.holder[i] = holder
+
+    def release(self, sid):
+        i = sid - 1
+        if self.state[i] == OCCUPIED and self.req[i]:
+            self.recent.append([self.holder[i].hex(), self.req[i].hex()])
+            if len(self.recent) > RECENT_DEPOSITS:
+                self.recent.pop(0)
+        self.state[i] = FREE
+
+    def undo_release(self, sid):
+        """A pickup/reclaim/cancel whose door never opened: the parcel is still inside."""
+        i = sid - 1
+        if self.cred[i] is None:
+            return
+        self.state[i] = OCCUPIED
+        key = [self.holder[i].hex(), self.req[i].hex()]
+        if key in self.recent:
+            self.recent.remove(key)
+
+    def void_deposit(self, sid):
+        """A deposit whose door never opened: nothing was put in."""
+        self.state[sid - 1] = FREE
+
+    def set_service(self, sid, in_service):
+        self.oos[sid - 1] = 0 if in_service else 1
+
+    # ---- persistence ----------------------------------------------------------------
+
+    def to_dict(self):
+        rows = []
+        for i in range(len(self.size)):
+            rows.append([self.state[i], self.oos[i], self.gen[i], self.deposit_ts[i],
+                         (self.cred[i] or b"").hex(), (self.req[i] or b"").hex(),
+                         (self.holder[i] or b"").hex()])
+        return {"slots": rows, "recent": self.recent}
+
+    def load(self, data):
+        rows = data["slots"]
+        if len(rows) != len(self.size):
+            raise ValueError("stored slot count %d != configured %d" % (len(rows), len(self.size)))
+        for i, (state, oos, gen, ts, cred, req, holder) in enumerate(rows):
+            self.state[i] = state
+            self.oos[i] = oos
+            self.gen[i] = gen
+            self.deposit_ts[i] = ts
+            self.cred[i] = bytes.fromhex(cred) if cred else None
+            self.req[i] = bytes.fromhex(req) if req else None
+            self.holder[i] = bytes.fromhex(holder) if holder else None
+        self.recent = data["recent"]

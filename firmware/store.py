@@ -1,0 +1,233 @@
+# Crash-safe journal + snapshot store; the journal doubles as the hash-chained audit log.
+#
+# Files:  s.N  snapshot of the live state after every record before segment N
+#         j.N  segment N: a header line, then one line per record appended since s.N
+# A record line is  <json>\t<mac hex>\n  with mac = HMAC(audit_key, prev_mac | json)[:16]:
+# a chain that nobody without the locker's master secret can rewrite unnoticed.
+# One state change = one append (one durable write). Every `segment_records` records the
+# live state is written to s.N+1 (temp file + rename) and j.N+1 starts; recovery reads one
+# snapshot and at most one segment, so boot time is bounded by live state, not history.
+# Old segments are kept (`keep_segments`) as audit history, then deleted.
+# A torn last line is a write the power cut interrupted: nothing acted on it, so it is
+# dropped. Anything else that fails its check is corruption: recovery refuses to start.
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+import json
+
+from hmac_sha256 import hmac_sha256
+
+MAC_LEN = const(16)
+GENESIS = b"\x00" * 16
+SEGMENT_RECORDS = const(200)
+KEEP_SEGMENTS = const(8)
+
+
+class StoreCorrupt(Exception):
+    """The store fails its integrity checks: operation must stop until an operator acts."""
+
+
+def chain_mac(key, prev_mac, body):
+    return hmac_sha256(key, prev_mac, body)[:MAC_LEN]
+
+
+def encode_line(key, prev_mac, record):
+    body = json.dumps(record).encode()
+    mac = chain_mac(key, prev_mac, body)
+    return body + b"\t" + mac.hex().encode() + b"\n", mac
+
+
+def decode_line(key, prev_mac, line):
+    """Return (record, mac) or None when the line fails its checks."""
+    if not line.endswith(b"\n"):
+        return None
+    body, sep, mac_hex = line[:-1].rpartition(b"\t")
+    if not sep or len(mac_hex) != 2 * MAC_LEN:
+        return None
+    try:
+        mac = bytes.fromhex(mac_hex.decode())
+    except ValueError:
+        return None
+    if chain_mac(key, prev_mac, body) != mac:
+        return None
+    try:
+        return json.loads(body), mac
+    except ValueError:
+        return None
+
+
+def _index(name, prefix):
+    if not name.startswith(prefix) or name.endswith(".tmp"):
+        return -1
+    tail = name[len(prefix):]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _names(fs, prefix):
+    return sorted(i for i in (_index(n, prefix) for n in fs.listdir()) if i >= 0)
+
+
+def read_segment(fs, key, n):
+    """Yield (record, mac) of segment n after checking its header; stops at a torn tail.
+
+    Returns the generator; the header is checked when iteration starts. Raises StoreCorrupt
+    on a bad line that is not the last one."""
+    with fs.open_read("j.%d" % n) as f:
+        head = f.readline()
+        try:
+            header = json.loads(head)
+            prev = bytes.fromhex(header["h"])
+            seq = header["n"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreCorrupt("segment %d: bad header" % n)
+        yield header, prev
+        bad = None
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            if bad is not None:
+                raise StoreCorrupt("segment %d: bad record after %d" % (n, seq))
+            got = decode_line(key, prev, line)
+            if got is None or got[0].get("n") != seq + 1:
+                bad = line        # acceptable only if it is the last line (torn write)
+                continue
+            record, prev = got
+            seq += 1
+            yield record, prev
+
+
+class Store:
+    def __init__(self, fs, key, segment_records=SEGMENT_RECORDS, keep_segments=KEEP_SEGMENTS):
+        self.fs = fs
+        self.key = key
+        self.segment_records = segment_records
+        self.keep_segments = keep_segments
+        self.segment = 0
+        self.seq = 0              # number of the last record
+        self.head = GENESIS       # mac of the last record
+        self.in_segment = 0
+        self.torn_tail = False
+
+    # ---- recovery -----------------------------------------------------------------
+
+    def recover(self, load_state, apply):
+        """Load the latest snapshot through load_state(dict), then replay its segment
+        through apply(record). Returns False for a brand-new (empty) store."""
+        self.fs.ensure()
+        for name in self.fs.listdir():
+            if name.endswith(".tmp"):
+                self.fs.remove(name)        # an interrupted atomic write: never live
+        snaps = _names(self.fs, "s.")
+        if not snaps:
+            if _names(self.fs, "j."):
+                raise StoreCorrupt("journal present but no snapshot")
+            return False
+        n = snaps[-1]
+        load_state(self._load_snapshot(n))
+        self.segment = n
+        self.in_segment = 0
+        if not self.fs.exists("j.%d" % n):
+            self._start_segment()           # cut between snapshot and segment creation
+            return True
+        rows = read_segment(self.fs, self.key, n)
+        header, prev = next(rows)
+        if header["n"] != self.seq or prev != self.head:
+            raise StoreCorrupt("segment %d does not continue snapshot %d" % (n, n))
+        for record, mac in rows:
+            apply(record)
+            self.seq = record["n"]
+            self.head = mac
+            self.in_segment += 1
+        self.torn_tail = self._has_torn_tail(n)
+        return True
+
+    def _has_torn_tail(self, n):
+        with self.fs.open_read("j.%d" % n) as f:
+            lines = 0
+            while f.readline():
+                lines += 1
+        return lines != self.in_segment + 1
+
+    def _load_snapshot(self, n):
+        with self.fs.open_read("s.%d" % n) as f:
+            data = f.read()
+        body, sep, mac_hex = data.rstrip(b"\n").rpartition(b"\t")
+        try:
+            mac = bytes.fromhex(mac_hex.decode())
+        except ValueError:
+            mac = b""
+        if not sep or chain_mac(self.key, b"snapshot", body) != mac:
+            raise StoreCorrupt("snapshot %d fails its MAC" % n)
+        snap = json.loads(body)
+        self.seq = snap["n"]
+        self.head = bytes.fromhex(snap["h"])
+        return snap["state"]
+
+    # ---- writing ------------------------------------------------------------------
+
+    def create(self, state):
+        """Initialise an empty store (first boot)."""
+        self.fs.ensure()
+        self.segment = 0
+        self.snapshot(state)
+
+    def append(self, record):
+        """Persist one record (assigns record['n']); one durable write."""
+        record["n"] = self.seq + 1
+        line, mac = encode_line(self.key, self.head, record)
+        self.fs.append("j.%d" % self.segment, line)
+        self.seq = record["n"]
+        self.head = mac
+        self.in_segment += 1
+        return record
+
+    def needs_compaction(self):
+        return self.torn_tail or self.in_segment >= self.segment_records
+
+    def snapshot(self, state):
+        """Write the live state as snapshot N+1 and start segment N+1 (the compaction)."""
+        n = self.segment + 1
+        body = json.dumps({"n": self.seq, "h": self.head.hex(), "state": state}).encode()
+        mac = chain_mac(self.key, b"snapshot", body)
+        self.fs.replace("s.%d" % n, (body, b"\t", mac.hex().encode(), b"\n"))
+        self.segment = n
+        self._start_segment()
+        self.torn_tail = False
+        self._prune()
+
+    def _start_segment(self):
+        header = json.dumps({"seg": self.segment, "n": self.seq, "h": self.head.hex()})
+        self.fs.replace("j.%d" % self.segment, (header.encode(), b"\n"))
+        self.in_segment = 0
+
+    def _prune(self):
+        for i in _names(self.fs, "s."):
+            if i < self.segment:
+                self.fs.remove("s.%d" % i)
+        for i in _names(self.fs, "j."):
+            if i <= self.segment - self.keep_segments:
+                self.fs.remove("j.%d" % i)
+
+
+def read_audit(fs, key, from_seq=1):
+    """Yield every retained record with n >= from_seq, checking the whole chain.
+
+    Segments must join up: each header names the (n, mac) where the previous one ended.
+    Raises StoreCorrupt on any break."""
+    segs = _names(fs, "j.")
+    prev_end = None
+    for n in segs:
+        rows = read_segment(fs, key, n)
+        header, mac = next(rows)
+        if prev_end is not None and (header["n"], mac) != prev_end:
+            raise StoreCorrupt("segment %d does not continue segment %d" % (n, n - 1))
+        last = (header["n"], mac)
+        for record, mac in rows:
+            last = (record["n"], mac)
+            if record["n"] >= from_seq:
+                yield record
+        prev_end = last

@@ -1,0 +1,174 @@
+"""The phone's side of the patent, as a library: send a request, receive the slot, generate
+the pickup code; send a proof of the code, receive the slot that opened.
+
+A transport only moves frames: `exchange(frame) -> frame`. The simulator socket and BLE
+(bleak) both implement it; tests use the locker's handler directly."""
+import os
+import struct
+from dataclasses import dataclass
+
+from .fw import credentials, pickup_code, protocol as P
+
+
+STATUS_NAMES = {
+    P.OK: "ok", P.E_VERSION: "unsupported-version", P.E_TYPE: "unknown-type",
+    P.E_LENGTH: "bad-length", P.E_AUTH: "bad-mac", P.E_CHALLENGE: "stale-challenge",
+    P.E_CREDENTIAL: "credential-refused", P.E_NO_SLOT: "no-free-slot", P.E_STATE: "wrong-state",
+    P.E_CODE: "wrong-code", P.E_LOCKED_OUT: "locked-out", P.E_EXPIRED: "code-expired",
+    P.E_SCOPE: "not-permitted", P.E_DONE: "already-done", P.E_TOO_LARGE: "too-large",
+    P.E_INTERNAL: "internal-error", P.E_REPLAY: "replayed", P.E_VALUE: "bad-value",
+}
+
+
+class LockerRefused(Exception):
+    """The locker answered with an error status."""
+
+    def __init__(self, status, message, retry_after=0):
+        super().__init__("%s: %s" % (STATUS_NAMES.get(status, status), message))
+        self.status = status
+        self.name = STATUS_NAMES.get(status, str(status))
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass
+class CourierCredential:
+    """What a courier's (or technician's) phone holds: the public block and its key."""
+    locker_id: bytes
+    block: bytes
+    key: bytes
+
+    @property
+    def credential(self):
+        return credentials.decode(self.block)[0]
+
+
+@dataclass
+class Deposit:
+    slot: int
+    generation: int
+    deposit_ts: int
+    size: int
+    ttl_s: int
+    code: str
+    machine_code: str
+    request_id: bytes
+
+    @property
+    def expires_at(self):
+        return self.deposit_ts + self.ttl_s
+
+
+@dataclass
+class Hello:
+    locker_id: bytes
+    time: int
+    slot_count: int
+    max_request: int
+    bucket_s: int
+    skew_buckets: int
+    ttl_s: int
+
+
+class LockerClient:
+    def __init__(self, transport):
+        self.transport = transport
+        self.challenge = None
+        self.hello_info = None
+
+    # ---- plumbing -------------------------------------------------------------------
+
+    def _call(self, req_type, frame):
+        answer = self.transport.exchange(frame)
+        rtype, status, challenge, body = P.parse_response(answer)
+        self.challenge = challenge
+        if status != P.OK:
+            retry, msg = P.parse_error(body)
+            raise LockerRefused(status, msg, retry)
+        if rtype != req_type:
+            raise LockerRefused(P.E_TYPE, "answer of type 0x%02x to 0x%02x" % (rtype, req_type))
+        return body
+
+    def _ensure_challenge(self):
+        if self.challenge is None:
+            self.hello()
+
+    def _signed(self, req_type, cred, fields):
+        self._ensure_challenge()
+        frame = P.sign(P.request(req_type, cred.block + fields), cred.key, self.challenge)
+        self.challenge = None
+        return self._call(req_type, frame)
+
+    # ---- flows ----------------------------------------------------------------------
+
+    def hello(self):
+        body = self._call(P.HELLO, P.request(P.HELLO))
+        lid = body[:8]
+        t, n, maxreq, bucket, skew, ttl = struct.unpack(">IHHHBI", body[8:8 + 17])
+        self.hello_info = Hello(lid, t, n, maxreq, bucket, skew, ttl)
+        return self.hello_info
+
+    def deposit(self, cred, size=1, request_id=None):
+        """Deposit: the locker allocates and opens a slot; the phone generates the code."""
+        request_id = request_id or os.urandom(P.REQ_ID_LEN)
+        body = self._signed(P.DEPOSIT, cred, request_id + bytes((size,)))
+        slot, gen, ts, got_size, ttl = struct.unpack(">HIIBI", body)
+        bucket_s = self.hello_info.bucket_s if self.hello_info else pickup_code.BUCKET_S
+        return Deposit(slot, gen, ts, got_size, ttl,
+                       pickup_code.human_code(cred.key, cred.locker_id, slot, gen, ts, bucket_s),
+                       pickup_code.machine_code(cred.key, cred.locker_id, slot, gen, ts,
+                                                bucket_s),
+                       request_id)
+
+    def pickup(self, code):
+        """Pickup: prove knowledge of the code against a fresh challenge; get the slot."""
+        slot, form, material = pickup_code.parse(code)
+        self._ensure_challenge()
+        proof = pickup_code.proof(form, material, self.challenge, slot)
+        self.challenge = None
+        body = self._call(P.PICKUP, P.request(P.PICKUP, struct.pack(">HB", slot, form) + proof))
+        sid, size, ts = struct.unpack(">HBI", body)
+        return {"slot": sid, "size": size, "deposit_ts": ts}
+
+    def cancel(self, cred, request_id):
+        return struct.unpack(">H", self._signed(P.CANCEL, cred, request_id))[0]
+
+    def reclaim(self, cred, slot=0):
+        sid, gen = struct.unpack(">HI", self._signed(P.RECLAIM, cred, struct.pack(">H", slot)))
+        return sid
+
+    def tech_open(self, cred, slot, action=P.TECH_OPEN_ONLY):
+        sid, bits = struct.unpack(">HB", self._signed(P.TECH_OPEN, cred,
+                                                      struct.pack(">HB", slot, action)))
+        return {"slot": sid, "bits": bits}
+
+    def status(self, cred):
+        body = self._signed(P.STATUS, cred, b"")
+        now, n = struct.unpack(">IH", body[:6])
+        slots = [{"slot": i + 1, "size": body[6 + 2 * i], "bits": body[7 + 2 * i]}
+                 for i in range(n)]
+        return {"time": now, "slots": slots}
+
+    def audit_page(self, cred, from_seq=1, limit=255):
+        body = self._signed(P.AUDIT_READ, cred, struct.pack(">IB", from_seq, limit))
+        count, pos, lines = body[0], 1, []
+        for _ in range(count):
+            (n,) = struct.unpack(">H", body[pos:pos + 2])
+            lines.append(body[pos + 2:pos + 2 + n])
+            pos += 2 + n
+        return lines
+
+    def admin(self, signed_blob):
+        body = self._call(P.ADMIN, signed_blob)
+        return struct.unpack(">BI", body)
+
+
+class DirectTransport:
+    """In-process transport to a Locker object (tests, benchmarks)."""
+
+    def __init__(self, locker, session=None):
+        self.locker = locker
+        self.session = session or locker.new_session()
+
+    def exchange(self, frame):
+        return self.locker.handle(self.session, frame)
