@@ -176,6 +176,12 @@ class Locker:
         return P.response(req_type, status, self._new_challenge(session),
                           P.error_body(msg, retry))
 
+    def error_answer(self, session, status, message):
+        """An error frame for faults found below the handler (fragmentation, size)."""
+        session.challenge = None
+        return P.response(P.ERROR_TYPE, status, self._new_challenge(session),
+                          P.error_body(message))
+
     def _authenticate(self, session, frame, reader, kind=None):
         """Check the trailing tag against the session challenge; return the credential.
 

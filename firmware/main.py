@@ -1,0 +1,108 @@
+# Firmware entry point: the SAME file boots a locker on the ESP32 and in the simulator.
+# Order matters (docs/adr/0003): lock outputs off first, then config and keys, then store
+# recovery, then the transport. A store that fails its checks keeps the locker up but
+# refusing every request with a clear error, instead of silently starting empty.
+import gc
+import sys
+
+import asyncio
+import config
+from clock import LockerClock
+from gpio_lock import LockBank
+from locker import Locker
+from store import StoreCorrupt
+
+HW_PERIOD_MS = 20            # pulse timing resolution
+DOOR_PERIOD_MS = 100         # door sensor poll
+TICK_PERIOD_MS = 10000       # clock floor upkeep
+
+
+def log(*args):
+    print("[locker]", *args)
+
+
+class Runtime:
+    """Wires a board to the locker core and runs the main loop."""
+
+    def __init__(self, board):
+        self.board = board
+        driver = board.lock_driver()
+        driver.all_off()                       # before anything can fail
+        self.cfg = config.load(board.path("locker.json"))
+        self.bank = LockBank(driver, self.cfg["pulse_ms"], self.cfg["rated_pulse_ms"],
+                             self.cfg["max_concurrent"], board.ticks_ms, board.ticks_diff)
+        self.clock = LockerClock(board.rtc_unix, board.uptime_s)
+        self.locker = Locker(self.cfg, board.read_secret(), board.store_fs(), self.clock,
+                             self.bank, board.ticks_ms, board.ticks_diff, board.random_bytes)
+        self.heap_peak = 0
+        self.requests = 0
+
+    def boot(self):
+        try:
+            self.locker.boot()
+            log("booted", self.cfg["locker_id"], "slots", len(self.locker.slots),
+                "journal seq", self.locker.store.seq)
+        except StoreCorrupt as e:
+            self.locker.halted = "store corrupt: %s" % e
+            log("HALTED:", self.locker.halted)
+
+    def handle(self, session, frame):
+        """Called by the transport for each reassembled request."""
+        answer = self.locker.handle(session, frame)
+        self.requests += 1
+        gc.collect()                  # keeps the small heap unfragmented between requests
+        used = gc.mem_alloc()         # retained heap incl. this answer: the high-water mark
+        if used > self.heap_peak:
+            self.heap_peak = used
+        return answer
+
+    async def hardware_loop(self):
+        ticks, diff = self.board.ticks_ms, self.board.ticks_diff
+        last_door = last_tick = ticks()
+        while True:
+            self.bank.service()
+            now = ticks()
+            if diff(now, last_door) >= DOOR_PERIOD_MS:
+                last_door = now
+                if not self.locker.halted:
+                    self.locker.poll_doors()
+            if diff(now, last_tick) >= TICK_PERIOD_MS:
+                last_tick = now
+                if not self.locker.halted:
+                    self.locker.tick()
+                gc.collect()
+            await asyncio.sleep_ms(HW_PERIOD_MS)
+
+    async def main(self):
+        self.boot()
+        asyncio.create_task(self.hardware_loop())
+        await self.board.serve(self)
+
+
+def _exception_handler(loop, context):
+    # One global handler (micropython-async style): log and keep the locker running.
+    log("task error:", context.get("exception"))
+
+
+def run(board):
+    loop = asyncio.get_event_loop()
+    loop.set_exception_handler(_exception_handler)
+    runtime = Runtime(board)
+    try:
+        asyncio.run(runtime.main())
+    finally:
+        runtime.bank.all_off()
+
+
+def _board_from_argv():
+    # Simulator: micropython main.py sim <state_dir> [port]. On the ESP32 the board module
+    # written by `make deploy` is imported instead.
+    if len(sys.argv) > 2 and sys.argv[1] == "sim":
+        import sim_board
+        return sim_board.SimBoard(sys.argv[2])
+    import board
+    return board.Board()
+
+
+if __name__ == "__main__":
+    run(_board_from_argv())

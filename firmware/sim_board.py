@@ -1,0 +1,206 @@
+# Board layer of the simulator: the unix-port stand-ins for the ESP32's pins, RTC, flash and
+# radio. Fake lock outputs and door sensors come from sim_hw (the one home of fakes); the
+# radio is a TCP socket on 127.0.0.1 carrying the same fragments as BLE; flash is a folder.
+#
+# Files in the state folder: locker.json (config), secret.bin (master secret), store/
+# (journal), sim.json (ports, sensors, link payload), sim_rtc.json (RTC offset: the battery-
+# backed RTC survives power cuts), sim_doors.json (the physical doors survive them too).
+import json
+import os
+import time
+
+import asyncio
+import fragment
+import protocol as P
+import sim_hw
+from flash_fs import FolderFs
+
+MAX_LINK_PAYLOAD = 244       # ESP32 NimBLE: ATT MTU 247 - 3
+IDLE_MS = 30000              # drop a silent connection (a phone that walked away)
+
+
+def _read_json(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(path, data):
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f)
+    os.rename(path + ".tmp", path)
+
+
+class PersistentDoors(sim_hw.SimLockDriver):
+    """Sim doors whose physical state outlives the firmware process (power cuts)."""
+
+    def __init__(self, count, sensors, path):
+        sim_hw.SimLockDriver.__init__(self, count, sensors, time.ticks_ms)
+        self._path = path
+        saved = _read_json(path, None)
+        if saved and len(saved.get("doors", [])) == count + 1:
+            self.doors = bytearray(saved["doors"])
+            self.jammed = set(saved.get("jammed", []))
+
+    def save(self):
+        _write_json(self._path, {"doors": list(self.doors), "jammed": sorted(self.jammed)})
+
+    def set_output(self, sid, on):
+        was = self.doors[sid]
+        sim_hw.SimLockDriver.set_output(self, sid, on)
+        if self.doors[sid] != was:
+            self.save()
+
+
+class SimBoard:
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+        self.sim = _read_json(self.path("sim.json"), {})
+        self.port = self.sim.get("port", 7420)
+        self.control_port = self.sim.get("control_port", self.port + 1)
+        self._rtc_path = self.path("sim_rtc.json")
+        self.rtc_offset = _read_json(self._rtc_path, {}).get("offset", 0)
+        self.runtime = None
+        self._driver = None
+
+    def path(self, name):
+        return self.state_dir + "/" + name
+
+    # ---- board interface ----------------------------------------------------------------
+    def lock_driver(self):
+        if self._driver is None:
+            cfg = _read_json(self.path("locker.json"), {})
+            import config
+            count = len(config.parse_layout(cfg.get("layout", config.DEFAULTS["layout"])))
+            self._driver = PersistentDoors(count, self.sim.get("sensors", True),
+                                           self.path("sim_doors.json"))
+        return self._driver
+
+    def read_secret(self):
+        with open(self.path("secret.bin"), "rb") as f:
+            secret = f.read()
+        if len(secret) != 32:
+            raise ValueError("secret.bin must hold 32 bytes")
+        return secret
+
+    def store_fs(self):
+        return FolderFs(self.path("store"))
+
+    def rtc_unix(self):
+        return int(time.time()) + self.rtc_offset
+
+    def uptime_s(self):
+        return time.ticks_ms() // 1000
+
+    ticks_ms = staticmethod(time.ticks_ms)
+    ticks_diff = staticmethod(time.ticks_diff)
+
+    @staticmethod
+    def random_bytes(n):
+        return os.urandom(n)
+
+    async def serve(self, runtime):
+        self.runtime = runtime
+        await asyncio.start_server(self._radio_client, "127.0.0.1", self.port)
+        await asyncio.start_server(self._control_client, "127.0.0.1", self.control_port)
+        print("[sim] radio on 127.0.0.1:%d, control on 127.0.0.1:%d"
+              % (self.port, self.control_port))
+        while True:
+            await asyncio.sleep(3600)
+
+    # ---- the radio: length-prefixed fragments, MTU agreed at connect ---------------------
+    async def _radio_client(self, reader, writer):
+        locker = self.runtime.locker
+        session = locker.new_session()
+        reasm = fragment.Reassembler(P.MAX_REQUEST)
+        try:
+            wanted = (await asyncio.wait_for_ms(reader.readexactly(1), IDLE_MS))[0]
+            link = max(fragment.DEFAULT_LINK_PAYLOAD, min(wanted, MAX_LINK_PAYLOAD))
+            writer.write(bytes((link,)))
+            await writer.drain()
+            while True:
+                n = (await asyncio.wait_for_ms(reader.readexactly(1), IDLE_MS))[0]
+                piece = await asyncio.wait_for_ms(reader.readexactly(n), IDLE_MS)
+                try:
+                    message = reasm.feed(piece, time.ticks_ms())
+                except fragment.FragmentError as e:
+                    answer = locker.error_answer(session, P.E_LENGTH, str(e))
+                else:
+                    if message is None:
+                        continue
+                    answer = self.runtime.handle(session, message)
+                for f in fragment.split(answer, link):
+                    writer.write(bytes((len(f),)) + f)
+                await writer.drain()
+        except (OSError, EOFError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    # ---- the bench: doors, clock and pins a test can see and drive ----------------------
+    async def _control_client(self, reader, writer):
+        try:
+            line = await reader.readline()
+            try:
+                answer = self.control(json.loads(line))
+            except Exception as e:       # a bad control command must not stop the locker
+                answer = {"ok": False, "error": "%s" % e}
+            writer.write(json.dumps(answer))
+            writer.write(b"\n")
+            await writer.drain()
+        finally:
+            writer.close()
+        if answer.get("stopping"):
+            self.runtime.bank.all_off()
+            raise SystemExit(0)
+
+    def control(self, cmd):
+        what = cmd.get("cmd")
+        drv = self.lock_driver()
+        if what == "door":
+            sid, action = int(cmd["slot"]), cmd["action"]
+            if not 1 <= sid <= drv.count:
+                raise ValueError("no slot %d" % sid)
+            if action == "close":
+                drv.close(sid)
+            elif action == "open":
+                drv.force_open(sid)
+            elif action in ("jam", "unjam"):
+                drv.jam(sid, action == "jam")
+            else:
+                raise ValueError("door action must be close, open, jam or unjam")
+            drv.save()
+        elif what == "clock":
+            self.rtc_offset += int(cmd.get("advance", 0))
+            _write_json(self._rtc_path, {"offset": self.rtc_offset})
+        elif what == "stop":
+            return {"ok": True, "stopping": True}
+        elif what != "status":
+            raise ValueError("unknown control command %r" % what)
+        return self.status()
+
+    def status(self):
+        """Compact on purpose: this runs inside the locker's ESP32-sized heap.
+
+        slots: [slot, size, state, out_of_service, expired, door_open, jammed, output_on]"""
+        import gc
+        lk = self.runtime.locker
+        drv = self._driver
+        now = lk.clock.now()
+        ttl = lk.cfg["ttl_s"]
+        slots = []
+        for sid in lk.slots.sids():
+            i = sid - 1
+            state = lk.slots.state[i]
+            slots.append((sid, lk.slots.size[i], state, lk.slots.oos[i],
+                          int(state == 1 and now > lk.slots.deposit_ts[i] + ttl),
+                          drv.doors[sid], int(sid in drv.jammed), drv.outputs[sid]))
+        return {"ok": True, "locker_id": lk.cfg["locker_id"], "time": now,
+                "rtc": self.rtc_unix(), "slots": slots, "halted": lk.halted,
+                "journal_seq": lk.store.seq, "requests": self.runtime.requests,
+                "heap_peak": self.runtime.heap_peak, "heap_now": gc.mem_alloc(),
+                "heap_total": gc.mem_alloc() + gc.mem_free(),
+                "max_pulse_ms": drv.max_on_ms, "peak_outputs": drv.peak_on,
+                "throttle": lk.throttle.to_list()}
