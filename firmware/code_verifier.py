@@ -11,11 +11,12 @@ except ImportError:  # CPython
 import pickup_code
 from credentials import decode
 from hmac_sha256 import equal
-from slot_manager import OCCUPIED
+from slot_manager import FREE, OCCUPIED, REOPEN_S
 
 VALID = const(0)
 WRONG = const(1)
 EXPIRED = const(2)
+REOPEN = const(3)      # the code of the parcel that just left: open the same door again
 
 
 class CodeVerifier:
@@ -28,8 +29,16 @@ class CodeVerifier:
         self.candidates_tried = 0     # for the benchmarks: proofs computed so far
 
     def verify(self, slot, form, presented_proof, challenge, now):
-        """Return VALID, WRONG or EXPIRED for a proof naming slot (a Slot or None)."""
-        if slot is None or slot.state != OCCUPIED or slot.out_of_service:
+        """Return VALID, WRONG, EXPIRED or REOPEN for a proof naming slot (a Slot or None).
+
+        REOPEN: the slot was emptied by this very code less than REOPEN_S ago and nothing
+        has been deposited since (power cut between the pickup record and the door, or a
+        door the recipient did not pull in time). Same occupancy, so still single-use."""
+        if slot is None or slot.out_of_service or not slot.cred:
+            return WRONG
+        reopen = (slot.state == FREE and slot.released_ts
+                  and 0 <= now - slot.released_ts <= REOPEN_S)
+        if slot.state != OCCUPIED and not reopen:
             return WRONG
         cred, _ = decode(slot.cred)
         key = cred.key(self._master, self._locker_id)
@@ -39,6 +48,8 @@ class CodeVerifier:
             material = pickup_code.secret_material(key, form, self._locker_id, slot.sid,
                                                    slot.gen, bucket)
             if equal(pickup_code.proof(form, material, challenge, slot.sid), presented_proof):
+                if reopen:
+                    return REOPEN
                 if pickup_code.is_expired(slot.deposit_ts, now, self.ttl_s):
                     return EXPIRED
                 return VALID

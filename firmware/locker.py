@@ -14,7 +14,7 @@ import struct
 
 import credentials
 import protocol as P
-from code_verifier import EXPIRED, VALID, CodeVerifier
+from code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
 from door_monitor import DoorMonitor
 from kdf import admin_key, audit_key
 from hmac_sha256 import equal, hmac_sha256
@@ -113,11 +113,11 @@ class Locker:
             holder, _ = credentials.decode(cred)
             self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
         elif e in ("pick", "cancel", "recl"):
-            self.slots.release(r["s"])
+            self.slots.release(r["s"], t)
         elif e == "tech":
             act = r["a"]
             if act == P.TECH_CLEAR:
-                self.slots.release(r["s"])
+                self.slots.release(r["s"], t)
             elif act == P.TECH_OUT_OF_SERVICE:
                 self.slots.set_service(r["s"], False)
             elif act == P.TECH_IN_SERVICE:
@@ -234,13 +234,14 @@ class Locker:
         r = self._read_cred(frame)
         req_id = r.take(P.REQ_ID_LEN)
         size = r.u8()
-        cred = self._authenticate(session, frame, r, credentials.COURIER)
         if not 1 <= size <= self.slots.max_size():
+            session.challenge = None
             raise P.ProtocolError(P.E_VALUE, "no slot size %d on this locker" % size)
+        cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is not None:            # a retry after a dropped link: same slot, door again
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
-            self._open(sid, "dep")
+            self._open(sid, "reopen")
             return self._deposit_answer(sid)
         if self.slots.finished_deposit(cred.holder, req_id):
             raise P.ProtocolError(P.E_DONE, "this deposit was already completed")
@@ -303,6 +304,10 @@ class Locker:
         if verdict == VALID:
             self._commit({"e": "pick", "s": sid, "g": slot.gen, "f": form})
             self._open(sid, "pick")
+            return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
+        if verdict == REOPEN:
+            self._commit({"e": "reopen", "s": sid, "g": slot.gen})
+            self._open(sid, "reopen")
             return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
         if verdict == EXPIRED:
             self._commit({"e": "late", "s": sid, "g": slot.gen})

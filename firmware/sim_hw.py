@@ -60,10 +60,14 @@ class ManualTime:
     def __init__(self, start=1767225600):       # 2026-01-01 00:00:00 UTC
         self.rtc = start
         self.ms = 0
+        self._frac_ms = 0          # sub-second advances, so the RTC stays whole seconds
 
     def advance(self, seconds):
-        self.rtc += seconds
-        self.ms += int(seconds * 1000)
+        step = int(seconds * 1000)
+        self.ms += step
+        self._frac_ms += step
+        self.rtc += self._frac_ms // 1000
+        self._frac_ms %= 1000
 
     def rtc_unix(self):
         return self.rtc

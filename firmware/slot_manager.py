@@ -16,6 +16,7 @@ from array import array
 FREE = const(0)
 OCCUPIED = const(1)
 RECENT_DEPOSITS = const(32)     # finished deposits remembered for idempotent retries
+REOPEN_S = const(120)           # a pickup code reopens its door this long after use
 
 SIZE_NAMES = ("S", "M", "L", "XL")
 
@@ -38,6 +39,7 @@ class Slot:
         self.cred = table.cred[i] or b""     # depositing courier's credential block
         self.req = table.req[i] or b""       # deposit request id (idempotent retries)
         self.holder = table.holder[i] or b""  # courier id
+        self.released_ts = table.released_ts[i]  # when the last parcel left (0: never)
 
 
 class SlotManager:
@@ -52,6 +54,7 @@ class SlotManager:
         self.oos = bytearray(n)
         self.gen = array("I", bytes(4 * n))
         self.deposit_ts = array("I", bytes(4 * n))
+        self.released_ts = array("I", bytes(4 * n))
         self.cred = [None] * n
         self.req = [None] * n
         self.holder = [None] * n
@@ -111,8 +114,9 @@ class SlotManager:
         self.req[i] = req
         self.holder[i] = holder
 
-    def release(self, sid):
+    def release(self, sid, ts):
         i = sid - 1
+        self.released_ts[i] = ts
         if self.state[i] == OCCUPIED and self.req[i]:
             self.recent.append([self.holder[i].hex(), self.req[i].hex()])
             if len(self.recent) > RECENT_DEPOSITS:
@@ -143,14 +147,15 @@ class SlotManager:
         for i in range(len(self.size)):
             rows.append([self.state[i], self.oos[i], self.gen[i], self.deposit_ts[i],
                          (self.cred[i] or b"").hex(), (self.req[i] or b"").hex(),
-                         (self.holder[i] or b"").hex()])
+                         (self.holder[i] or b"").hex(), self.released_ts[i]])
         return {"slots": rows, "recent": self.recent}
 
     def load(self, data):
         rows = data["slots"]
         if len(rows) != len(self.size):
             raise ValueError("stored slot count %d != configured %d" % (len(rows), len(self.size)))
-        for i, (state, oos, gen, ts, cred, req, holder) in enumerate(rows):
+        for i, (state, oos, gen, ts, cred, req, holder, released) in enumerate(rows):
+            self.released_ts[i] = released
             self.state[i] = state
             self.oos[i] = oos
             self.gen[i] = gen

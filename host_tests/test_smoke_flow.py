@@ -19,12 +19,30 @@ def test_deposit_then_pickup_opens_the_same_slot(bench):
     assert bench.driver.pulses == [dep.slot, dep.slot]
 
 
-def test_code_is_single_use(bench):
+def test_code_is_single_use_after_the_reopen_window(bench):
     dep = bench.client.deposit(bench.courier(), size=1)
     bench.client.pickup(dep.code)
+    # within REOPEN_S the same code reopens the same (now empty) door: ADR 0004
+    assert bench.client.pickup(dep.code)["slot"] == dep.slot
+    assert bench.locker.slots.get(dep.slot).state == 0
+    bench.time.advance(121)
     with pytest.raises(LockerRefused) as e:
         bench.client.pickup(dep.code)
     assert e.value.name == "wrong-code"
+
+
+def test_used_code_is_dead_once_the_slot_is_reused(bench):
+    courier = bench.courier()
+    first = bench.client.deposit(courier, size=1)
+    bench.client.pickup(first.code)
+    bench.run_hardware()
+    bench.driver.close(first.slot)
+    bench.run_hardware()
+    second = bench.client.deposit(courier, size=1)
+    assert second.slot == first.slot and second.generation == first.generation + 1
+    with pytest.raises(LockerRefused):
+        bench.client.pickup(first.code)
+    assert bench.locker.slots.get(first.slot).state == 1
 
 
 def test_state_survives_reboot(bench):

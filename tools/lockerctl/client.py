@@ -93,11 +93,21 @@ class LockerClient:
         if self.challenge is None:
             self.hello()
 
+    def _fresh(self, req_type, build):
+        """Send build(challenge); on a stale challenge (nothing was evaluated) retry once with
+        the fresh challenge that the refusal itself carries."""
+        for attempt in (0, 1):
+            self._ensure_challenge()
+            challenge, self.challenge = self.challenge, None
+            try:
+                return self._call(req_type, build(challenge))
+            except LockerRefused as e:
+                if e.status != P.E_CHALLENGE or attempt:
+                    raise
+
     def _signed(self, req_type, cred, fields):
-        self._ensure_challenge()
-        frame = P.sign(P.request(req_type, cred.block + fields), cred.key, self.challenge)
-        self.challenge = None
-        return self._call(req_type, frame)
+        return self._fresh(req_type, lambda ch: P.sign(P.request(req_type, cred.block + fields),
+                                                       cred.key, ch))
 
     # ---- flows ----------------------------------------------------------------------
 
@@ -123,10 +133,9 @@ class LockerClient:
     def pickup(self, code):
         """Pickup: prove knowledge of the code against a fresh challenge; get the slot."""
         slot, form, material = pickup_code.parse(code)
-        self._ensure_challenge()
-        proof = pickup_code.proof(form, material, self.challenge, slot)
-        self.challenge = None
-        body = self._call(P.PICKUP, P.request(P.PICKUP, struct.pack(">HB", slot, form) + proof))
+        head = struct.pack(">HB", slot, form)
+        body = self._fresh(P.PICKUP, lambda ch: P.request(
+            P.PICKUP, head + pickup_code.proof(form, material, ch, slot)))
         sid, size, ts = struct.unpack(">HBI", body)
         return {"slot": sid, "size": size, "deposit_ts": ts}
 
