@@ -46,3 +46,12 @@ typings: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# ---- adversarial campaigns (docs/reliability.md) -------------------------------------
+.PHONY: replay clock-attacks bruteforce
+replay: $(STAMP)
+	$(BIN)/python tools/campaigns/replay.py --sessions 200
+clock-attacks: $(STAMP)
+	$(BIN)/python tools/campaigns/clock_attacks.py
+bruteforce: $(STAMP)
+	$(BIN)/python tools/campaigns/bruteforce.py --days 365 --slots 100

@@ -42,6 +42,7 @@ class LockBank:
         self._queue = []
         self._active = {}         # sid -> tick at which the output must be off
         self.peak_concurrent = 0
+        self.on_start = None      # on_start(sid, tick): a queued pulse really began
 
     def request_open(self, sid):
         if sid not in self._queue and sid not in self._active:
@@ -49,6 +50,10 @@ class LockBank:
 
     def busy(self):
         return bool(self._queue or self._active)
+
+    def pending(self, sid):
+        """Queued or energised: the door has been asked to open and not yet released."""
+        return sid in self._active or sid in self._queue
 
     def energised(self):
         return list(self._active)
@@ -64,6 +69,8 @@ class LockBank:
             sid = self._queue.pop(0)
             self._active[sid] = now + self.pulse_ms
             self.driver.set_output(sid, True)
+            if self.on_start is not None:
+                self.on_start(sid, now)
         if len(self._active) > self.peak_concurrent:
             self.peak_concurrent = len(self._active)
 

@@ -19,7 +19,7 @@ from door_monitor import DoorMonitor
 from kdf import admin_key, audit_key
 from hmac_sha256 import equal, hmac_sha256
 from slot_manager import OCCUPIED, SlotManager
-from store import Store, read_audit
+from store import Store, StoreCorrupt, read_audit
 from throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
@@ -59,6 +59,7 @@ class Locker:
         self.verifier = CodeVerifier(master, self.locker_id, cfg["bucket_s"],
                                      cfg["skew_buckets"], cfg["ttl_s"])
         self.doors = DoorMonitor(len(self.slots), ticks_diff, cfg["jam_ms"], cfg["left_open_ms"])
+        locks.on_start = self._pulse_started
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
         self._last_floor_write = 0
         self.halted = None          # reason string once the store refused to load
@@ -213,9 +214,13 @@ class Locker:
         return reader
 
     def _open(self, sid, purpose):
-        self.locks.request_open(sid)
-        self.doors.commanded(sid, purpose, self._ticks_ms())
         self._pending_doors[sid] = purpose
+        self.locks.request_open(sid)
+
+    def _pulse_started(self, sid, now_ms):
+        """The jam timer starts when the lock is really driven, not when the open was
+        queued behind other doors (power budget)."""
+        self.doors.commanded(sid, self._pending_doors.get(sid, ""), now_ms)
 
     # ---- flows ------------------------------------------------------------------------
 
@@ -254,7 +259,8 @@ class Locker:
         return self._deposit_answer(sid)
 
     def _door_usable(self, sid):
-        return self.locks.driver.door_open(sid) is not True and not self.doors.awaiting(sid)
+        return (self.locks.driver.door_open(sid) is not True and not self.doors.awaiting(sid)
+                and not self.locks.pending(sid))
 
     def _cancel(self, session, frame):
         r = self._read_cred(frame)
@@ -331,7 +337,8 @@ class Locker:
         self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
         if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
             self._open(sid, "tech")
-        return struct.pack(">HB", sid, self._slot_bits(slot, self.clock.now()))
+        # bits AFTER the action (slots.get() is a snapshot taken before the commit)
+        return struct.pack(">HB", sid, self._slot_bits(self.slots.get(sid), self.clock.now()))
 
     def _status(self, session, frame):
         r = self._read_cred(frame)
@@ -369,17 +376,16 @@ class Locker:
         out = bytearray()
         count = 0
         budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1
-        for line in self._audit_lines(from_seq):
-            if count >= limit or len(out) + 2 + len(line) > budget:
-                break
-            out += struct.pack(">H", len(line)) + line
-            count += 1
+        try:
+            # each line as stored, "<json>\t<chain mac hex>": the operator re-checks the chain
+            for line in read_audit(self.store.fs, self.store.key, from_seq, True):
+                if count >= limit or len(out) + 2 + len(line) > budget:
+                    break
+                out += struct.pack(">H", len(line)) + line
+                count += 1
+        except StoreCorrupt as e:
+            raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
         return bytes((count,)) + bytes(out)
-
-    def _audit_lines(self, from_seq):
-        import json
-        for record in read_audit(self.store.fs, self.store.key, from_seq):
-            yield json.dumps(record).encode()
 
     def _admin(self, session, frame):
         r = P.Reader(frame)

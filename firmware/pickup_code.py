@@ -32,6 +32,8 @@ FORM_MACHINE = const(1)
 
 _SECRET_MOD = 10 ** SECRET_DIGITS
 _MAX_SLOT = 10 ** SLOT_DIGITS - 1
+_DIGITS = "0123456789"
+_HEX = "0123456789abcdefABCDEF"
 
 
 class CodeFormatError(ValueError):
@@ -83,21 +85,23 @@ def parse(text):
     text = text.strip()
     if "." in text:
         slot_s, _, hex_s = text.partition(".")
-        if len(hex_s) != 2 * TOKEN_BYTES:
+        if len(hex_s) != 2 * TOKEN_BYTES or not _only(hex_s, _HEX):
             raise CodeFormatError("machine code needs %d hex digits" % (2 * TOKEN_BYTES))
-        try:
-            material = bytes.fromhex(hex_s)
-        except ValueError:
-            raise CodeFormatError("machine code is not hex")
+        material = bytes.fromhex(hex_s)
         return _slot(slot_s), FORM_MACHINE, material
     digits = "".join(c for c in text if c not in " -")
-    if len(digits) != SLOT_DIGITS + SECRET_DIGITS or not digits.isdigit():
+    if len(digits) != SLOT_DIGITS + SECRET_DIGITS or not _only(digits, _DIGITS):
         raise CodeFormatError("pickup code needs %d digits" % (SLOT_DIGITS + SECRET_DIGITS))
     return _slot(digits[:SLOT_DIGITS]), FORM_HUMAN, digits[SLOT_DIGITS:].encode()
 
 
+def _only(text, allowed):
+    """ASCII only: str.isdigit() also takes '²' and Arabic-Indic digits on CPython."""
+    return len(text) > 0 and all(c in allowed for c in text)
+
+
 def _slot(text):
-    if not text.isdigit():
+    if not _only(text, _DIGITS):
         raise CodeFormatError("slot part must be digits")
     slot = int(text)
     if not 1 <= slot <= _MAX_SLOT:

@@ -69,7 +69,7 @@ AUTHENTICATED = (DEPOSIT, CANCEL, RECLAIM, TECH_OPEN, AUDIT_READ, STATUS)
 
 class ProtocolError(Exception):
     def __init__(self, status, message):
-        Exception.__init__(self, message)
+        super().__init__(message)    # MicroPython has no Exception.__init__ attribute
         self.status = status
         self.message = message
 

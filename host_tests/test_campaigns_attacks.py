@@ -1,0 +1,38 @@
+"""Short runs of the replay, clock and brute-force campaigns (the full runs are
+`make replay`, `make clock-attacks`, `make bruteforce`; figures in docs/reliability.md)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tools", "campaigns"))
+
+import bruteforce  # noqa: E402
+import clock_attacks  # noqa: E402
+import replay  # noqa: E402
+
+import throttle  # noqa: E402  (firmware)
+
+
+def test_replayed_frames_are_never_accepted():
+    r = replay.run(sessions=12, seed=7)
+    assert r["captured"] > 20 and r["replayed"] > r["captured"]
+    assert r["accepted"] == 0
+    assert set(r["written"]) <= {"fail"}
+
+
+def test_every_clock_attack_case_holds():
+    for name, case in clock_attacks.CASES:
+        checks, violations = case()
+        assert checks > 0 and violations == 0, name
+
+
+def test_bruteforce_month_stays_under_the_throttle_bound():
+    r = bruteforce.attack(days=30, slots=10, secret_digits=10)
+    assert r["successes"] == 0
+    assert 0 < r["failures"] <= throttle.max_failures(30 * 86400) == r["failure_bound"]
+
+
+def test_bruteforce_measurement_sees_hits_on_a_weak_code():
+    """Proves the campaign can report a break: 2 secret digits, a month, a full locker."""
+    r = bruteforce.attack(days=30, slots=10, secret_digits=2, seed=3)
+    assert r["successes"] > 0

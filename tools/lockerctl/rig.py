@@ -1,0 +1,65 @@
+"""A locker rig: the real locker core on a folder, with the fake hardware of
+firmware/sim_hw.py and a hand-moved clock. Used by the tests, campaigns and benchmarks
+(CPython, in-process; the simulator runs the same core on MicroPython)."""
+import os
+
+from . import operator as op
+from .client import DirectTransport, LockerClient
+from .fw import credentials
+
+import clock  # firmware modules, on the path via .fw
+import config
+import flash_fs
+import gpio_lock
+import locker
+import sim_hw
+
+LOCKER_ID = bytes.fromhex("4c4b520000000001")
+MASTER = bytes(range(32))
+
+
+class Bench:
+    """A locker, its fake hardware and clock, rebootable from the same folder."""
+
+    def __init__(self, folder, layout="S*2,M*2,L", sensors=True, fs=None, **cfg):
+        self.folder = folder
+        self.time = sim_hw.ManualTime()
+        self.cfg = config.build(dict({"locker_id": LOCKER_ID.hex(), "layout": layout}, **cfg))
+        self.sensors = sensors
+        self.fs = fs or flash_fs.FolderFs(folder)
+        self.boot()
+
+    def boot(self, fs=None):
+        """(Re)boot from the folder: new RAM state, same flash. fs swaps the flash view."""
+        if fs is not None:
+            self.fs = fs
+        t = self.time
+        n = len(self.cfg["sizes"])
+        self.driver = sim_hw.SimLockDriver(n, sensors=self.sensors, ticks_ms=t.ticks_ms)
+        self.bank = gpio_lock.LockBank(self.driver, self.cfg["pulse_ms"],
+                                       self.cfg["rated_pulse_ms"], self.cfg["max_concurrent"],
+                                       t.ticks_ms, t.ticks_diff)
+        self.clock = clock.LockerClock(t.rtc_unix, t.uptime_s)
+        self.locker = locker.Locker(self.cfg, MASTER, self.fs, self.clock, self.bank,
+                                    t.ticks_ms, t.ticks_diff, os.urandom)
+        self.locker.boot()
+        self.client = LockerClient(DirectTransport(self.locker))
+        return self.locker
+
+    def courier(self, holder="courier-1", serial=1, valid_s=7 * 86400, flags=0):
+        return op.issue(MASTER, LOCKER_ID, credentials.COURIER, holder, serial, valid_s,
+                        now=self.time.rtc, flags=flags)
+
+    def technician(self, holder="tech-1", serial=900, valid_s=86400):
+        return op.issue(MASTER, LOCKER_ID, credentials.TECHNICIAN, holder, serial, valid_s,
+                        now=self.time.rtc)
+
+    def run_hardware(self, seconds=1.0):
+        """Let pulses finish and the door monitor see the result."""
+        steps = max(1, int(seconds * 10))
+        for _ in range(steps):
+            self.bank.service()
+            self.locker.poll_doors()
+            self.time.advance(seconds / steps)
+        self.bank.service()
+        self.locker.poll_doors()
