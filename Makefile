@@ -55,3 +55,20 @@ clock-attacks: $(STAMP)
 	$(BIN)/python tools/campaigns/clock_attacks.py
 bruteforce: $(STAMP)
 	$(BIN)/python tools/campaigns/bruteforce.py --days 365 --slots 100
+
+# ---- brute-force bound from the shipped constants (docs/security.md) -------------------
+.PHONY: security
+security: $(STAMP)
+	$(BIN)/python -m lockerctl.security
+
+# ---- protocol test vectors (docs/protocol.md) -----------------------------------------
+.PHONY: vectors
+vectors: $(STAMP)
+	$(BIN)/python tools/gen_vectors.py
+
+# ---- measured figures (docs/performance.md) ---------------------------------------------
+# Tables on stdout and in build/bench/report.md. AIOBLE_SRC=<micropython-lib>/micropython/
+# bluetooth/aioble adds aioble's .mpy size; BENCH_WORK_HEAP sets the heap of the counting runs.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python tools/bench/run.py --json build/bench/results.json

@@ -62,6 +62,8 @@ class DoorMonitor:
                     self._opened_at.pop(sid, None)
                     self._reported.discard(sid)
                 self._last[i] = int(cur)
+            if cur and sid in self._expect:
+                del self._expect[sid]   # commanded while already open: nothing jammed
             due = self._expect.get(sid)
             if due is not None and self._diff(now_ms, due) >= 0:
                 events.append((sid, "jam", self._purpose.pop(sid, "")))

@@ -9,28 +9,47 @@ except ImportError:  # CPython
 import hashlib
 
 _BLOCK = const(64)
-_IPAD = bytes(0x36 for _ in range(64))
-_OPAD = bytes(0x5C for _ in range(64))
+_IPAD = const(0x36)
+_OPAD = const(0x5C)
 
 
-def _xor(key, pad):
-    return bytes(k ^ p for k, p in zip(key, pad))
+def _padded(key, pad):
+    """key XOR pad, padded to the block: filled in place (no per-byte temporaries, which
+    cost ~5 KB of heap per HMAC on MicroPython)."""
+    out = bytearray(_BLOCK)
+    for i in range(_BLOCK):
+        out[i] = (key[i] if i < len(key) else 0) ^ pad
+    return out
+
+
+class HmacSha256:
+    """Incremental HMAC-SHA256: lets the store MAC a snapshot while streaming it to flash
+    instead of building it in the small heap first."""
+
+    def __init__(self, key):
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        self._outer_key = _padded(key, _OPAD)
+        self._inner = hashlib.sha256(_padded(key, _IPAD))
+
+    def update(self, data):
+        self._inner.update(data)
+
+    def digest(self):
+        outer = hashlib.sha256(self._outer_key)
+        outer.update(self._inner.digest())
+        return outer.digest()
 
 
 def hmac_sha256(key, msg, *more):
     """Return the 32-byte HMAC-SHA256 of msg (then each of more, concatenated) under key.
 
     Taking the message in parts saves copying a large body just to prefix it."""
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = bytes(key) + bytes(_BLOCK - len(key))
-    inner = hashlib.sha256(_xor(key, _IPAD))
-    inner.update(msg)
+    mac = HmacSha256(key)
+    mac.update(msg)
     for part in more:
-        inner.update(part)
-    outer = hashlib.sha256(_xor(key, _OPAD))
-    outer.update(inner.digest())
-    return outer.digest()
+        mac.update(part)
+    return mac.digest()
 
 
 def equal(a, b):

@@ -18,7 +18,7 @@ from code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
 from door_monitor import DoorMonitor
 from kdf import admin_key, audit_key
 from hmac_sha256 import equal, hmac_sha256
-from slot_manager import OCCUPIED, SlotManager
+from slot_manager import OCCUPIED, REOPEN_S, SlotManager
 from store import Store, StoreCorrupt, read_audit
 from throttle import Throttle
 
@@ -73,22 +73,33 @@ class Locker:
 
     def boot(self):
         """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
-        if not self.store.recover(self._load_state, self._apply):
+        if not self.store.recover(self._load_state, self._apply, self.slots.load_row):
             self.store.create(self._state())
         if self.store.needs_compaction():
             self.store.snapshot(self._state())
         self._commit({"e": "boot"})
 
     def _state(self):
-        d = self.slots.to_dict()
+        """Live state for a snapshot; slot rows stay lazy (streamed by the store)."""
+        d = {"slots": self.slots.rows(), "recent": self.slots.recent}
         d["thr"] = self.throttle.to_list()
         d["rev"] = [[s, u] for s, u in self.revoked.items()]
         d["adm"] = self.admin_seq
         d["floor"] = self.clock.now()
         return d
 
+    def state(self):
+        """A materialised copy of the live state (tests and tools compare these)."""
+        d = self._state()
+        d["slots"] = list(d["slots"])
+        d["recent"] = [list(r) for r in d["recent"]]
+        return d
+
     def _load_state(self, d):
-        self.slots.load(d)
+        if "slots" in d:
+            self.slots.load(d)
+        else:                           # rows were streamed into self.slots already
+            self.slots.recent = d["recent"]
         self.throttle.load(d["thr"])
         self.revoked = {s: u for s, u in d["rev"]}
         self.admin_seq = d["adm"]
@@ -268,6 +279,11 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is None:
+            sid = self._just_emptied(cred.holder, lambda s: s.req == req_id)
+            if sid is not None:        # retry after a cut between record and door: ADR 0004
+                self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
+                self._open(sid, "reopen")
+                return struct.pack(">H", sid)
             if self.slots.finished_deposit(cred.holder, req_id):
                 raise P.ProtocolError(P.E_DONE, "parcel already collected or cancelled")
             raise P.ProtocolError(P.E_STATE, "no deposit of yours with this request id")
@@ -286,7 +302,25 @@ class Locker:
                 self._commit({"e": "recl", "s": sid, "serial": cred.serial})
                 self._open(sid, "recl")
                 return struct.pack(">HI", sid, s.gen)
+        ttl = self.cfg["ttl_s"]
+        sid = self._just_emptied(None if any_ok else cred.holder, lambda s: (
+            want in (0, s.sid) and s.released_ts > s.deposit_ts + ttl))
+        if sid is not None:            # retry after a cut between record and door: ADR 0004
+            self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
+            self._open(sid, "reopen")
+            return struct.pack(">HI", sid, self.slots.get(sid).gen)
         raise P.ProtocolError(P.E_STATE, "no expired parcel you may reclaim")
+
+    def _just_emptied(self, holder, match):
+        """A FREE slot emptied less than REOPEN_S ago (nothing deposited since) whose last
+        parcel was holder's (None: anyone's) and that match(slot) accepts."""
+        now = self.clock.now()
+        for sid in self.slots.sids():
+            s = self.slots.get(sid)
+            if (s.state != OCCUPIED and s.released_ts and 0 <= now - s.released_ts <= REOPEN_S
+                    and s.cred and (holder is None or s.holder == holder) and match(s)):
+                return sid
+        return None
 
     def _pickup(self, session, frame):
         r = P.Reader(frame)

@@ -75,6 +75,7 @@ class Runtime:
 
     async def main(self):
         self.boot()
+        gc.collect()                  # first boot (store creation) leaves garbage
         asyncio.create_task(self.hardware_loop())
         await self.board.serve(self)
 

@@ -142,25 +142,51 @@ class SlotManager:
 
     # ---- persistence ----------------------------------------------------------------
 
+    def row(self, i):
+        return [self.state[i], self.oos[i], self.gen[i], self.deposit_ts[i],
+                (self.cred[i] or b"").hex(), (self.req[i] or b"").hex(),
+                (self.holder[i] or b"").hex(), self.released_ts[i]]
+
+    def rows(self):
+        """The snapshot rows, made one at a time as the store writes them."""
+        return _Rows(self)
+
     def to_dict(self):
-        rows = []
-        for i in range(len(self.size)):
-            rows.append([self.state[i], self.oos[i], self.gen[i], self.deposit_ts[i],
-                         (self.cred[i] or b"").hex(), (self.req[i] or b"").hex(),
-                         (self.holder[i] or b"").hex(), self.released_ts[i]])
-        return {"slots": rows, "recent": self.recent}
+        return {"slots": [self.row(i) for i in range(len(self.size))], "recent": self.recent}
 
     def load(self, data):
+        """Restore from to_dict() output (rows inline, as tests and tools use it)."""
         rows = data["slots"]
         if len(rows) != len(self.size):
             raise ValueError("stored slot count %d != configured %d" % (len(rows), len(self.size)))
-        for i, (state, oos, gen, ts, cred, req, holder, released) in enumerate(rows):
-            self.released_ts[i] = released
-            self.state[i] = state
-            self.oos[i] = oos
-            self.gen[i] = gen
-            self.deposit_ts[i] = ts
-            self.cred[i] = bytes.fromhex(cred) if cred else None
-            self.req[i] = bytes.fromhex(req) if req else None
-            self.holder[i] = bytes.fromhex(holder) if holder else None
+        for i, row in enumerate(rows):
+            self.load_row(i, row)
         self.recent = data["recent"]
+
+    def load_row(self, i, row):
+        """Restore slot i+1 from one snapshot row (the store streams them at boot)."""
+        if i >= len(self.size):
+            raise ValueError("stored slot %d beyond configured %d" % (i + 1, len(self.size)))
+        state, oos, gen, ts, cred, req, holder, released = row
+        self.released_ts[i] = released
+        self.state[i] = state
+        self.oos[i] = oos
+        self.gen[i] = gen
+        self.deposit_ts[i] = ts
+        self.cred[i] = bytes.fromhex(cred) if cred else None
+        self.req[i] = bytes.fromhex(req) if req else None
+        self.holder[i] = bytes.fromhex(holder) if holder else None
+
+
+class _Rows:
+    """Sized, lazy sequence of snapshot rows (len() for the header, then iteration)."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def __len__(self):
+        return len(self._table.size)
+
+    def __iter__(self):
+        for i in range(len(self._table.size)):
+            yield self._table.row(i)

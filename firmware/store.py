@@ -1,6 +1,7 @@
 # Crash-safe journal + snapshot store; the journal doubles as the hash-chained audit log.
 #
-# Files:  s.N  snapshot of the live state after every record before segment N
+# Files:  s.N  snapshot of the live state after every record before segment N: a header
+#              line, one line per slot row, then the MAC line (streamed: never whole in RAM)
 #         j.N  segment N: a header line, then one line per record appended since s.N
 # A record line is  <json>\t<mac hex>\n  with mac = HMAC(audit_key, prev_mac | json)[:16]:
 # a chain that nobody without the locker's master secret can rewrite unnoticed.
@@ -18,7 +19,7 @@ except ImportError:  # CPython
 
 import json
 
-from hmac_sha256 import hmac_sha256
+from hmac_sha256 import HmacSha256, hmac_sha256
 
 MAC_LEN = const(16)
 GENESIS = b"\x00" * 16
@@ -70,8 +71,9 @@ def _names(fs, prefix):
     return sorted(i for i in (_index(n, prefix) for n in fs.listdir()) if i >= 0)
 
 
-def read_segment(fs, key, n):
+def read_segment(fs, key, n, raw=False):
     """Yield (record, mac) of segment n after checking its header; stops at a torn tail.
+    With raw, the record is its journal line as stored (json TAB mac, no newline).
 
     Returns the generator; the header is checked when iteration starts. Raises StoreCorrupt
     on a bad line that is not the last one."""
@@ -93,11 +95,13 @@ def read_segment(fs, key, n):
                 raise StoreCorrupt("segment %d: bad record after %d" % (n, seq))
             got = decode_line(key, prev, line)
             if got is None or got[0].get("n") != seq + 1:
+                if line.endswith(b"\n"):     # a cut never leaves a whole line: tampering
+                    raise StoreCorrupt("segment %d: bad record after %d" % (n, seq))
                 bad = line        # acceptable only if it is the last line (torn write)
                 continue
             record, prev = got
             seq += 1
-            yield record, prev
+            yield (line[:-1] if raw else record), prev
 
 
 class Store:
@@ -114,9 +118,12 @@ class Store:
 
     # ---- recovery -----------------------------------------------------------------
 
-    def recover(self, load_state, apply):
+    def recover(self, load_state, apply, load_row=None):
         """Load the latest snapshot through load_state(dict), then replay its segment
-        through apply(record). Returns False for a brand-new (empty) store."""
+        through apply(record). Returns False for a brand-new (empty) store.
+
+        With load_row(index, row), snapshot rows are handed over one at a time instead of
+        as state["slots"] (the locker's heap never holds them all as JSON objects)."""
         self.fs.ensure()
         for name in self.fs.listdir():
             if name.endswith(".tmp"):
@@ -127,7 +134,7 @@ class Store:
                 raise StoreCorrupt("journal present but no snapshot")
             return False
         n = snaps[-1]
-        load_state(self._load_snapshot(n))
+        load_state(self._load_snapshot(n, load_row))
         self.segment = n
         self.in_segment = 0
         if not self.fs.exists("j.%d" % n):
@@ -152,20 +159,38 @@ class Store:
                 lines += 1
         return lines != self.in_segment + 1
 
-    def _load_snapshot(self, n):
+    def _load_snapshot(self, n, load_row=None):
+        """Read s.N line by line, checking its MAC as it goes. Rows go to load_row, or are
+        collected into state["slots"].
+
+        load_row sees rows before the MAC at the end is checked: on a MAC failure the
+        caller gets StoreCorrupt and must not serve whatever was loaded."""
+        mac = HmacSha256(self.key)
+        mac.update(b"snapshot")
         with self.fs.open_read("s.%d" % n) as f:
-            data = f.read()
-        body, sep, mac_hex = data.rstrip(b"\n").rpartition(b"\t")
-        try:
-            mac = bytes.fromhex(mac_hex.decode())
-        except ValueError:
-            mac = b""
-        if not sep or chain_mac(self.key, b"snapshot", body) != mac:
-            raise StoreCorrupt("snapshot %d fails its MAC" % n)
-        snap = json.loads(body)
-        self.seq = snap["n"]
-        self.head = bytes.fromhex(snap["h"])
-        return snap["state"]
+            head_line = f.readline()
+            mac.update(head_line)
+            try:
+                head = json.loads(head_line)
+                rows = []
+                for i in range(head["rows"] or 0):
+                    line = f.readline()
+                    mac.update(line)
+                    if load_row is None:
+                        rows.append(json.loads(line))
+                    else:
+                        load_row(i, json.loads(line))
+                stored = bytes.fromhex(f.readline().strip().decode())
+            except (ValueError, KeyError, TypeError):
+                raise StoreCorrupt("snapshot %d is malformed" % n)
+            if f.readline() or stored != mac.digest()[:MAC_LEN]:
+                raise StoreCorrupt("snapshot %d fails its MAC" % n)
+        state = head["state"]
+        if head["rows"] is not None and load_row is None:
+            state["slots"] = rows
+        self.seq = head["n"]
+        self.head = bytes.fromhex(head["h"])
+        return state
 
     # ---- writing ------------------------------------------------------------------
 
@@ -191,13 +216,32 @@ class Store:
     def snapshot(self, state):
         """Write the live state as snapshot N+1 and start segment N+1 (the compaction)."""
         n = self.segment + 1
-        body = json.dumps({"n": self.seq, "h": self.head.hex(), "state": state}).encode()
-        mac = chain_mac(self.key, b"snapshot", body)
-        self.fs.replace("s.%d" % n, (body, b"\t", mac.hex().encode(), b"\n"))
+        self.fs.replace("s.%d" % n, self._snapshot_lines(state))
         self.segment = n
         self._start_segment()
         self.torn_tail = False
         self._prune()
+
+    def _snapshot_lines(self, state):
+        """Yield the snapshot file a line at a time, MACing as it goes (state["slots"] is
+        the bulk: one line per slot keeps the peak heap to one row)."""
+        mac = HmacSha256(self.key)
+        mac.update(b"snapshot")
+        rows = state.get("slots", ())
+        rest = {}
+        for k in state:
+            if k != "slots":
+                rest[k] = state[k]
+        head = json.dumps({"n": self.seq, "h": self.head.hex(),
+                           "rows": len(rows) if "slots" in state else None,
+                           "state": rest}).encode() + b"\n"
+        mac.update(head)
+        yield head
+        for row in rows:
+            line = json.dumps(row).encode() + b"\n"
+            mac.update(line)
+            yield line
+        yield mac.digest()[:MAC_LEN].hex().encode() + b"\n"
 
     def _start_segment(self):
         header = json.dumps({"seg": self.segment, "n": self.seq, "h": self.head.hex()})
@@ -213,21 +257,25 @@ class Store:
                 self.fs.remove("j.%d" % i)
 
 
-def read_audit(fs, key, from_seq=1):
+def read_audit(fs, key, from_seq=1, raw=False):
     """Yield every retained record with n >= from_seq, checking the whole chain.
+    raw: yield the stored lines instead, so the operator can check the MACs over the very
+    bytes that were chained (a re-encoded dict may order its keys differently).
 
     Segments must join up: each header names the (n, mac) where the previous one ended.
     Raises StoreCorrupt on any break."""
     segs = _names(fs, "j.")
     prev_end = None
     for n in segs:
-        rows = read_segment(fs, key, n)
+        rows = read_segment(fs, key, n, raw)
         header, mac = next(rows)
         if prev_end is not None and (header["n"], mac) != prev_end:
             raise StoreCorrupt("segment %d does not continue segment %d" % (n, n - 1))
-        last = (header["n"], mac)
+        seq = header["n"]
+        last = (seq, mac)
         for record, mac in rows:
-            last = (record["n"], mac)
-            if record["n"] >= from_seq:
+            seq += 1              # read_segment checked that records count up by one
+            last = (seq, mac)
+            if seq >= from_seq:
                 yield record
         prev_end = last

