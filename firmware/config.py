@@ -22,6 +22,9 @@ DEFAULTS = {
 }
 
 
+MAX_SKEW_BUCKETS = 1
+
+
 class ConfigError(ValueError):
     pass
 
@@ -63,8 +66,10 @@ def build(overrides):
                 "challenge_ttl_s"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError("%s must be a positive integer" % key)
-    if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= 12:
-        raise ConfigError("skew_buckets must be 0..12")
+    if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= MAX_SKEW_BUCKETS:
+        # each extra bucket multiplies a guess's chance: 2 already misses the 1e-6 bound
+        raise ConfigError("skew_buckets must be 0..%d (docs/security.md: wider windows "
+                          "break the brute-force bound)" % MAX_SKEW_BUCKETS)
     if cfg["keep_segments"] < 2:
         raise ConfigError("keep_segments must be at least 2")
     return cfg

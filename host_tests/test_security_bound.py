@@ -80,3 +80,13 @@ def test_docs_quote_the_figures_the_code_computes():
     assert "python -m lockerctl.security" in doc
     for name in ("FREE_FAILURES", "BASE_DELAY_S", "MAX_DELAY_S", "DECAY_S"):
         assert name in doc
+
+
+def test_locker_config_refuses_a_window_that_breaks_the_bound():
+    import pytest
+
+    import config
+    assert security.bound(skew_buckets=config.MAX_SKEW_BUCKETS).ok
+    assert not security.bound(skew_buckets=config.MAX_SKEW_BUCKETS + 1).ok
+    with pytest.raises(config.ConfigError, match="brute-force"):
+        config.build({"locker_id": "00" * 8, "skew_buckets": config.MAX_SKEW_BUCKETS + 1})
