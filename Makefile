@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed
 MICROPYTHON ?= $(abspath $(BIN)/micropython)
 # ESP32 without PSRAM leaves ~100 KB of MicroPython heap with BLE running.
 MP_HEAP ?= 100k
+# The simulator process: firmware + simulated board + socket streams (docs/performance.md).
+SIM_HEAP ?= 128k
 MPY_DIR := build/mpy
 FIRMWARE_SRC := $(filter-out firmware/main.py firmware/boot.py,$(wildcard firmware/*.py))
-export MICROPYTHON MP_HEAP
+export MICROPYTHON MP_HEAP SIM_HEAP
 
 .PHONY: venv build test test-fast lint demo clean typings
 
@@ -72,3 +74,34 @@ vectors: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python tools/bench/run.py --json build/bench/results.json
+
+# ---- real boards (docs/hardware.md) -------------------------------------------------------
+# deploy: PORT=/dev/ttyUSB0 BOARD=esp32-devkitc-4door (a profile in boards/). The board must
+# already run stock MicroPython (esptool); the firmware is compiled with mpy-cross, aioble is
+# installed with `mpremote mip install aioble`, the profile becomes /board.json.
+.PHONY: deploy hil hil-sim typecheck
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "make deploy needs PORT=<serial port> BOARD=<profile>"; exit 2; }
+	@test -n "$(BOARD)" || { echo "make deploy needs BOARD=<profile in boards/>"; exit 2; }
+	$(BIN)/python tools/deploy.py --port $(PORT) --board $(BOARD)
+
+# hil: the bench suite against a real board over BLE (skips with the reason without PORT).
+# LOCKER=<id> uses a locker as provisioned; without it the board gets a bench identity.
+hil: $(STAMP)
+	HIL_TARGET=board PORT=$(PORT) LOCKER=$(LOCKER) $(BIN)/pytest host_tests/hil -rs
+
+# hil-sim: the same suite against the simulator (also part of `make test`).
+hil-sim: $(STAMP)
+	HIL_TARGET=sim $(BIN)/pytest host_tests/hil -rs
+
+# typecheck: the firmware against the ESP32 MicroPython stubs (installed into ./typings).
+typecheck: $(STAMP)
+	@test -d typings || $(BIN)/pip install -q --target typings micropython-esp32-stubs
+	$(BIN)/basedpyright -p pyrightconfig.firmware.json
+
+# ---- long runs of the model and power-cut tests (defaults are what `make test` runs) --------
+.PHONY: stress
+stress: $(STAMP)
+	LOCKER_EXAMPLES=1000 LOCKER_STEPS=50 LOCKER_CUT_SEQUENCES=150 LOCKER_CUT_OPS=20 \
+	  $(BIN)/pytest host_tests/test_locker_model.py host_tests/test_power_cut.py \
+	  host_tests/test_store.py -x

@@ -75,9 +75,10 @@ class Locker:
         """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
         if not self.store.recover(self._load_state, self._apply, self.slots.load_row):
             self.store.create(self._state())
-        if self.store.needs_compaction():
-            self.store.snapshot(self._state())
-        self._commit({"e": "boot"})
+        try:
+            self._commit({"e": "boot"})
+        except OSError:           # flash full: serve reads, writes answer internal-error
+            pass
 
     def _state(self):
         """Live state for a snapshot; slot rows stay lazy (streamed by the store)."""
@@ -109,11 +110,16 @@ class Locker:
         """Persist one record, then apply it. Nothing is acted on before this returns."""
         if "t" not in record:
             record["t"] = self.clock.now()
+        if self.store.torn_tail:  # never append after a torn line: compact first
+            self.store.snapshot(self._state())
         self.store.append(record)
         self._apply(record)
         self._last_floor_write = record["t"]
         if self.store.needs_compaction():
-            self.store.snapshot(self._state())
+            try:
+                self.store.snapshot(self._state())
+            except OSError:       # flash full: the record is durable, compact at the next one
+                pass
         return record
 
     def _apply(self, r):

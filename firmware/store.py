@@ -218,7 +218,12 @@ class Store:
         n = self.segment + 1
         self.fs.replace("s.%d" % n, self._snapshot_lines(state))
         self.segment = n
-        self._start_segment()
+        try:
+            self._start_segment()
+        except OSError:       # flash full between the two files: stay on segment N, whole
+            self.segment = n - 1
+            self.fs.remove("s.%d" % n)
+            raise
         self.torn_tail = False
         self._prune()
 

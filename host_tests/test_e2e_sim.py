@@ -1,0 +1,380 @@
+"""End to end: the `lockerctl` CLI against the real firmware on the MicroPython unix port.
+
+Each test provisions a fresh locker in a temp folder, starts the simulator on free ports
+(parallel runs must not collide) and always stops it in teardown. Power cuts are SIGKILLs of
+the firmware process: it gets no chance to finish a write, exactly like a real cut."""
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import struct
+import threading
+import time
+
+import pytest
+
+from lockerctl import cli, sim
+from lockerctl.client import LockerClient, LockerRefused
+from lockerctl.fw import fragment, pickup_code, protocol as P
+from lockerctl.transport import SimSocketTransport, TransportError
+
+import mp_runner
+
+WAIT_S = 20.0
+
+
+@pytest.fixture(scope="session")
+def compiled_firmware(tmp_path_factory):
+    mp_runner.micropython()               # skips the module when there is no unix port
+    return sim.build_firmware(str(tmp_path_factory.mktemp("fw-image")))
+
+
+class Locker:
+    """A provisioned simulator and the CLI pointed at it (in-process, --json)."""
+
+    def __init__(self, tmp, fw, layout):
+        self.tmp = tmp
+        self.state = str(tmp / "state")
+        os.makedirs(self.state)
+        shutil.copytree(fw, os.path.join(self.state, "fw"))     # copy2: stays up to date
+        self.ok("provision", "--layout", layout)
+        self.ok("sim", "start", "--port", "0")
+
+    def run(self, *args):
+        """Run lockerctl; return (exit code, parsed JSON answer)."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = cli.main([str(a) for a in args] + ["--json", "--state", self.state])
+        return code, json.loads(out.getvalue())
+
+    def ok(self, *args):
+        code, data = self.run(*args)
+        assert code == 0, (args, data)
+        assert data["ok"] is True
+        return data
+
+    def refused(self, *args):
+        code, data = self.run(*args)
+        assert code == 1, (args, data)
+        return data
+
+    def courier(self, holder="courier-1", *extra):
+        path = str(self.tmp / ("%s.cred.json" % holder))
+        self.ok("credential", "issue", "--courier", holder, "--out", path, *extra)
+        return path
+
+    def technician(self, holder="tech-1"):
+        path = str(self.tmp / ("%s.cred.json" % holder))
+        self.ok("credential", "issue", "--technician", holder, "--out", path)
+        return path
+
+    def status(self):
+        return self.ok("sim", "status")
+
+    def slot(self, sid):
+        return self.status()["slots"][sid - 1]
+
+    def occupied(self):
+        return sorted(s["slot"] for s in self.status()["slots"] if s["state"] != "free")
+
+    def wait_for(self, predicate, what):
+        """Poll the control port until predicate(status) holds (no fixed sleeps)."""
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            st = self.status()
+            if predicate(st):
+                return st
+            time.sleep(0.02)
+        raise AssertionError("timed out waiting for " + what)
+
+    def close_door(self, sid):
+        """What the courier or recipient does: wait for the door to swing open and the
+        latch pulse to end, then push the door shut."""
+        self.wait_for(lambda st: st["slots"][sid - 1]["door"] == "open"
+                      and not st["slots"][sid - 1]["lock_energised"], "slot %d to open" % sid)
+        self.ok("sim", "door", sid, "close")
+
+    def client(self):
+        port = sim.sim_config(self.state)["port"]
+        c = LockerClient(SimSocketTransport("127.0.0.1", port, timeout=5).connect())
+        c.hello()
+        return c
+
+    def stop(self):
+        with contextlib.suppress(Exception):
+            self.run("sim", "stop")
+        pid = sim.running_pid(self.state)
+        if pid:                                   # our own simulator, by its pid
+            sim._kill(pid)
+
+
+@pytest.fixture
+def make_locker(tmp_path, monkeypatch, compiled_firmware):
+    monkeypatch.setenv("LOCKERCTL_HOME", str(tmp_path / "keys"))
+    made = []
+
+    def make(layout="S*2,M*2,L"):
+        lk = Locker(tmp_path, compiled_firmware, layout)
+        made.append(lk)
+        return lk
+    yield make
+    for lk in made:
+        lk.stop()
+
+
+@pytest.fixture
+def locker(make_locker):
+    return make_locker()
+
+
+def load_cred(path):
+    return cli.load_credential(path)
+
+
+def send_without_reading(lk, frame_for):
+    """Open a link, send a request built from the fresh challenge, never read the answer."""
+    port = sim.sim_config(lk.state)["port"]
+    t = SimSocketTransport("127.0.0.1", port, timeout=5).connect()
+    c = LockerClient(t)
+    c.hello()
+    for piece in fragment.split(frame_for(c.challenge), t.link_payload):
+        t.send_fragment(piece)
+    return t
+
+
+def deposit_frame(cred, request_id, size=1):
+    return lambda challenge: P.sign(P.request(P.DEPOSIT, cred.block + request_id
+                                              + bytes((size,))), cred.key, challenge)
+
+
+def pickup_frame(code):
+    sid, form, material = pickup_code.parse(code)
+    return lambda challenge: P.request(P.PICKUP, struct.pack(">HB", sid, form)
+                                       + pickup_code.proof(form, material, challenge, sid))
+
+
+# ---- the patent's flows ------------------------------------------------------------------
+
+def test_deposit_then_pickup_opens_the_same_slot(locker):
+    cred = locker.courier()
+    dep = locker.ok("deposit", "--credential", cred, "--size", "M")
+    assert dep["size"] in ("M", "L")
+    assert dep["expires_at"] - dep["deposit_ts"] == 72 * 3600
+    assert locker.occupied() == [dep["slot"]]
+    locker.close_door(dep["slot"])                 # waits for the door to swing open first
+    assert locker.slot(dep["slot"])["door"] == "closed"
+
+    got = locker.ok("pickup", dep["code"])
+    assert got["slot"] == dep["slot"]
+    assert got["deposit_ts"] == dep["deposit_ts"]
+    assert locker.occupied() == []
+    locker.close_door(dep["slot"])
+
+
+def test_machine_code_opens_the_slot(locker):
+    dep = locker.ok("deposit", "--credential", locker.courier(), "--size", "S")
+    assert locker.ok("pickup", dep["machine_code"])["slot"] == dep["slot"]
+
+
+def test_retry_after_a_dropped_link_gets_the_same_slot(locker):
+    path = locker.courier()
+    cred = load_cred(path)
+    rid = bytes.fromhex("00112233445566aa")
+    link = send_without_reading(locker, deposit_frame(cred, rid, size=2))
+    link.close()                                  # the phone walked away: answer lost
+    st = locker.wait_for(lambda st: any(s["state"] != "free" for s in st["slots"]),
+                         "the dropped deposit to be recorded")
+    first = [s["slot"] for s in st["slots"] if s["state"] != "free"]
+
+    again = locker.ok("deposit", "--credential", path, "--size", "M", "--request-id", rid.hex())
+    assert [again["slot"]] == first
+    third = locker.ok("deposit", "--credential", path, "--size", "M", "--request-id", rid.hex())
+    assert third["slot"] == again["slot"] and third["code"] == again["code"]
+    assert locker.occupied() == first
+
+
+def test_wrong_codes_lock_out_and_the_lockout_survives_a_power_cut(locker):
+    dep = locker.ok("deposit", "--credential", locker.courier(), "--size", "S")
+    digits = dep["code"].replace("-", "")
+    wrong = digits[:3] + ("%010d" % ((int(digits[3:]) + 1) % 10 ** 10))
+    seen = []
+    for _ in range(30):
+        answer = locker.refused("pickup", wrong)
+        seen.append(answer["status"])
+        if answer["status"] == "locked-out":
+            break
+    assert seen[0] == "wrong-code"
+    assert seen[-1] == "locked-out", seen
+    assert answer["retry_after"] > 0
+
+    cut = locker.ok("sim", "power-cut")
+    assert cut["pid"] != cut["killed_pid"]
+    after = locker.refused("pickup", dep["code"])      # even the right code must wait
+    assert after["status"] == "locked-out"
+    assert after["retry_after"] > 0
+    assert locker.status()["throttle"]["retry_after"] > 0
+
+
+def test_code_expires_then_the_courier_reclaims(locker):
+    mine = locker.courier("courier-1")
+    other = locker.courier("courier-2")
+    dep = locker.ok("deposit", "--credential", mine, "--size", "L")
+    locker.close_door(dep["slot"])
+    clock = locker.ok("sim", "clock", "+73h")
+    assert clock["advanced_by"] == 73 * 3600
+    assert locker.slot(dep["slot"])["state"] == "expired"
+
+    assert locker.refused("pickup", dep["code"])["status"] == "code-expired"
+    # a leaked credential of another courier cannot take this parcel
+    assert locker.refused("reclaim", "--credential", other)["status"] == "wrong-state"
+    got = locker.ok("reclaim", "--credential", mine)
+    assert got["slot"] == dep["slot"]
+    assert locker.occupied() == []
+
+
+def test_technician_opens_clears_and_takes_slots_out_of_service(locker):
+    tech = locker.technician()
+    courier = locker.courier()
+    dep = locker.ok("deposit", "--credential", courier, "--size", "S")
+    locker.close_door(dep["slot"])
+
+    opened = locker.ok("open-slot", "--credential", tech, dep["slot"])
+    assert "occupied" in opened["state"]
+    locker.wait_for(lambda st: st["slots"][dep["slot"] - 1]["door"] == "open",
+                    "the technician's door to open")
+    cleared = locker.ok("open-slot", "--credential", tech, dep["slot"], "--clear")
+    assert cleared["state"].startswith("free")
+    locker.close_door(dep["slot"])
+
+    locker.ok("open-slot", "--credential", tech, 1, "--out-of-service")
+    assert locker.slot(1)["out_of_service"]
+    assert locker.ok("deposit", "--credential", courier, "--size", "S")["slot"] != 1
+    # a courier credential is no technician key
+    assert locker.refused("open-slot", "--credential", courier, 2)["status"] == "not-permitted"
+
+
+def test_revoked_credential_is_refused(locker):
+    path = locker.courier()
+    serial = load_cred(path).credential.serial
+    rev = locker.ok("credential", "revoke", serial)
+    assert rev["delivered"] is True
+    assert locker.refused("deposit", "--credential", path)["status"] == "credential-refused"
+
+
+# ---- the audit log -------------------------------------------------------------------------
+
+def test_audit_chain_verifies_and_a_flipped_byte_halts_the_locker(locker):
+    dep = locker.ok("deposit", "--credential", locker.courier(), "--size", "S")
+    locker.close_door(dep["slot"])
+    locker.ok("pickup", dep["code"])
+    audit = locker.ok("audit", "--verify")
+    assert audit["verified"] is True
+    events = [r["e"] for r in audit["records"]]
+    assert "dep" in events and "pick" in events
+    assert [r["n"] for r in audit["records"]] == list(range(1, len(events) + 1))
+
+    store_dir = os.path.join(locker.state, "store")
+    segment = max((n for n in os.listdir(store_dir) if n.startswith("j.")),
+                  key=lambda n: int(n[2:]))
+    path = os.path.join(store_dir, segment)
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    target = next(i for i, ln in enumerate(lines) if b'"dep"' in ln)
+    assert target < len(lines) - 2               # not the last record (a torn tail)
+    lines[target] = lines[target].replace(b'"dep"', b'"deq"')
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines))
+
+    broken = locker.refused("audit", "--verify")
+    assert broken["ok"] is False
+    locker.ok("sim", "power-cut")
+    assert locker.status()["halted"]
+    refused = locker.refused("pickup", "001-00000-00000")
+    assert refused["status"] == "internal-error" and "halted" in refused["message"]
+
+
+# ---- power cuts in the middle of a request ----------------------------------------------
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["cut-at-once", "cut-after-record"])
+def test_power_cut_mid_deposit_then_retry_gets_one_slot(locker, recorded):
+    path = locker.courier()
+    cred = load_cred(path)
+    rid = bytes.fromhex("a1a2a3a4a5a6a7a8")
+    link = send_without_reading(locker, deposit_frame(cred, rid, size=1))
+    if recorded:                                  # the record is durable, the answer unread
+        locker.wait_for(lambda st: any(s["state"] != "free" for s in st["slots"]),
+                        "the deposit to be recorded")
+    locker.ok("sim", "power-cut")                 # before the answer was read
+    link.close()
+    before = locker.occupied()
+    assert len(before) == 1 if recorded else len(before) <= 1
+    dep = locker.ok("deposit", "--credential", path, "--request-id", rid.hex())
+    assert locker.occupied() == [dep["slot"]]
+    assert before in ([], [dep["slot"]])
+    locker.close_door(dep["slot"])
+    assert locker.ok("pickup", dep["code"])["slot"] == dep["slot"]
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["cut-at-once", "cut-after-record"])
+def test_power_cut_mid_pickup_then_the_code_still_opens_its_slot(locker, recorded):
+    dep = locker.ok("deposit", "--credential", locker.courier(), "--size", "S")
+    locker.close_door(dep["slot"])
+    link = send_without_reading(locker, pickup_frame(dep["code"]))
+    if recorded:
+        locker.wait_for(lambda st: st["slots"][dep["slot"] - 1]["state"] == "free",
+                        "the pickup to be recorded")
+    locker.ok("sim", "power-cut")
+    link.close()
+    # Either the pickup was not recorded (the slot is still occupied) or it was and the
+    # door may never have moved: both ways the same code opens the same slot once more.
+    got = locker.ok("pickup", dep["code"])
+    assert got["slot"] == dep["slot"]
+    assert locker.occupied() == []
+    locker.close_door(dep["slot"])
+
+
+def test_power_cuts_at_random_moments_leave_a_consistent_locker(make_locker):
+    lk = make_locker(layout="S*14")
+    path = lk.courier()
+    cred = load_cred(path)
+    rng = random.Random(4)
+    answered = {}                                 # request id -> slot, as the phone saw it
+    sent = []
+
+    def courier_phone(stop):
+        for _ in range(3):
+            if stop.is_set():
+                return
+            rid = bytes((len(sent),)) + bytes(rng.randrange(256) for _ in range(7))
+            sent.append(rid)
+            try:
+                answered[rid] = lk.client().deposit(cred, 1, rid).slot
+            except (TransportError, OSError, LockerRefused):
+                return
+
+    for _ in range(4):
+        stop = threading.Event()
+        phone = threading.Thread(target=courier_phone, args=(stop,))
+        phone.start()
+        time.sleep(rng.uniform(0.0, 0.4))         # the cut lands anywhere in the exchange
+        lk.ok("sim", "power-cut")
+        stop.set()
+        phone.join(WAIT_S)
+        assert not phone.is_alive()
+
+        occupied = lk.occupied()
+        for rid, sid in answered.items():         # every answered deposit survived
+            assert sid in occupied, (rid.hex(), sid, occupied)
+        assert len(occupied) <= len(sent)
+
+    # Retrying every request id: answered ones keep their slot, none shares a slot.
+    slots = {}
+    for rid in sent:
+        got = lk.ok("deposit", "--credential", path, "--request-id", rid.hex())
+        if rid in answered:
+            assert got["slot"] == answered[rid]
+        slots[rid] = got["slot"]
+    assert len(set(slots.values())) == len(sent)
+    assert lk.occupied() == sorted(slots.values())

