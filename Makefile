@@ -38,7 +38,7 @@ test: build lint
 	$(BIN)/pytest host_tests
 
 test-fast: $(STAMP)
-	$(BIN)/pytest host_tests -x -q -m "not slow"
+	$(BIN)/pytest host_tests -x -q
 
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py
