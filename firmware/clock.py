@@ -2,11 +2,7 @@
 # now() = max(RTC, floor + uptime, last value returned). The floor is the latest time the
 # locker has persisted (every journal record carries one), so a reboot that resets the RTC
 # (ESP32 at power-on) or an RTC set back by hand cannot make an expired code valid again.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 EPOCH_2000 = const(946684800)   # seconds from 1970-01-01 to 2000-01-01 (ESP32's epoch)
 

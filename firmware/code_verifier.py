@@ -2,11 +2,7 @@
 # The slot comes FROM THE CODE (its first digits), so one attempt costs a fixed number of
 # hashes for the candidate time buckets of that one slot: it does not grow with the number
 # of occupied slots, and only by (2*skew_buckets + 1) with the window.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 import pickup_code
 from credentials import decode

@@ -4,11 +4,7 @@
 # The operator issues both; the phone keeps the key and sends only the block. The locker
 # re-derives the key from its master secret, so it needs no per-courier table, and the
 # master secret never leaves the locker and the operator's key store.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 import struct
 

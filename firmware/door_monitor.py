@@ -5,11 +5,7 @@
 #   found_open  open at boot
 #   closed      a door that was open is closed again
 # Pure bookkeeping over a read_door(sid) function; the locker logs the events.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 JAM_MS = const(10000)
 LEFT_OPEN_MS = const(120000)

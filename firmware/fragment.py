@@ -1,11 +1,7 @@
 # Fragmentation of protocol messages into link-sized pieces (BLE's default 20-byte ATT
 # payload, or more after an MTU exchange). Each fragment = header(1) + payload.
 # header: bit7 FIRST, bit6 LAST, bits0-5 sequence number (mod 64) within the message.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 FIRST = const(0x80)
 LAST = const(0x40)

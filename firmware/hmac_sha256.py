@@ -1,10 +1,6 @@
 # HMAC-SHA256 (RFC 2104) for MicroPython and CPython.
 # Neither the ESP32 firmware nor the unix port ships `hmac`, so the locker carries its own.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 import hashlib
 

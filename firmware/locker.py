@@ -4,11 +4,7 @@
 # Every state change follows one order: decide in RAM -> append ONE journal record ->
 # apply the record -> drive the door -> answer. Recovery replays the same records through
 # the same _apply(), so what survives a power cut is exactly what was acted on.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 import struct
 
@@ -62,7 +58,7 @@ class Locker:
         locks.on_start = self._pulse_started
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
         self._last_floor_write = 0
-        self.halted = None          # reason string once the store refused to load
+        self.halted = ""            # why the locker refuses to serve ("" = serving)
         self._handlers = {
             P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
             P.RECLAIM: self._reclaim, P.PICKUP: self._pickup, P.TECH_OPEN: self._tech_open,
@@ -186,7 +182,7 @@ class Locker:
             body = handler(session, frame)
             return P.response(req_type, P.OK, self._new_challenge(session), body)
         except P.ProtocolError as e:
-            status, msg, retry = e.status, e.message, getattr(e, "retry_after", 0)
+            status, msg, retry = e.status, e.message, e.retry_after
         except credentials.CredentialError as e:
             status, msg, retry = P.E_CREDENTIAL, str(e), 0
         except OSError as e:            # flash full or failing: nothing was applied
@@ -249,7 +245,7 @@ class Locker:
                                             c["ttl_s"])
 
     def _deposit_answer(self, sid):
-        s = self.slots.get(sid)
+        s = self.slots.at(sid)
         return struct.pack(">HIIBI", sid, s.gen, s.deposit_ts, s.size, self.cfg["ttl_s"])
 
     def _deposit(self, session, frame):
@@ -270,7 +266,7 @@ class Locker:
         sid = self.slots.allocate(size, self._door_usable)
         if sid is None:
             raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %d or larger" % size)
-        self._commit({"e": "dep", "s": sid, "g": self.slots.get(sid).gen + 1,
+        self._commit({"e": "dep", "s": sid, "g": self.slots.at(sid).gen + 1,
                       "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
         self._open(sid, "dep")
         return self._deposit_answer(sid)
@@ -303,7 +299,7 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         any_ok = cred.has_scope(credentials.SCOPE_RECLAIM_ANY)
         for sid in self.slots.expired(self.clock.now(), self.cfg["ttl_s"]):
-            s = self.slots.get(sid)
+            s = self.slots.at(sid)
             if (want in (0, sid)) and (any_ok or s.holder == cred.holder):
                 self._commit({"e": "recl", "s": sid, "serial": cred.serial})
                 self._open(sid, "recl")
@@ -314,7 +310,7 @@ class Locker:
         if sid is not None:            # retry after a cut between record and door: ADR 0004
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
             self._open(sid, "reopen")
-            return struct.pack(">HI", sid, self.slots.get(sid).gen)
+            return struct.pack(">HI", sid, self.slots.at(sid).gen)
         raise P.ProtocolError(P.E_STATE, "no expired parcel you may reclaim")
 
     def _just_emptied(self, holder, match):
@@ -322,7 +318,7 @@ class Locker:
         parcel was holder's (None: anyone's) and that match(slot) accepts."""
         now = self.clock.now()
         for sid in self.slots.sids():
-            s = self.slots.get(sid)
+            s = self.slots.at(sid)
             if (s.state != OCCUPIED and s.released_ts and 0 <= now - s.released_ts <= REOPEN_S
                     and s.cred and (holder is None or s.holder == holder) and match(s)):
                 return sid
@@ -343,9 +339,7 @@ class Locker:
         now = self.clock.now()
         wait = self.throttle.retry_after(now)
         if wait:
-            e = P.ProtocolError(P.E_LOCKED_OUT, "too many wrong codes: locked out")
-            e.retry_after = wait
-            raise e
+            raise P.ProtocolError(P.E_LOCKED_OUT, "too many wrong codes: locked out", wait)
         verdict = self.verifier.verify(slot, form, presented, challenge, now)
         if verdict == VALID:
             self._commit({"e": "pick", "s": sid, "g": slot.gen, "f": form})
@@ -360,9 +354,7 @@ class Locker:
             raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim")
         strikes, until = self.throttle.failure_fields(now)
         self._commit({"e": "fail", "s": sid, "k": strikes, "u": until})
-        e = P.ProtocolError(P.E_CODE, "wrong pickup code")
-        e.retry_after = max(0, until - now)
-        raise e
+        raise P.ProtocolError(P.E_CODE, "wrong pickup code", max(0, until - now))
 
     def _tech_open(self, session, frame):
         r = self._read_cred(frame)
@@ -378,7 +370,7 @@ class Locker:
         if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
             self._open(sid, "tech")
         # bits AFTER the action (slots.get() is a snapshot taken before the commit)
-        return struct.pack(">HB", sid, self._slot_bits(self.slots.get(sid), self.clock.now()))
+        return struct.pack(">HB", sid, self._slot_bits(self.slots.at(sid), self.clock.now()))
 
     def _status(self, session, frame):
         r = self._read_cred(frame)
@@ -386,7 +378,7 @@ class Locker:
         now = self.clock.now()
         out = bytearray(struct.pack(">IH", now, len(self.slots)))
         for sid in self.slots.sids():
-            s = self.slots.get(sid)
+            s = self.slots.at(sid)
             out.append(s.size)
             out.append(self._slot_bits(s, now))
         return bytes(out)

@@ -8,11 +8,7 @@
 #   bucket       deposit_ts // bucket_s: the coarse timestamp window
 # Human form: the slot number and 10 digits, "017-48219-93015".
 # Machine form (QR / deep link): the slot and a 128-bit token, "017.<32 hex>".
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 import hashlib
 import struct

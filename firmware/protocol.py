@@ -4,11 +4,7 @@
 # Response = version(1) type|0x80 (1) status(1) challenge(16) body
 # Authenticated requests end in tag = HMAC(credential_key, challenge | request-without-tag)[:16],
 # where challenge is the one the locker sent in its previous response (or HELLO).
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 import struct
 
@@ -68,10 +64,11 @@ AUTHENTICATED = (DEPOSIT, CANCEL, RECLAIM, TECH_OPEN, AUDIT_READ, STATUS)
 
 
 class ProtocolError(Exception):
-    def __init__(self, status, message):
+    def __init__(self, status, message, retry_after=0):
         super().__init__(message)    # MicroPython has no Exception.__init__ attribute
         self.status = status
         self.message = message
+        self.retry_after = retry_after   # seconds, for E_LOCKED_OUT / E_CODE answers
 
 
 # ---- responses ----------------------------------------------------------------------

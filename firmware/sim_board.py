@@ -5,6 +5,7 @@
 # Files in the state folder: locker.json (config), secret.bin (master secret), store/
 # (journal), sim.json (ports, sensors, link payload), sim_rtc.json (RTC offset: the battery-
 # backed RTC survives power cuts), sim_doors.json (the physical doors survive them too).
+import gc
 import json
 import os
 import time
@@ -62,8 +63,9 @@ class SimBoard:
         self.control_port = self.sim.get("control_port", self.port + 1)
         self._rtc_path = self.path("sim_rtc.json")
         self.rtc_offset = _read_json(self._rtc_path, {}).get("offset", 0)
-        self.runtime = None
         self._driver = None
+        self._boot_time = time.time()
+        # self.runtime is set by serve(): the radio and control channel exist only then
 
     def path(self, name):
         return self.state_dir + "/" + name
@@ -92,7 +94,7 @@ class SimBoard:
         return int(time.time()) + self.rtc_offset
 
     def uptime_s(self):
-        return time.ticks_ms() // 1000
+        return int(time.time() - self._boot_time)     # no ticks wrap after 12 days
 
     ticks_ms = staticmethod(time.ticks_ms)
     ticks_diff = staticmethod(time.ticks_diff)
@@ -124,13 +126,19 @@ class SimBoard:
                 n = (await asyncio.wait_for_ms(reader.readexactly(1), IDLE_MS))[0]
                 piece = await asyncio.wait_for_ms(reader.readexactly(n), IDLE_MS)
                 try:
-                    message = reasm.feed(piece, time.ticks_ms())
+                    message = reasm.feed(piece)
                 except fragment.FragmentError as e:
                     answer = locker.error_answer(session, P.E_LENGTH, str(e))
                 else:
                     if message is None:
                         continue
-                    answer = self.runtime.handle(session, message)
+                    try:
+                        answer = self.runtime.handle(session, message)
+                    except MemoryError:
+                        # Runtime.handle never raises otherwise; answer rather than leave
+                        # the phone waiting for its timeout.
+                        gc.collect()
+                        answer = locker.error_answer(session, P.E_INTERNAL, "out of memory")
                 for f in fragment.split(answer, link):
                     writer.write(bytes((len(f),)) + f)
                 await writer.drain()
@@ -185,9 +193,8 @@ class SimBoard:
         """Compact on purpose: this runs inside the locker's ESP32-sized heap.
 
         slots: [slot, size, state, out_of_service, expired, door_open, jammed, output_on]"""
-        import gc
         lk = self.runtime.locker
-        drv = self._driver
+        drv = self.lock_driver()
         now = lk.clock.now()
         ttl = lk.cfg["ttl_s"]
         slots = []

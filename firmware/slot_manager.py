@@ -5,11 +5,7 @@
 # after release until the next deposit, so a pickup whose door jammed can be undone.
 # Derived, never stored: "expired" (occupied longer than the TTL) and the door's own state
 # (sensors and the door monitor own that).
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 from array import array
 
@@ -36,9 +32,9 @@ class Slot:
         self.out_of_service = bool(table.oos[i])
         self.gen = table.gen[i]
         self.deposit_ts = table.deposit_ts[i]
-        self.cred = table.cred[i] or b""     # depositing courier's credential block
-        self.req = table.req[i] or b""       # deposit request id (idempotent retries)
-        self.holder = table.holder[i] or b""  # courier id
+        self.cred = table.cred[i]           # depositing courier's credential block
+        self.req = table.req[i]             # deposit request id (idempotent retries)
+        self.holder = table.holder[i]       # courier id
         self.released_ts = table.released_ts[i]  # when the last parcel left (0: never)
 
 
@@ -55,18 +51,23 @@ class SlotManager:
         self.gen = array("I", bytes(4 * n))
         self.deposit_ts = array("I", bytes(4 * n))
         self.released_ts = array("I", bytes(4 * n))
-        self.cred = [None] * n
-        self.req = [None] * n
-        self.holder = [None] * n
+        self.cred = [b""] * n     # b"" (a shared constant) marks "never occupied"
+        self.req = [b""] * n
+        self.holder = [b""] * n
         self.recent = []         # [holder hex, req hex] of finished deposits, newest last
 
     def __len__(self):
         return len(self.size)
 
     def get(self, sid):
+        """A view of slot sid, or None if there is no such slot (ids come off the air)."""
         if 1 <= sid <= len(self.size):
             return Slot(self, sid)
         return None
+
+    def at(self, sid):
+        """A view of slot sid, which the caller knows exists."""
+        return Slot(self, sid)
 
     def sids(self):
         return range(1, len(self.size) + 1)
@@ -126,7 +127,7 @@ class SlotManager:
     def undo_release(self, sid):
         """A pickup/reclaim/cancel whose door never opened: the parcel is still inside."""
         i = sid - 1
-        if self.cred[i] is None:
+        if not self.cred[i]:
             return
         self.state[i] = OCCUPIED
         key = [self.holder[i].hex(), self.req[i].hex()]
@@ -144,8 +145,7 @@ class SlotManager:
 
     def row(self, i):
         return [self.state[i], self.oos[i], self.gen[i], self.deposit_ts[i],
-                (self.cred[i] or b"").hex(), (self.req[i] or b"").hex(),
-                (self.holder[i] or b"").hex(), self.released_ts[i]]
+                self.cred[i].hex(), self.req[i].hex(), self.holder[i].hex(), self.released_ts[i]]
 
     def rows(self):
         """The snapshot rows, made one at a time as the store writes them."""
@@ -173,9 +173,9 @@ class SlotManager:
         self.oos[i] = oos
         self.gen[i] = gen
         self.deposit_ts[i] = ts
-        self.cred[i] = bytes.fromhex(cred) if cred else None
-        self.req[i] = bytes.fromhex(req) if req else None
-        self.holder[i] = bytes.fromhex(holder) if holder else None
+        self.cred[i] = bytes.fromhex(cred)
+        self.req[i] = bytes.fromhex(req)
+        self.holder[i] = bytes.fromhex(holder)
 
 
 class _Rows:

@@ -11,11 +11,7 @@
 # Old segments are kept (`keep_segments`) as audit history, then deleted.
 # A torn last line is a write the power cut interrupted: nothing acted on it, so it is
 # dropped. Anything else that fails its check is corruption: recovery refuses to start.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 import json
 

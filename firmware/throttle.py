@@ -5,11 +5,7 @@
 #   capped at MAX_DELAY_S.
 # Bound (docs/security.md): failures in T seconds <= L + 1 + T // DECAY_S, where L is the
 # first strike count whose delay reaches DECAY_S. max_failures() computes it.
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(x):
-        return x
+from micropython import const
 
 FREE_FAILURES = const(5)
 BASE_DELAY_S = const(60)

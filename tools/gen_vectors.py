@@ -17,7 +17,9 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "firmware"))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+from lockerctl import fw  # noqa: E402,F401  (firmware/ on the path, micropython.const shim)
 
 import config  # noqa: E402
 import credentials  # noqa: E402

@@ -2,11 +2,19 @@
 algorithm, protocol and credentials serves the locker, the CLI and the tests."""
 import os
 import sys
+import types
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIRMWARE = os.path.join(REPO, "firmware")
 if FIRMWARE not in sys.path:
     sys.path.insert(0, FIRMWARE)
+
+if "micropython" not in sys.modules:
+    # CPython has no `micropython` module: firmware modules use `const()` from it exactly
+    # as on the device; on the host it is the identity.
+    _shim = types.ModuleType("micropython")
+    _shim.const = lambda value: value
+    sys.modules["micropython"] = _shim
 
 import credentials  # noqa: E402
 import fragment  # noqa: E402

@@ -1,0 +1,166 @@
+# Board layer of a real ESP32 locker: littlefs folder, RTC (optionally a DS3231), hardware
+# RNG, the lock driver the board profile describes, and the BLE service. Implements the same
+# interface as sim_board.SimBoard, so main.Runtime does not know which one it runs on.
+#
+# Files on the board's flash: /board.json (profile, written by `make deploy`),
+# /locker/locker.json and /locker/secret.bin (written by provisioning), /locker/store/.
+# Hardware modules (machine, aioble) are imported when first used, so this module imports
+# on the unix port too.
+import os
+import time
+
+import board_profile
+from clock import EPOCH_2000
+from flash_fs import FolderFs
+
+PROFILE_PATH = "/board.json"
+DATA_DIR = "/locker"
+
+
+def _epoch_offset():
+    """Seconds to add to time.time() for Unix time: the ESP32 port counts from 2000."""
+    return EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0
+
+
+class Uptime:
+    """Seconds since boot that never wrap (ticks_ms wraps after ~12 days on the ESP32).
+
+    Needs a call at least every few days; the main loop's clock upkeep does that."""
+
+    def __init__(self, ticks_ms, ticks_diff):
+        self._ticks = ticks_ms
+        self._diff = ticks_diff
+        self._last = ticks_ms()
+        self._ms = 0
+
+    def seconds(self):
+        now = self._ticks()
+        self._ms += self._diff(now, self._last)
+        self._last = now
+        return self._ms // 1000
+
+
+class Esp32Board:
+    def __init__(self, profile_path=PROFILE_PATH, data_dir=DATA_DIR, ticks=None):
+        """ticks: (ticks_ms, ticks_diff) stand-ins for host tests; the board's own otherwise."""
+        if ticks is not None:
+            self.ticks_ms, self.ticks_diff = ticks
+        self.profile, self.warnings = board_profile.load(profile_path)
+        self.data_dir = data_dir
+        self._driver = None
+        self._i2c_buses = {}
+        self._uptime = Uptime(self.ticks_ms, self.ticks_diff)
+        self._rtc_base = None           # DS3231 time at boot minus uptime, when fitted
+        self._epoch = _epoch_offset()
+        self.ble = None
+        for w in self.warnings:
+            print("[board] warning:", w)
+
+    def path(self, name):
+        return self.data_dir + "/" + name
+
+    # ---- hardware construction --------------------------------------------------------
+    def _i2c(self, spec):
+        bus = spec.get("id", 0)
+        if bus not in self._i2c_buses:
+            from machine import I2C, Pin
+            self._i2c_buses[bus] = I2C(bus, scl=Pin(spec["scl"]), sda=Pin(spec["sda"]),
+                                       freq=spec.get("freq", 400000))
+        return self._i2c_buses[bus]
+
+    def lock_driver(self):
+        if self._driver is None:
+            self._driver = self._make_driver()
+            self._driver.all_off()
+            self._check_config()
+        return self._driver
+
+    def _make_driver(self):
+        p = self.profile
+        if p["driver"] == "gpio":
+            from lock_gpio import GpioLockDriver
+            g = p["gpio"]
+            return GpioLockDriver(g["outputs"], self.ticks_ms, self.ticks_diff,
+                                  active_low=g["active_low"], sensors=g.get("sensors"),
+                                  sensor_open_level=g["sensor_open_level"],
+                                  sensor_pull=g["sensor_pull"], debounce_ms=g["debounce_ms"])
+        if p["driver"] == "mcp23017":
+            from lock_mcp23017 import Mcp23017LockDriver
+            m = p["mcp23017"]
+            return Mcp23017LockDriver(self._i2c(m["i2c"]),
+                                      [(c["address"], c["doors"]) for c in m["chips"]],
+                                      self.ticks_ms, self.ticks_diff,
+                                      active_low=m["active_low"],
+                                      sensor_chips=m.get("sensor_chips"),
+                                      sensor_open_level=m["sensor_open_level"],
+                                      debounce_ms=m["debounce_ms"])
+        raise board_profile.ProfileError("driver %r does not run on a real board: use the "
+                                         "simulator (main.py sim <dir>)" % p["driver"])
+
+    def _check_config(self):
+        """After the outputs are off: refuse a locker.json that does not fit this board."""
+        import config
+        try:
+            cfg = config.load(self.path("locker.json"))
+        except config.ConfigError:
+            return                      # not provisioned yet: Runtime reports it clearly
+        board_profile.check_config(self.profile, cfg)
+
+    # ---- board interface ----------------------------------------------------------------
+    def read_secret(self):
+        with open(self.path("secret.bin"), "rb") as f:
+            secret = f.read()
+        if len(secret) != 32:
+            raise ValueError("secret.bin must hold 32 bytes: provision the locker")
+        return secret
+
+    def store_fs(self):
+        try:
+            os.mkdir(self.data_dir)
+        except OSError:
+            pass
+        return FolderFs(self.path("store"))
+
+    def rtc_unix(self):
+        if self._rtc_base is None:
+            self._rtc_base = self._read_ds3231()
+        if self._rtc_base:
+            return self._rtc_base + self.uptime_s()
+        return int(time.time()) + self._epoch
+
+    def _read_ds3231(self):
+        """DS3231 time at boot (minus uptime), or 0 to use the ESP32's own RTC."""
+        rtc = self.profile.get("rtc")
+        if not rtc:
+            return 0
+        from rtc_ds3231 import DS3231
+        try:
+            t = DS3231(self._i2c(rtc["i2c"])).read_unix()
+        except OSError as e:
+            print("[board] DS3231 not answering (%s): using the internal RTC" % e)
+            return 0
+        if t is None:
+            print("[board] DS3231 lost its time (battery?): using the internal RTC")
+            return 0
+        return t - self.uptime_s()
+
+    def uptime_s(self):
+        return self._uptime.seconds()
+
+    @staticmethod
+    def ticks_ms():
+        return time.ticks_ms()
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return time.ticks_diff(a, b)
+
+    @staticmethod
+    def random_bytes(n):
+        return os.urandom(n)    # ESP32 hardware RNG (true random while the radio is on)
+
+    async def serve(self, runtime):
+        import ble_service
+        self.ble = ble_service.BleService(runtime, runtime.cfg["locker_id"])
+        print("[board] advertising as", self.ble.name)
+        await self.ble.serve()

@@ -1,0 +1,373 @@
+"""ble_service over the fake radio (host_tests/fake_aioble.py): the locker's GATT service
+against the BLE failure modes real lockers meet (truncated writes, failed MTU exchange,
+phones that vanish, notifications before subscription, a busy stack)."""
+import asyncio
+import os
+import sys
+import threading
+
+import pytest
+
+from lockerctl.client import LockerClient
+
+import fake_aioble  # host_tests/ is on sys.path (rootdir conftest)
+import fragment
+import protocol as P
+
+LINK_TIMEOUT_S = 5      # a safety net so a broken service fails the test instead of hanging
+
+
+class Runtime:
+    """The part of main.Runtime the transport uses."""
+
+    def __init__(self, locker):
+        self.locker = locker
+
+    def handle(self, session, frame):
+        return self.locker.handle(session, frame)
+
+
+class Air:
+    """The fake radio and the locker's BleService on a loop in a background thread, so the
+    synchronous LockerClient can drive a phone across it."""
+
+    def __init__(self, bench, **service_kw):
+        self.bench = bench
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.radio = self.call(self._install())
+        import ble_service
+        self.ble_service = ble_service
+        kw = dict(idle_ms=200, mtu_timeout_ms=50, log=lambda *a: None)
+        kw.update(service_kw)
+        self.service = self.call(self._start(ble_service, kw))
+        self.req_uuid = fake_aioble.UUID(ble_service.REQUEST_UUID)
+
+    async def _install(self):
+        return fake_aioble.install()
+
+    async def _start(self, ble_service, kw):
+        svc = ble_service.BleService(Runtime(self.bench.locker), self.bench.cfg["locker_id"],
+                                     **kw)
+        self.task = asyncio.ensure_future(svc.serve())
+        await asyncio.sleep(0)
+        return svc
+
+    def call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(LINK_TIMEOUT_S * 2)
+
+    def settle(self, predicate):
+        """Run the loop until predicate() holds (the fake has no real time to wait for)."""
+        async def wait():
+            while not predicate():
+                await asyncio.sleep(0.005)
+        self.call(asyncio.wait_for(wait(), LINK_TIMEOUT_S))
+
+    def close(self):
+        async def stop():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            for t in asyncio.all_tasks():
+                if t is not asyncio.current_task():
+                    t.cancel()
+        self.call(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(LINK_TIMEOUT_S)
+        sys.modules.pop("aioble", None)
+        sys.modules.pop("bluetooth", None)
+
+    # ---- phone side --------------------------------------------------------------------
+    def phone(self, subscribe=True, **kw):
+        async def connect():
+            p = fake_aioble.Phone(**kw)
+            await p.connect(self.service.name)
+            if subscribe:
+                p.subscribe()
+            return p
+        self.settle(lambda: self.radio.advertising is not None)
+        return self.call(connect())
+
+    async def _exchange(self, phone, frame, link):
+        for piece in fragment.split(frame, link or min(phone.att_payload(), 244)):
+            await phone.write(self.req_uuid, piece)
+        return await self._receive(phone)
+
+    async def _receive(self, phone):
+        reasm = fragment.Reassembler(P.MAX_RESPONSE)
+        while True:
+            piece = await asyncio.wait_for(phone.received.get(), LINK_TIMEOUT_S)
+            phone.last_sizes.append(len(piece))
+            message = reasm.feed(piece)
+            if message is not None:
+                return message
+
+    def transport(self, phone, link=None):
+        air = self
+        phone.last_sizes = []
+
+        class PhoneTransport:
+            def exchange(self, frame):
+                return air.call(air._exchange(phone, frame, link))
+        return PhoneTransport()
+
+    def send(self, phone, pieces):
+        async def go():
+            for piece in pieces:
+                await phone.write(self.req_uuid, piece)
+        self.call(go())
+
+
+@pytest.fixture
+def air(bench):
+    a = Air(bench)
+    yield a
+    a.close()
+
+
+def test_advertises_the_locker_by_name_with_the_service(air):
+    air.settle(lambda: air.radio.advertising is not None)
+    ad = air.radio.advertising
+    assert ad["name"] == "LKR-" + air.bench.cfg["locker_id"].upper()
+    assert bytes(fake_aioble.UUID(air.ble_service.SERVICE_UUID)) in ad["adv"] + ad["resp"]
+    assert ad["name"].encode() in ad["resp"]      # name overflows into the scan response
+
+
+def test_deposit_and_pickup_with_a_large_mtu(air, bench):
+    phone = air.phone(mtu=247)
+    client = LockerClient(air.transport(phone))
+    dep = client.deposit(bench.courier(), size=1)
+    assert client.pickup(dep.code)["slot"] == dep.slot
+    assert air.radio.local_mtu == 247
+    assert phone.link.mtu == 247
+    assert max(phone.last_sizes) > 20             # answers used the agreed MTU
+    assert max(phone.last_sizes) <= 244
+    assert air.radio.max_simultaneous == 1
+
+
+@pytest.mark.parametrize("reply", ["silent", "refuse"])
+def test_failed_mtu_exchange_falls_back_to_20_byte_fragments(air, bench, reply):
+    phone = air.phone(mtu=247, mtu_reply=reply)
+    air.settle(lambda: air.service.mtu_failures == 1)
+    client = LockerClient(air.transport(phone, link=20))
+    dep = client.deposit(bench.courier(), size=1)
+    assert client.pickup(dep.machine_code)["slot"] == dep.slot
+    assert phone.last_sizes and max(phone.last_sizes) == 20
+
+
+def test_mtu_the_phone_negotiated_itself_is_used(air, bench):
+    phone = air.phone(mtu=185, mtu_reply="refuse")      # iOS-like: the phone did it already
+    air.call(asyncio.sleep(0))
+    phone.initiate_mtu()
+    client = LockerClient(air.transport(phone))
+    client.deposit(bench.courier(), size=1)
+    client.audit_page(bench.technician())          # a long answer: several fragments
+    assert max(phone.last_sizes) == 182
+
+
+def test_request_buffer_holds_a_full_att_payload(air, bench):
+    # A whole deposit request in ONE 244-byte write must arrive intact: with the stack's
+    # default 20-byte buffer it would be cut silently (see the next test).
+    phone = air.phone(mtu=247)
+    client = LockerClient(air.transport(phone, link=244))
+    dep = client.deposit(bench.courier(), size=1)
+    assert dep.slot >= 1
+    req = [c for c in air.radio.characteristics.values() if c.can_write][0]
+    assert req.max_len >= air.radio.local_mtu - 3
+
+
+def test_the_fake_truncates_writes_to_the_buffer_like_the_stack(bench):
+    # Guard for the test above: the fake really cuts long writes to a default buffer.
+    async def go():
+        radio = fake_aioble.install()
+        svc = fake_aioble.Service(fake_aioble.UUID(0x1234))
+        ch = fake_aioble.Characteristic(svc, fake_aioble.UUID(0x1235), write=True,
+                                        capture=True)
+        fake_aioble.register_services(svc)
+        fake_aioble.config(mtu=247)
+        radio.advertising = {"name": "x"}
+        phone = fake_aioble.Phone()
+        conn = await phone.connect("x")
+        conn.mtu = 247
+        await phone.write(ch.uuid, bytes(100))
+        return await ch.written(timeout_ms=100)
+    try:
+        _, data = asyncio.run(go())
+    finally:
+        sys.modules.pop("aioble", None)
+        sys.modules.pop("bluetooth", None)
+    assert len(data) == 20
+
+
+def test_notifications_before_subscription_are_lost_then_a_retry_works(air):
+    phone = air.phone(subscribe=False)
+    hello = P.request(P.HELLO)
+    air.send(phone, list(fragment.split(hello, 20)))
+    air.settle(lambda: phone.dropped_notifications > 0)
+    phone.subscribe()
+    answer = air.transport(phone).exchange(hello)
+    assert P.parse_response(answer)[1] == P.OK
+
+
+def test_phone_vanishing_mid_request_leaves_no_trace(air, bench):
+    cred = bench.courier()
+    phone = air.phone()
+    client = LockerClient(air.transport(phone, link=20))
+    client.hello()
+    frame = P.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
+                   client.challenge)
+    pieces = list(fragment.split(frame, 20))
+    air.send(phone, pieces[:-1])                 # all but the LAST fragment
+    air.call(_vanish(phone, reported=True))
+    air.settle(lambda: air.service.connection is None)
+    assert not any(bench.locker.slots.state)     # nothing allocated
+    # the next phone is served from a clean slate
+    phone2 = air.phone()
+    dep = LockerClient(air.transport(phone2)).deposit(cred, size=1)
+    assert list(bench.locker.slots.state).count(1) == 1
+    assert bench.locker.slots.get(dep.slot).state == 1
+
+
+async def _vanish(phone, reported):
+    phone.vanish(reported)
+
+
+def test_answer_lost_to_a_silent_vanish_then_retry_gets_the_same_slot(air, bench):
+    cred = bench.courier()
+    phone = air.phone()
+    client = LockerClient(air.transport(phone))
+    client.hello()
+    req_id = os.urandom(8)
+    frame = P.sign(P.request(P.DEPOSIT, cred.block + req_id + b"\x01"), cred.key,
+                   client.challenge)
+    pieces = list(fragment.split(frame, 244))
+
+    async def send_and_vanish():
+        for piece in pieces:
+            await phone.write(air.req_uuid, piece)
+        phone.vanish(reported=False)             # out of range before the answer
+    air.call(send_and_vanish())
+    air.settle(lambda: air.service.idle_drops == 1 and air.radio.advertising is not None)
+    assert "gap_disconnect" in air.radio.log
+    phone2 = air.phone()
+    dep = LockerClient(air.transport(phone2)).deposit(cred, size=1, request_id=req_id)
+    assert list(bench.locker.slots.state).count(1) == 1
+    assert dep.slot == [i + 1 for i, s in enumerate(bench.locker.slots.state) if s][0]
+
+
+def test_silent_phone_is_dropped_and_advertising_resumes(air):
+    phone = air.phone()
+    air.settle(lambda: air.service.idle_drops == 1)
+    air.settle(lambda: air.radio.advertising is not None)
+    assert phone.link is None
+
+
+def test_dead_link_the_stack_never_reports_does_not_wedge_the_locker(air, bench):
+    air.radio.disconnect_reports = False
+    phone = air.phone()
+    air.call(_vanish(phone, reported=False))
+    air.settle(lambda: air.service.idle_drops == 1 and air.radio.advertising is not None)
+    phone2 = air.phone()
+    assert LockerClient(air.transport(phone2)).hello().slot_count == len(bench.locker.slots)
+
+
+def test_busy_stack_notifications_are_retried(air):
+    phone = air.phone()
+    air.radio.notify_busy = 2
+    before = air.radio.notify_attempts
+    answer = air.transport(phone).exchange(P.request(P.HELLO))
+    assert P.parse_response(answer)[1] == P.OK
+    assert air.radio.notify_attempts - before > len(phone.last_sizes)
+
+
+def test_stack_that_stays_busy_drops_the_connection(air):
+    phone = air.phone()
+    air.radio.notify_busy = 10 ** 6
+    air.send(phone, list(fragment.split(P.request(P.HELLO), 20)))
+    air.settle(lambda: air.service.lost_answers == 1 and air.service.connection is None)
+    air.radio.notify_busy = 0
+    phone2 = air.phone()
+    assert P.parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
+
+
+def test_one_connection_at_a_time(air):
+    air.phone()
+
+    async def second():
+        with pytest.raises(ConnectionError):
+            await fake_aioble.Phone(addr="aa:bb:cc:00:00:02").connect(air.service.name)
+    air.call(second())
+    assert air.radio.max_simultaneous == 1
+
+
+def test_write_queued_by_a_departed_phone_is_not_answered_to_the_next(air):
+    phone = air.phone()
+
+    async def write_and_leave():
+        await phone.write(air.req_uuid, next(fragment.split(P.request(P.HELLO), 20)))
+        fake_aioble.RADIO.irq_disconnect(phone.link)   # gone before the locker read it
+    air.call(write_and_leave())
+    phone2 = air.phone()
+    assert P.parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
+    air.call(asyncio.sleep(0.05))
+    assert phone2.received.empty()
+
+
+def test_fragment_out_of_sequence_gets_a_clear_error(air):
+    phone = air.phone()
+    bad = bytes((0x03,)) + b"junk"                       # no FIRST bit, sequence 3
+    air.send(phone, [bad])
+    phone.last_sizes = []
+    answer = air.call(air._receive(phone))
+    assert P.parse_response(answer)[1] == P.E_LENGTH
+    assert air.service.fragment_errors == 1
+
+
+def test_without_aioble_construction_says_what_to_install(bench):
+    import ble_service
+    saved = {k: sys.modules.pop(k) for k in ("aioble", "bluetooth") if k in sys.modules}
+    sys.modules["aioble"] = None       # makes `import aioble` raise ImportError
+    try:
+        with pytest.raises(ImportError, match="mip install aioble"):
+            ble_service.BleService(Runtime(bench.locker), bench.cfg["locker_id"])
+    finally:
+        sys.modules.pop("aioble", None)
+        sys.modules.update(saved)
+
+
+def test_link_payload_from_mtu():
+    import ble_service
+    assert ble_service.link_payload(None) == 20
+    assert ble_service.link_payload(23) == 20
+    assert ble_service.link_payload(100) == 97
+    assert ble_service.link_payload(517) == 244
+
+
+# ---- the laptop side: tools/lockerctl/ble.py over fake bleak, same fake radio --------------
+
+@pytest.fixture
+def laptop(air):
+    import fake_bleak
+    fake_bleak.install(air.loop)
+    yield air
+    fake_bleak.uninstall()
+
+
+def test_ble_transport_deposit_and_pickup(laptop, bench):
+    from lockerctl.ble import BleTransport
+    with BleTransport(bench.cfg["locker_id"], timeout=LINK_TIMEOUT_S) as courier_link:
+        dep = LockerClient(courier_link).deposit(bench.courier(), size=2)
+        assert courier_link.link_payload == 244
+    with BleTransport(bench.cfg["locker_id"], timeout=LINK_TIMEOUT_S,
+                      link_payload=20) as recipient_link:
+        assert LockerClient(recipient_link).pickup(dep.code)["slot"] == dep.slot
+        assert recipient_link.fragments_sent > 2          # the pickup took several writes
+
+
+def test_ble_transport_names_the_locker_it_cannot_find(laptop):
+    from lockerctl.ble import BleTransport
+    from lockerctl.transport import TransportError
+    t = BleTransport("00000000000000aa", scan_timeout=0.05)
+    with pytest.raises(TransportError, match="no locker advertising as LKR-00000000000000AA"):
+        t.connect()
+    t.close()

@@ -1,0 +1,413 @@
+"""The journal + snapshot store: what survives, what is refused, what the audit chain proves.
+
+A store that fails its checks must stop the locker (docs/architecture.md rule 3, Open-Locker:
+"a corrupt state file blocks start-up"); a write the power cut interrupted must not."""
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import flash_fs
+import protocol as P
+import store as S
+from lockerctl.rig import LOCKER_ID, MASTER, Bench
+
+KEY = bytes(range(100, 132))
+
+
+class ListUser:
+    """The smallest store user: its live state is a list of values, one record each.
+
+    Follows the locker's rules: recover or create at boot, compact when asked, one append
+    per change."""
+
+    def __init__(self, fs, segment_records=4, keep_segments=3):
+        self.fs = fs
+        self.store = S.Store(fs, KEY, segment_records, keep_segments)
+        self.items = []
+
+    def boot(self):
+        if not self.store.recover(self._load, self._apply):
+            self.store.create(self._state())
+        if self.store.needs_compaction():
+            self.store.snapshot(self._state())
+        return self
+
+    def _state(self):
+        return {"items": list(self.items)}
+
+    def _load(self, d):
+        self.items = list(d["items"])
+
+    def _apply(self, record):
+        self.items.append(record["v"])
+
+    def add(self, v):
+        record = self.store.append({"v": v})
+        self._apply(record)
+        if self.store.needs_compaction():
+            self.store.snapshot(self._state())
+        return record
+
+
+def reboot(folder, **kw):
+    return ListUser(flash_fs.FolderFs(folder), **kw).boot()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return str(tmp_path / "store")
+
+
+def files(folder, prefix):
+    return sorted(int(n[len(prefix):]) for n in os.listdir(folder)
+                  if n.startswith(prefix) and n[len(prefix):].isdigit())
+
+
+def records_in(folder, seg):
+    with open(os.path.join(folder, "j.%d" % seg), "rb") as f:
+        return len(f.read().splitlines()) - 1          # minus the header line
+
+
+def flip(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes((b[0] ^ 0x01,)))
+
+
+# ---- round trip, compaction, pruning, audit --------------------------------------------
+
+def test_empty_folder_is_a_fresh_store(folder):
+    st_ = S.Store(flash_fs.FolderFs(folder), KEY)
+    assert st_.recover(lambda d: 1 / 0, lambda r: 1 / 0) is False
+    assert os.path.isdir(folder)
+
+
+def test_append_then_recover_round_trip(folder):
+    u = reboot(folder, segment_records=50)
+    for v in range(7):
+        u.add(v)
+    again = reboot(folder, segment_records=50)
+    assert again.items == list(range(7))
+    assert again.store.seq == u.store.seq == 7
+    assert again.store.head == u.store.head
+    again.add(7)
+    assert reboot(folder, segment_records=50).items == list(range(8))
+
+
+def test_compaction_every_segment_records(folder):
+    u = reboot(folder, segment_records=4, keep_segments=100)
+    for v in range(1, 15):
+        u.add(v)
+        assert u.store.segment == 1 + v // 4
+        assert u.store.in_segment == v % 4
+    # every full segment holds exactly segment_records records; the live one the rest
+    assert [records_in(folder, s) for s in files(folder, "j.")] == [4, 4, 4, 2]
+    assert files(folder, "s.") == [4]          # only the newest snapshot is kept
+    assert reboot(folder, segment_records=4, keep_segments=100).items == list(range(1, 15))
+
+
+def test_old_segments_pruned_to_keep_segments(folder):
+    u = reboot(folder, segment_records=3, keep_segments=2)
+    for v in range(20):
+        u.add(v)
+    seg = u.store.segment
+    assert files(folder, "j.") == [seg - 1, seg]
+    assert files(folder, "s.") == [seg]
+    assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+def test_read_audit_checks_the_chain_across_segments(folder):
+    u = reboot(folder, segment_records=3, keep_segments=3)
+    for v in range(11):
+        u.add(v)
+    got = list(S.read_audit(u.fs, KEY))
+    ns = [r["n"] for r in got]
+    assert ns == list(range(ns[0], 12))          # consecutive up to the last record
+    assert [r["v"] for r in got] == list(range(11))[-len(got):]
+    assert len(got) > 3                          # spans more than one segment
+    assert [r["n"] for r in S.read_audit(u.fs, KEY, from_seq=9)] == [9, 10, 11]
+    # the wrong key cannot verify the chain
+    with pytest.raises(S.StoreCorrupt):
+        list(S.read_audit(u.fs, bytes(32)))
+
+
+# ---- torn writes ---------------------------------------------------------------------------
+
+def test_torn_tail_is_dropped_and_store_compacts_before_appending(folder):
+    u = reboot(folder, segment_records=50)
+    for v in range(3):
+        u.add(v)
+    seg = u.store.segment
+    line, _ = S.encode_line(KEY, u.store.head, {"v": 99, "n": 4})
+    with open(os.path.join(folder, "j.%d" % seg), "ab") as f:
+        f.write(line[:len(line) // 2])                         # the power cut mid-append
+    again = ListUser(flash_fs.FolderFs(folder), segment_records=50)
+    assert again.store.recover(again._load, again._apply)
+    assert again.items == [0, 1, 2]
+    assert again.store.needs_compaction()
+    again.boot()                                  # recover again + compact (as at boot)
+    assert again.store.segment == seg + 1         # new segment: never append after garbage
+    again.add(3)
+    assert reboot(folder, segment_records=50).items == [0, 1, 2, 3]
+    assert [r["v"] for r in S.read_audit(again.fs, KEY)] == [0, 1, 2, 3]
+
+
+def test_damaged_whole_last_record_is_corrupt_not_torn(folder):
+    """A cut never leaves a complete line behind (a torn write lacks its newline), so a
+    whole last line that fails its MAC is damage, not a cut: refused, not dropped."""
+    u = reboot(folder, segment_records=50)
+    for v in range(3):
+        u.add(v)
+    path = os.path.join(folder, "j.%d" % u.store.segment)
+    size = os.path.getsize(path)
+    for offset in (size - 5, size - 40):          # in the MAC, in the JSON body
+        with open(path, "rb") as f:
+            original = f.read()
+        flip(path, offset)
+        with pytest.raises(S.StoreCorrupt):
+            reboot(folder, segment_records=50)
+        with open(path, "wb") as f:
+            f.write(original)
+    assert reboot(folder, segment_records=50).items == [0, 1, 2]
+
+
+# ---- corruption is refused --------------------------------------------------------------
+
+def _store_with_records(folder, n=5, **kw):
+    u = reboot(folder, segment_records=50, **kw)
+    for v in range(n):
+        u.add(v)
+    return u
+
+
+def test_flipped_byte_anywhere_in_a_non_last_record_is_corrupt(folder):
+    u = _store_with_records(folder)
+    path = os.path.join(folder, "j.%d" % u.store.segment)
+    with open(path, "rb") as f:
+        original = f.read()
+    lines = original.splitlines(keepends=True)
+    start = len(lines[0])                         # after the header
+    end = len(original) - len(lines[-1])          # before the last record
+    for offset in range(start, end):
+        with open(path, "wb") as f:
+            f.write(original)
+        flip(path, offset)
+        with pytest.raises(S.StoreCorrupt):
+            reboot(folder)
+    assert end - start > 100                      # really walked several records
+
+
+def test_flipped_byte_in_the_segment_chain_link_is_corrupt(folder):
+    u = _store_with_records(folder)
+    path = os.path.join(folder, "j.%d" % u.store.segment)
+    with open(path, "rb") as f:
+        header = f.readline()
+    h_at = header.index(b'"h": "') + 6
+    flip(path, h_at + 3)
+    with pytest.raises(S.StoreCorrupt):
+        reboot(folder)
+
+
+def test_flipped_byte_in_snapshot_is_corrupt(folder):
+    u = _store_with_records(folder)
+    path = os.path.join(folder, "s.%d" % u.store.segment)
+    with open(path, "rb") as f:
+        original = f.read()
+    for offset in range(0, len(original) - 1):     # every byte but the final newline
+        with open(path, "wb") as f:
+            f.write(original)
+        flip(path, offset)
+        with pytest.raises(S.StoreCorrupt):
+            reboot(folder)
+
+
+def test_journal_without_snapshot_is_corrupt(folder):
+    u = _store_with_records(folder)
+    os.remove(os.path.join(folder, "s.%d" % u.store.segment))
+    with pytest.raises(S.StoreCorrupt):
+        reboot(folder)
+
+
+def test_deleted_middle_segment_breaks_the_audit_chain(folder):
+    u = reboot(folder, segment_records=3, keep_segments=4)
+    for v in range(12):
+        u.add(v)
+    segs = files(folder, "j.")
+    assert len(segs) == 4
+    os.remove(os.path.join(folder, "j.%d" % segs[1]))
+    assert reboot(folder, segment_records=3, keep_segments=4).items == list(range(12))
+    with pytest.raises(S.StoreCorrupt):
+        list(S.read_audit(flash_fs.FolderFs(folder), KEY))
+
+
+def test_flipped_byte_in_an_old_segment_breaks_the_audit_chain(folder):
+    u = reboot(folder, segment_records=3, keep_segments=4)
+    for v in range(12):
+        u.add(v)
+    old = files(folder, "j.")[1]
+    path = os.path.join(folder, "j.%d" % old)
+    for offset in (os.path.getsize(path) // 2, os.path.getsize(path) - 3):  # middle / last
+        with open(path, "rb") as f:
+            original = f.read()
+        flip(path, offset)
+        with pytest.raises(S.StoreCorrupt):
+            list(S.read_audit(flash_fs.FolderFs(folder), KEY))
+        with open(path, "wb") as f:
+            f.write(original)
+    assert len(list(S.read_audit(flash_fs.FolderFs(folder), KEY))) >= 9
+
+
+# ---- the locker refuses to serve from a corrupt store ------------------------------------
+
+class DeskBoard:
+    """The board interface main.Runtime needs, built from sim_hw's fakes (no radio)."""
+
+    def __init__(self, folder, time):
+        import sim_hw
+        self.folder = folder
+        self.time = time
+        os.makedirs(folder, exist_ok=True)
+        with open(self.path("locker.json"), "w") as f:
+            json.dump({"locker_id": LOCKER_ID.hex(), "layout": "S*2,M*2,L"}, f)
+        self.driver = sim_hw.SimLockDriver(5, ticks_ms=time.ticks_ms)
+        self.rtc_unix, self.uptime_s = time.rtc_unix, time.uptime_s
+        self.ticks_ms, self.ticks_diff = time.ticks_ms, time.ticks_diff
+        self.random_bytes = os.urandom
+
+    def path(self, name):
+        return self.folder + "/" + name
+
+    def lock_driver(self):
+        return self.driver
+
+    def read_secret(self):
+        return MASTER
+
+    def store_fs(self):
+        return flash_fs.FolderFs(self.path("store"))
+
+
+def test_corrupt_store_halts_the_locker_with_a_clear_answer(tmp_path):
+    import main
+    import sim_hw
+
+    folder = str(tmp_path / "board")
+    board = DeskBoard(folder, sim_hw.ManualTime())
+    rt = main.Runtime(board)
+    rt.boot()
+    assert rt.locker.halted == ""            # serving
+    session = rt.locker.new_session()
+    assert rt.locker.handle(session, P.request(P.HELLO))[2] == P.OK
+    for _ in range(3):                 # a few records after the boot record
+        rt.locker._commit({"e": "clock"})
+    store_dir = board.path("store")
+    seg = max(files(store_dir, "j."))
+    flip(os.path.join(store_dir, "j.%d" % seg), os.path.getsize(
+        os.path.join(store_dir, "j.%d" % seg)) // 2)
+
+    rt = main.Runtime(DeskBoard(folder, board.time))
+    rt.boot()
+    assert rt.locker.halted and "store corrupt" in rt.locker.halted
+    answer = rt.locker.handle(rt.locker.new_session(), P.request(P.HELLO))
+    _, status, _, body = P.parse_response(answer)
+    assert status == P.E_INTERNAL
+    assert "locker halted" in P.parse_error(body)[1]
+    assert rt.bank.energised() == []
+
+
+def test_bench_boot_raises_store_corrupt(tmp_path):
+    b = Bench(str(tmp_path / "s"))
+    b.client.deposit(b.courier(), size=1)
+    b.client.deposit(b.courier(), size=1)
+    seg = b.locker.store.segment
+    path = os.path.join(b.folder, "j.%d" % seg)
+    with open(path, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    flip(path, len(lines[0]) + 10)               # inside the first record (not the last)
+    with pytest.raises(S.StoreCorrupt):
+        b.boot()
+
+
+def test_audit_read_over_a_broken_chain_answers_an_error(tmp_path):
+    """The handler never raises: a tampered old segment is an error answer, not a crash."""
+    b = Bench(str(tmp_path / "s"), segment_records=3, keep_segments=4)
+    cred = b.courier()
+    for _ in range(4):
+        d = b.client.deposit(cred, size=1)
+        b.run_hardware()
+        b.driver.close(d.slot)
+        b.run_hardware()
+        b.client.pickup(d.code)
+        b.run_hardware()
+        b.driver.close(d.slot)
+    segs = files(b.folder, "j.")
+    assert len(segs) >= 3
+    os.remove(os.path.join(b.folder, "j.%d" % segs[1]))
+    tech = b.technician()
+    from lockerctl.client import LockerRefused
+    with pytest.raises(LockerRefused) as e:
+        b.client.audit_page(tech, from_seq=1)
+    assert e.value.status == P.E_INTERNAL
+    # the live state is untouched: deposits still work
+    assert b.client.deposit(cred, size=1).slot >= 1
+
+
+def test_torn_tail_in_the_locker_journal_boots_and_compacts(tmp_path):
+    b = Bench(str(tmp_path / "s"))
+    d = b.client.deposit(b.courier(), size=1)
+    seg = b.locker.store.segment
+    with open(os.path.join(b.folder, "j.%d" % seg), "ab") as f:
+        f.write(b'{"e": "pick", "s": 1, "g"')          # half a record: a cut mid-append
+    b.boot()
+    assert b.locker.store.segment == seg + 1
+    assert b.locker.slots.get(d.slot).state == 1
+    assert b.client.pickup(d.code)["slot"] == d.slot
+
+
+# ---- the store against a list model ------------------------------------------------------
+
+ops = st.lists(st.one_of(st.tuples(st.just("add"), st.integers(0, 10 ** 6)),
+                         st.tuples(st.just("reboot"), st.none()),
+                         st.tuples(st.just("compact"), st.none())), max_size=40)
+
+
+@settings(max_examples=int(os.environ.get("LOCKER_EXAMPLES", 60)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=ops, seg=st.integers(1, 6), keep=st.integers(2, 4))
+def test_store_matches_a_list_model(tmp_path_factory, ops, seg, keep):
+    folder = str(tmp_path_factory.mktemp("model") / "store")
+    model = []
+    u = reboot(folder, segment_records=seg, keep_segments=keep)
+    for op, arg in ops:
+        if op == "add":
+            r = u.add(arg)
+            model.append(arg)
+            assert r["n"] == len(model)          # one record per change, no gaps
+        elif op == "reboot":
+            u = reboot(folder, segment_records=seg, keep_segments=keep)
+        else:
+            u.store.snapshot(u._state())
+        assert u.items == model
+        assert len(files(folder, "s.")) == 1
+        assert len(files(folder, "j.")) <= keep
+    u = reboot(folder, segment_records=seg, keep_segments=keep)
+    assert u.items == model
+    audit = [r["v"] for r in S.read_audit(u.fs, KEY)]
+    assert audit == model[len(model) - len(audit):]
+    assert len(audit) >= min(len(model), u.store.in_segment)
+
+
+def test_record_lines_are_what_the_doc_says():
+    """<json>\\t<mac hex>\\n with mac = HMAC(key, prev | json)[:16], checked independently."""
+    import hashlib
+    import hmac
+    line, mac = S.encode_line(KEY, S.GENESIS, {"e": "x", "n": 1})
+    body, _, tail = line.rstrip(b"\n").rpartition(b"\t")
+    want = hmac.new(KEY, S.GENESIS + body, hashlib.sha256).digest()[:16]
+    assert bytes.fromhex(tail.decode()) == want == mac
+    assert line.endswith(b"\n") and body == json.dumps({"e": "x", "n": 1}).encode()
