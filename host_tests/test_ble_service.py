@@ -1,4 +1,4 @@
-"""ble_service over the fake radio (host_tests/fake_aioble.py): the locker's GATT service
+"""ble_service over the fake radio (host_tests/fakes/fake_aioble.py): the locker's GATT service
 against the BLE failure modes real lockers meet (truncated writes, failed MTU exchange,
 phones that vanish, notifications before subscription, a busy stack)."""
 import asyncio
@@ -10,7 +10,7 @@ import pytest
 
 from lockerctl.client import LockerClient
 
-import fake_aioble  # host_tests/ is on sys.path (rootdir conftest)
+from fakes import fake_aioble
 import fragment
 import protocol as P
 
@@ -347,7 +347,7 @@ def test_link_payload_from_mtu():
 
 @pytest.fixture
 def laptop(air):
-    import fake_bleak
+    from fakes import fake_bleak
     fake_bleak.install(air.loop)
     yield air
     fake_bleak.uninstall()

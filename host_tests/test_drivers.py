@@ -1,5 +1,5 @@
 """Real-board drivers (lock_gpio, lock_mcp23017, rtc_ds3231, board_esp32) against the fake
-machine module (host_tests/fake_machine.py): outputs off from the first instant, polarity,
+machine module (host_tests/fakes/fake_machine.py): outputs off from the first instant, polarity,
 debounce, pulse cap through LockBank, I2C faults, DS3231 dates checked against CPython's
 datetime, and every real-board module importing on the MicroPython unix port."""
 import datetime
@@ -12,7 +12,7 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import fake_machine as fm
+from fakes import fake_machine as fm
 import gpio_lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import types
 
-import fake_aioble
+from fakes import fake_aioble
 
 
 class BLEDevice:
