@@ -84,7 +84,7 @@ def test_argument_errors_exit_2_with_a_message(home, args):
     (("pickup", "12345"), "not a pickup code"),
     (("pickup", "001-2345-67890x"), "not a pickup code"),
     (("sim", "clock", "3d"), "+DURATION"),
-    (("provision", "--port", "/dev/ttyUSB0"), "not supported yet"),
+    (("provision", "--port", "/dev/ttyUSB0"), "needs --board"),
     (("provision", "--layout", "S*2,Q*3"), "unknown slot size"),
     (("credential", "issue", "--courier", "x" * 17), "holder id"),
     (("credential", "issue", "--technician", "t", "--reclaim-any"), "courier scope"),
@@ -271,3 +271,25 @@ def test_audit_chain_detects_tampering(tamper):
         key = _audit_key(bytes(32))
     records, problem = cli.verify_chain(lines, key)
     assert problem is not None
+
+
+def test_provision_board_takes_lock_ratings_from_the_profile(home):
+    """--port writes locker.json + secret.bin over mpremote; the config carries the board's
+    pulse and power budget so the board's own check_config accepts it at boot."""
+    code, data = run_json("provision", "--port", "/dev/ttyUSB9", "--board",
+                          "cabinet-24-mcp23017", "--dry-run")
+    assert code == 0, data
+    assert data["slots"] == 24 and data["layout"] == "S*24"
+    assert any("locker.json" in c for c in data["commands"])
+    assert any("secret.bin" in c for c in data["commands"])
+    assert not os.path.exists(data["keystore"])          # a dry run keeps no identity
+
+
+def test_provision_board_refuses_a_layout_the_board_cannot_drive(home):
+    code, out, err = run("provision", "--port", "/dev/ttyUSB9", "--board",
+                         "esp32-devkitc-4door", "--layout", "S*6", "--dry-run")
+    assert code == 2 and "6 slots but the board has 4 doors" in err
+    code, out, err = run("provision", "--port", "/dev/ttyUSB9", "--board", "no-such-board")
+    assert code == 2 and "no board profile" in err
+    code, out, err = run("provision", "--port", "/dev/ttyUSB9")
+    assert code == 2 and "--board" in err

@@ -20,6 +20,7 @@ from . import keystore as ks
 from . import operator as op
 from . import sim
 from .client import CourierCredential, LockerClient, LockerRefused
+from . import fw
 from .fw import credentials, pickup_code, protocol as P
 from .transport import SimSocketTransport, TransportError
 
@@ -207,10 +208,56 @@ def provision_state(state, layout, ttl_s=None):
             "state": os.path.abspath(state), "keystore": _keystore().path(lid.hex())}
 
 
+def provision_board(args):
+    """A real board: identity into the key store, config (lock ratings from the board
+    profile, so the board accepts it) + secret onto the board's flash over mpremote."""
+    import board_profile  # firmware module: the same validation the board runs at boot
+
+    from . import board_io
+    if not args.board:
+        raise CliError(EXIT_USAGE, "provision --port needs --board PROFILE (see boards/)")
+    path = os.path.join(fw.REPO, "boards", args.board + ".json")
+    try:
+        profile, _warnings = board_profile.load(path)
+    except board_profile.ProfileError as e:
+        raise CliError(EXIT_USAGE, str(e))
+    layout = args.layout or "S*%d" % profile["doors"]
+    lock = profile["lock"]
+    cfg = {"layout": layout, "pulse_ms": lock["pulse_ms"],
+           "rated_pulse_ms": lock["rated_pulse_ms"], "max_concurrent": lock["max_concurrent"]}
+    if args.ttl:
+        cfg["ttl_s"] = op.parse_duration(args.ttl)
+    try:
+        board_profile.check_config(profile, config.build(dict(cfg, locker_id="00" * 8)))
+    except (config.ConfigError, board_profile.ProfileError) as e:
+        raise CliError(EXIT_USAGE, str(e))
+    lid, master = op.new_identity()
+    cfg["locker_id"] = lid.hex()
+    board = board_io.Board(args.port, dry_run=args.dry_run)
+    try:
+        board_io.write_provisioning(board, cfg, master, wipe_store=args.force)
+    except board_io.BoardIOError as e:
+        raise CliError(EXIT_UNREACHABLE, str(e))
+    finally:
+        board.close()
+    if not args.dry_run:
+        _keystore().create(lid, master, layout)
+    out = {"locker_id": lid.hex(), "layout": layout, "board": args.board, "port": args.port,
+           "slots": profile["doors"], "keystore": _keystore().path(lid.hex()),
+           "dry_run": args.dry_run, "commands": [" ".join(c) for c in board.commands]}
+    text = ("provisioned locker %(locker_id)s on %(port)s (%(board)s, %(slots)d slots)\n"
+            "  master secret kept in %(keystore)s (mode 0600) and on the board" % out)
+    if args.dry_run:
+        text = ("dry run for locker %(locker_id)s on %(port)s (%(board)s, %(slots)d slots): "
+                "nothing was sent or kept" % out)
+        text += "\n  the commands would be:\n    " + \
+            "\n    ".join(out["commands"])
+    return out, text
+
+
 def cmd_provision(args):
     if args.port:
-        raise CliError(EXIT_USAGE, "provisioning a board over a serial port is not supported "
-                       "yet; provision a simulator state folder with --state")
+        return provision_board(args)
     state = _state(args)
     if sim.is_provisioned(state):
         if not args.force:
@@ -654,7 +701,9 @@ def build_parser():
     p.add_argument("--layout", help="slot sizes in slot order (default S*4,M*4,L*2)")
     p.add_argument("--ttl", metavar="DURATION", help="pickup code lifetime (default 72h)")
     p.add_argument("--force", action="store_true", help="replace a provisioned state folder")
-    p.add_argument("--port", metavar="PORT", help="a real board's serial port (not yet)")
+    p.add_argument("--port", metavar="PORT", help="provision a real board on this serial port")
+    p.add_argument("--board", metavar="PROFILE", help="with --port: board profile in boards/")
+    p.add_argument("--dry-run", action="store_true", help="with --port: only print commands")
     p.set_defaults(func=cmd_provision)
 
     c = sub.add_parser("credential", help="issue or revoke courier/technician credentials")
