@@ -34,7 +34,7 @@ build: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check firmware host_tests tools
 
-test: build lint
+test: build lint typecheck
 	$(BIN)/pytest host_tests
 
 test-fast: $(STAMP)
