@@ -117,8 +117,10 @@ class SlotManager:
 
     def release(self, sid, ts):
         i = sid - 1
+        if self.state[i] != OCCUPIED:
+            return          # e.g. a technician "clear" of an empty slot: no reopen window
         self.released_ts[i] = ts
-        if self.state[i] == OCCUPIED and self.req[i]:
+        if self.req[i]:
             self.recent.append([self.holder[i].hex(), self.req[i].hex()])
             if len(self.recent) > RECENT_DEPOSITS:
                 self.recent.pop(0)

@@ -49,3 +49,12 @@ def test_state_survives_reboot(bench):
     dep = bench.client.deposit(bench.courier(), size=1)
     bench.boot()
     assert bench.client.pickup(dep.machine_code)["slot"] == dep.slot
+
+
+def test_technician_clear_of_an_empty_slot_does_not_revive_the_last_code(bench):
+    dep = bench.client.deposit(bench.courier(), size=1)
+    bench.client.pickup(dep.code)
+    bench.time.advance(200)                       # the reopen window is over
+    bench.client.tech_open(bench.technician(), dep.slot, 1)   # TECH_CLEAR an empty slot
+    with pytest.raises(LockerRefused):
+        bench.client.pickup(dep.code)
