@@ -17,6 +17,9 @@ PROFILE_PATH = "/board.json"
 DATA_DIR = "/locker"
 
 
+WATCHDOG_MS = 8000
+
+
 def _epoch_offset():
     """Seconds to add to time.time() for Unix time: the ESP32 port counts from 2000."""
     return EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0
@@ -158,6 +161,12 @@ class Esp32Board:
     @staticmethod
     def random_bytes(n):
         return os.urandom(n)    # ESP32 hardware RNG (true random while the radio is on)
+
+    def watchdog(self):
+        """The ESP32's hardware watchdog: a main loop stalled for WATCHDOG_MS resets the chip,
+        and every lock output is off again at boot (a stuck loop cannot hold a solenoid)."""
+        from machine import WDT
+        return WDT(timeout=WATCHDOG_MS)
 
     async def serve(self, runtime):
         import ble_service

@@ -111,12 +111,17 @@ class Locker:
         self.store.append(record)
         self._apply(record)
         self._last_floor_write = record["t"]
-        if self.store.needs_compaction():
+        self._compact_if_due()
+        return record
+
+    def _compact_if_due(self):
+        """Compaction stalls the loop for a snapshot write: never while a solenoid is
+        energised or queued (its pulse would run long); tick() catches up when idle."""
+        if self.store.needs_compaction() and not self.locks.busy():
             try:
                 self.store.snapshot(self._state())
             except OSError:       # flash full: the record is durable, compact at the next one
                 pass
-        return record
 
     def _apply(self, r):
         e = r["e"]
@@ -465,6 +470,7 @@ class Locker:
             self._commit(record)
 
     def tick(self):
-        """Periodic: keep the persisted clock floor fresh."""
+        """Periodic: keep the persisted clock floor fresh; catch up on deferred compaction."""
         if self.clock.now() - self._last_floor_write >= FLOOR_PERIOD_S:
             self._commit({"e": "clock"})
+        self._compact_if_due()

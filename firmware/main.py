@@ -36,6 +36,8 @@ class Runtime:
                              self.bank, board.ticks_ms, board.ticks_diff, board.random_bytes)
         self.heap_peak = 0
         self.requests = 0
+        # Boards with a hardware watchdog return it; the simulator has none.
+        self.watchdog = board.watchdog() if hasattr(board, "watchdog") else None
 
     def boot(self):
         try:
@@ -61,6 +63,8 @@ class Runtime:
         last_door = last_tick = ticks()
         while True:
             self.bank.service()
+            if self.watchdog is not None:
+                self.watchdog.feed()
             now = ticks()
             if diff(now, last_door) >= DOOR_PERIOD_MS:
                 last_door = now
