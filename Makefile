@@ -57,6 +57,13 @@ clock-attacks: $(STAMP)
 	$(BIN)/python tools/campaigns/clock_attacks.py
 bruteforce: $(STAMP)
 	$(BIN)/python tools/campaigns/bruteforce.py --days 365 --slots 100
+.PHONY: powercut fuzz resources
+powercut: $(STAMP)
+	$(BIN)/python tools/campaigns/powercut.py --sequences 10000 --sweep 200 --kills 200
+fuzz: $(STAMP)
+	$(BIN)/python tools/campaigns/fuzz.py --frames 1000000 --hypothesis 20000
+resources: $(STAMP)
+	$(BIN)/python tools/campaigns/resources.py --idle-wait
 
 # ---- brute-force bound from the shipped constants (docs/security.md) -------------------
 .PHONY: security

@@ -89,7 +89,7 @@ class Locker:
         """A materialised copy of the live state (tests and tools compare these)."""
         d = self._state()
         d["slots"] = list(d["slots"])
-        d["recent"] = [list(r) for r in d["recent"]]
+        d["recent"] = list(d["recent"])
         return d
 
     def _load_state(self, d):

@@ -18,6 +18,8 @@ from flash_fs import FolderFs
 
 MAX_LINK_PAYLOAD = 244       # ESP32 NimBLE: ATT MTU 247 - 3
 IDLE_MS = 30000              # drop a silent connection (a phone that walked away)
+MAX_LINKS = 2                # BLE serves one phone at a time; the socket allows one more so
+                             # a quick reconnect does not race the old socket's close
 
 
 def _read_json(path, default):
@@ -64,6 +66,7 @@ class SimBoard:
         self._rtc_path = self.path("sim_rtc.json")
         self.rtc_offset = _read_json(self._rtc_path, {}).get("offset", 0)
         self._driver = None
+        self._links = 0
         self._boot_time = time.time()
         # self.runtime is set by serve(): the radio and control channel exist only then
 
@@ -114,6 +117,16 @@ class SimBoard:
 
     # ---- the radio: length-prefixed fragments, MTU agreed at connect ---------------------
     async def _radio_client(self, reader, writer):
+        if self._links >= MAX_LINKS:           # a flood must not eat the heap
+            writer.close()
+            return
+        self._links += 1
+        try:
+            await self._serve_link(reader, writer)
+        finally:
+            self._links -= 1
+
+    async def _serve_link(self, reader, writer):
         locker = self.runtime.locker
         session = locker.new_session()
         reasm = fragment.Reassembler(P.MAX_REQUEST)

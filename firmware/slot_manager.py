@@ -7,6 +7,7 @@
 # (sensors and the door monitor own that).
 from micropython import const
 
+import hashlib
 from array import array
 
 FREE = const(0)
@@ -19,6 +20,12 @@ SIZE_NAMES = ("S", "M", "L", "XL")
 
 def size_from_name(name):
     return SIZE_NAMES.index(name.upper()) + 1
+
+
+def _deposit_key(holder, req):
+    """A finished deposit, remembered as 16 hex digits (not holder + request id in full): the
+    list sits in the snapshot's first line, which boot must read in one piece."""
+    return hashlib.sha256(holder + b"/" + req).digest()[:8].hex()
 
 
 class Slot:
@@ -54,7 +61,7 @@ class SlotManager:
         self.cred = [b""] * n     # b"" (a shared constant) marks "never occupied"
         self.req = [b""] * n
         self.holder = [b""] * n
-        self.recent = []         # [holder hex, req hex] of finished deposits, newest last
+        self.recent = []         # _deposit_key() of finished deposits, newest last
 
     def __len__(self):
         return len(self.size)
@@ -98,7 +105,7 @@ class SlotManager:
         return None
 
     def finished_deposit(self, holder, req):
-        return [holder.hex(), req.hex()] in self.recent
+        return _deposit_key(holder, req) in self.recent
 
     def expired(self, now, ttl_s):
         return [i + 1 for i in range(len(self.size))
@@ -121,7 +128,7 @@ class SlotManager:
             return          # e.g. a technician "clear" of an empty slot: no reopen window
         self.released_ts[i] = ts
         if self.req[i]:
-            self.recent.append([self.holder[i].hex(), self.req[i].hex()])
+            self.recent.append(_deposit_key(self.holder[i], self.req[i]))
             if len(self.recent) > RECENT_DEPOSITS:
                 self.recent.pop(0)
         self.state[i] = FREE
@@ -132,7 +139,7 @@ class SlotManager:
         if not self.cred[i]:
             return
         self.state[i] = OCCUPIED
-        key = [self.holder[i].hex(), self.req[i].hex()]
+        key = _deposit_key(self.holder[i], self.req[i])
         if key in self.recent:
             self.recent.remove(key)
 
