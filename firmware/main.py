@@ -2,15 +2,15 @@
 # Order matters (docs/adr/0003): lock outputs off first, then config and keys, then store
 # recovery, then the transport. A store that fails its checks keeps the locker up but
 # refusing every request with a clear error, instead of silently starting empty.
+import asyncio
 import gc
 import sys
 
-import asyncio
-import config
-from clock import LockerClock
-from gpio_lock import LockBank
-from locker import Locker
-from store import StoreCorrupt
+from core import config
+from core.clock import LockerClock
+from core.locker import Locker
+from core.store import StoreCorrupt
+from drivers.gpio_lock import LockBank
 
 HW_PERIOD_MS = 20            # pulse timing resolution
 DOOR_PERIOD_MS = 100         # door sensor poll
@@ -103,7 +103,7 @@ def _board_from_argv():
     # Simulator: micropython main.py sim <state_dir> [port]. On the ESP32 the board module
     # written by `make deploy` is imported instead.
     if len(sys.argv) > 2 and sys.argv[1] == "sim":
-        import sim_board
+        from targets import sim_board
         return sim_board.SimBoard(sys.argv[2])
     import board
     return board.Board()

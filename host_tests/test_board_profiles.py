@@ -6,8 +6,7 @@ import json
 import os
 
 import pytest
-
-import board_profile as bp
+from targets import board_profile as bp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROFILES = sorted(glob.glob(os.path.join(ROOT, "boards", "*.json")))
@@ -136,7 +135,7 @@ def test_section_for_another_driver():
 
 
 def test_config_must_fit_the_board():
-    import config
+    from core import config
     profile, _ = bp.validate(devkit())
     cfg = config.build({"locker_id": "00" * 8, "layout": "S*4"})
     bp.check_config(profile, cfg)
@@ -173,14 +172,18 @@ def test_deploy_copies_the_image_and_the_profile(tmp_path):
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
     assert calls[0] == "connect /dev/ttyFAKE mip install aioble"
-    copy = [c for c in calls if c.startswith("connect /dev/ttyFAKE fs cp") and c.endswith(":/")]
+    copy = [c for c in calls if c.startswith("connect /dev/ttyFAKE fs cp -r") and c.endswith(":/")]
     assert len(copy) == 1
-    copied = {os.path.basename(p) for p in copy[0].split()[4:-1]}
-    assert {"locker.mpy", "ble_service.mpy", "board_esp32.mpy", "main.py", "board.py"} <= copied
-    assert not copied & {"sim_board.mpy", "sim_hw.mpy", "manifest.mpy"}
+    copied = {os.path.basename(p) for p in copy[0].split()[5:-1]}
+    assert copied == {"core", "drivers", "targets", "radio", "main.py", "board.py"}
+    image = {os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs}
+    assert {"core/locker.mpy", "radio/ble_service.mpy", "targets/board_esp32.mpy",
+            "drivers/gpio_lock.mpy", "main.py", "board.py"} <= image
+    assert not image & {"targets/sim_board.mpy", "targets/sim_hw.mpy", "manifest.mpy"}
     assert any(c.endswith(":/board.json") for c in calls)
     assert calls[-1] == "connect /dev/ttyFAKE reset"
     board_py = (out / "board.py").read_text()
+    assert "from targets import board_esp32" in board_py
     assert "board_esp32.Esp32Board('/board.json')" in board_py
 
 
@@ -201,9 +204,19 @@ def test_deploy_refuses_a_bad_profile_before_touching_the_board(tmp_path):
 
 
 def test_frozen_manifest_lists_every_board_module():
-    import re
+    """The freeze manifest, run with recording stand-ins for the image build's include(),
+    require() and package(), freezes exactly what `make deploy` copies (but main.py)."""
+    from lockerctl import firmware
+    frozen = set()
+
+    def package(path, files=None, base_path=".", opt=None):
+        folder = os.path.join(ROOT, "firmware", path)
+        names = files or [n for n in os.listdir(folder) if n.endswith(".py")]
+        frozen.update(path + "/" + n for n in names)
+
     text = open(os.path.join(ROOT, "firmware", "manifest.py")).read()
-    listed = set(re.findall(r'"(\w+)"', text.split("for _name in")[1]))
-    on_board = {n[:-3] for n in os.listdir(os.path.join(ROOT, "firmware"))
-                if n.endswith(".py")} - {"main", "boot", "manifest", "sim_board", "sim_hw"}
-    assert listed == on_board
+    exec(compile(text, "manifest.py", "exec"), {"include": lambda *a: None,
+                                                "require": lambda *a: None,
+                                                "module": lambda *a: None, "package": package})
+    on_board = {rel for _, rel in firmware.sources("device")} - set(firmware.AS_SOURCE)
+    assert frozen == on_board

@@ -1,16 +1,9 @@
 """Short runs of the replay, clock and brute-force campaigns (the full runs are
 `make replay`, `make clock-attacks`, `make bruteforce`; figures in docs/reliability.md)."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "tools", "campaigns"))
 
-import bruteforce  # noqa: E402
-import clock_attacks  # noqa: E402
-import replay  # noqa: E402
-
-import throttle  # noqa: E402  (firmware)
+from campaigns import bruteforce, clock_attacks, replay
+from core import throttle  # (firmware)
 
 
 def test_replayed_frames_are_never_accepted():

@@ -2,21 +2,12 @@
 store. The full campaigns are `make powercut`, `make fuzz`, `make resources`; here each runs
 for a few seconds, and each has a twin against a deliberately broken locker to show that
 the campaign's checks can see a failure."""
-import os
 import random
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "tools", "campaigns"))
-
-import common  # noqa: E402
-import fuzz  # noqa: E402
-import powercut  # noqa: E402
-
-import flash_fs  # noqa: E402  (firmware)
-import locker  # noqa: E402
+from campaigns import common, fuzz, powercut
+from core import locker
+from drivers import flash_fs  # (firmware)
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ import subprocess
 import sys
 
 import pytest
-
+from core import credentials
 from lockerctl import cli, keystore, sim
-from lockerctl.fw import credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

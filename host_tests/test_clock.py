@@ -7,16 +7,15 @@ import calendar
 import struct
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from core import credentials
+from core import protocol as P
+from core.clock import EPOCH_2000, LockerClock, unix_from_epoch2000
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
 from lockerctl import operator as op
 from lockerctl.client import LockerRefused
 from lockerctl.rig import LOCKER_ID, MASTER
-
-import credentials
-import protocol as P
-from clock import EPOCH_2000, LockerClock, unix_from_epoch2000
 
 
 def refused(call, name):

@@ -8,17 +8,15 @@ import struct
 import tempfile
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from core import credentials, kdf
+from core import pickup_code as pc
+from core import protocol as P
+from core.slot_manager import OCCUPIED
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lockerctl import operator as op
 from lockerctl.client import DirectTransport, LockerClient, LockerRefused
 from lockerctl.rig import LOCKER_ID, MASTER, Bench
-
-import credentials
-import kdf
-import pickup_code as pc
-import protocol as P
-from slot_manager import OCCUPIED
 
 holders = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=16)
 

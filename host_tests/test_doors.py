@@ -1,16 +1,14 @@
 """Lock outputs and door sensors: the solenoid safety rules (ADR 0003) and what the locker
 does when a door does not do what it was told."""
 import pytest
+from core import protocol as P
+from core import store as S
+from core.slot_manager import FREE, OCCUPIED
+from drivers import gpio_lock
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import gpio_lock
-import protocol as P
-import sim_hw
-import store as S
 from lockerctl.client import LockerRefused
-from slot_manager import FREE, OCCUPIED
-
+from targets import sim_hw
 
 # ---- LockBank: outputs off at boot, pulse cap, power budget -----------------------------
 

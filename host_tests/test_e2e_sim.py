@@ -13,14 +13,13 @@ import struct
 import threading
 import time
 
+import mp_runner
 import pytest
-
+from core import fragment, pickup_code
+from core import protocol as P
 from lockerctl import cli, sim
 from lockerctl.client import LockerClient, LockerRefused
-from lockerctl.fw import fragment, pickup_code, protocol as P
 from lockerctl.transport import SimSocketTransport, TransportError
-
-import mp_runner
 
 WAIT_S = 20.0
 

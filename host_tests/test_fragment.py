@@ -3,12 +3,18 @@
 A lost, repeated or reordered fragment must never yield a wrong message: it is a
 FragmentError, and the reassembler starts clean on the next FIRST fragment."""
 import pytest
+from core import protocol as P
+from core.fragment import (
+    DEFAULT_LINK_PAYLOAD,
+    FIRST,
+    LAST,
+    SEQ_MASK,
+    FragmentError,
+    Reassembler,
+    split,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import protocol as P
-from fragment import DEFAULT_LINK_PAYLOAD, FIRST, LAST, SEQ_MASK, FragmentError, Reassembler, \
-    split
 
 links = st.integers(DEFAULT_LINK_PAYLOAD, 244)          # 20-byte ATT default .. ESP32 MTU
 messages = st.binary(max_size=P.MAX_REQUEST)

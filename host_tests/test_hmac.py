@@ -6,15 +6,13 @@ because that is where this module actually has to be right."""
 import hashlib
 import hmac
 import json
-import os
 import subprocess
 
+import mp_runner
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from lockerctl import fw
-
-from hmac_sha256 import equal, hmac_sha256
+from core.hmac_sha256 import equal, hmac_sha256
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # RFC 4231 section 4: (key, data, HMAC-SHA-256 as printed; case 5 is printed truncated to
 # 128 bits, cases 6 and 7 use a 131-byte key, longer than SHA-256's 64-byte block).
@@ -123,7 +121,7 @@ def test_equal_rejects_prefixes_and_extensions():
 MP_SCRIPT = """
 import sys, json, binascii
 sys.path.insert(0, sys.argv[1])
-from hmac_sha256 import hmac_sha256
+from core.hmac_sha256 import hmac_sha256
 with open(sys.argv[2]) as f:
     cases = json.load(f)
 for key, data in cases:
@@ -136,19 +134,14 @@ for key, data in cases:
 """
 
 
-def _micropython():
-    path = os.environ.get("MICROPYTHON") or os.path.join(fw.REPO, ".venv", "bin", "micropython")
-    return path if os.path.exists(path) else None
-
-
-@pytest.mark.skipif(_micropython() is None, reason="no MicroPython unix port (set MICROPYTHON)")
 def test_rfc4231_vectors_on_micropython(tmp_path):
     script = tmp_path / "hmac_check.py"
     script.write_text(MP_SCRIPT)
     # Through a file: a long command-line argument crashes the unix port (uncaught NLR).
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps([[k.hex(), d.hex()] for k, d, _ in RFC4231]))
-    out = subprocess.run([_micropython(), "-X", "heapsize=100k", str(script), fw.FIRMWARE,
+    out = subprocess.run([mp_runner.micropython(), "-X", "heapsize=100k", str(script),
+                          mp_runner.firmware_mpy(),
                           str(cases)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split("\n")

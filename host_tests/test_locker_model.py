@@ -12,18 +12,22 @@ import os
 import shutil
 import tempfile
 
+from core import credentials
+from core import protocol as P
+from core import store as S
+from core import throttle as T
+from core.slot_manager import OCCUPIED, RECENT_DEPOSITS, REOPEN_S
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, invariant, precondition, rule,
-                                 run_state_machine_as_test)
-
-import credentials
-import protocol as P
-import store as S
-import throttle as T
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from lockerctl.client import LockerRefused
 from lockerctl.rig import Bench
-from slot_manager import OCCUPIED, RECENT_DEPOSITS, REOPEN_S
 
 EXAMPLES = int(os.environ.get("LOCKER_EXAMPLES", 60))
 STEPS = int(os.environ.get("LOCKER_STEPS", 30))

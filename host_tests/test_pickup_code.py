@@ -11,15 +11,14 @@ import tempfile
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
-
+from core import credentials
+from core import pickup_code as pc
+from core.code_verifier import EXPIRED, REOPEN, VALID, WRONG, CodeVerifier
+from core.slot_manager import FREE, OCCUPIED, REOPEN_S
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from lockerctl.client import LockerRefused
 from lockerctl.rig import LOCKER_ID, MASTER, Bench
-
-import credentials
-import pickup_code as pc
-from code_verifier import EXPIRED, REOPEN, VALID, WRONG, CodeVerifier
-from slot_manager import FREE, OCCUPIED, REOPEN_S
 
 T0 = 1767225600                      # 2026-01-01, a bucket boundary (divisible by 300)
 HUMAN = re.compile(r"^\d{3}-\d{5}-\d{5}$")

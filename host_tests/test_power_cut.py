@@ -16,14 +16,13 @@ import os
 import random
 
 import pytest
-
-import flash_fs
-import protocol as P
-import store as S
-from faultfs import MODES, FaultFs, PowerCut
+from campaigns.faultfs import MODES, FaultFs, PowerCut
+from core import protocol as P
+from core import store as S
+from core.slot_manager import FREE, OCCUPIED
+from drivers import flash_fs
 from lockerctl.client import LockerRefused
 from lockerctl.rig import Bench
-from slot_manager import FREE, OCCUPIED
 
 SEQUENCES = int(os.environ.get("LOCKER_CUT_SEQUENCES", 12))
 OPS_PER_SEQUENCE = int(os.environ.get("LOCKER_CUT_OPS", 14))

@@ -11,12 +11,11 @@ import struct
 import tempfile
 
 import pytest
+from core import credentials
+from core import pickup_code as PC
+from core import protocol as P
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import credentials
-import pickup_code as PC
-import protocol as P
 from lockerctl import operator as op
 from lockerctl.rig import LOCKER_ID, MASTER, Bench
 

@@ -10,11 +10,9 @@ import hmac
 import json
 import os
 import struct
-import sys
-
-import pytest
 
 import mp_runner
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VECTORS_PATH = os.path.join(ROOT, "docs", "protocol_vectors.json")
@@ -277,12 +275,10 @@ def test_transcript_follows_the_spec():
 # ---- 2. the firmware produces the same bytes ----------------------------------------------
 
 def test_firmware_reproduces_the_codec_vectors():
-    import credentials
-    import fragment
-    import kdf
-    import pickup_code as PC
-    import protocol as P
-    from hmac_sha256 import hmac_sha256
+    from core import credentials, fragment, kdf
+    from core import pickup_code as PC
+    from core import protocol as P
+    from core.hmac_sha256 import hmac_sha256
     for c in V["hmac_sha256"]:
         assert hmac_sha256(u(c["key"]), u(c["msg"])).hex() == c["mac"]
     assert kdf.admin_key(MASTER, LOCKER_ID).hex() == V["keys"]["admin_key"]["key"]
@@ -321,12 +317,9 @@ def test_operator_tool_signs_the_admin_vectors():
 
 def _replay_locker(folder):
     """A Locker configured as the transcript says, with its deterministic challenges."""
-    import clock
-    import config
-    import flash_fs
-    import gpio_lock
-    import locker
-    import sim_hw
+    from core import clock, config, locker
+    from drivers import flash_fs, gpio_lock
+    from targets import sim_hw
     spec = V["transcript"]["locker"]
     counter = [0]
 
@@ -357,8 +350,7 @@ def test_locker_replays_the_transcript_byte_for_byte(tmp_path):
 
 
 def test_vectors_file_is_what_the_generator_writes():
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    import gen_vectors
+    from lockerctl import vectors as gen_vectors
     with open(VECTORS_PATH) as f:
         assert f.read() == gen_vectors.render(), "stale: run python tools/gen_vectors.py"
 
@@ -384,7 +376,7 @@ def test_micropython_reproduces_the_vectors(tmp_path):
 # ---- the spec page itself ------------------------------------------------------------------
 
 def test_spec_page_names_every_status_code_and_quotes_real_vectors():
-    import protocol as P
+    from core import protocol as P
     with open(os.path.join(ROOT, "docs", "protocol.md")) as f:
         doc = f.read()
     names = [n for n in dir(P) if n == "OK" or n.startswith("E_")]

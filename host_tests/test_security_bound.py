@@ -7,10 +7,8 @@ import subprocess
 import sys
 from fractions import Fraction
 
-from lockerctl import fw, security
-
-import pickup_code
-import throttle
+from core import pickup_code, throttle
+from lockerctl import firmware as fw, security
 
 DOC = os.path.join(fw.REPO, "docs", "security.md")
 
@@ -84,8 +82,7 @@ def test_docs_quote_the_figures_the_code_computes():
 
 def test_locker_config_refuses_a_window_that_breaks_the_bound():
     import pytest
-
-    import config
+    from core import config
     assert security.bound(skew_buckets=config.MAX_SKEW_BUCKETS).ok
     assert not security.bound(skew_buckets=config.MAX_SKEW_BUCKETS + 1).ok
     with pytest.raises(config.ConfigError, match="brute-force"):

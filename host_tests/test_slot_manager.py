@@ -2,10 +2,9 @@
 import json
 
 import pytest
+from core.slot_manager import FREE, OCCUPIED, RECENT_DEPOSITS, SlotManager
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from slot_manager import FREE, OCCUPIED, RECENT_DEPOSITS, SlotManager
 
 CRED = bytes(range(20))
 

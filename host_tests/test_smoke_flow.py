@@ -1,6 +1,5 @@
 """The patent's two flows end to end through the request handler."""
 import pytest
-
 from lockerctl.client import LockerRefused
 
 

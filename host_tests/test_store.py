@@ -6,12 +6,11 @@ import json
 import os
 
 import pytest
+from core import protocol as P
+from core import store as S
+from drivers import flash_fs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import flash_fs
-import protocol as P
-import store as S
 from lockerctl.rig import LOCKER_ID, MASTER, Bench
 
 KEY = bytes(range(100, 132))
@@ -268,7 +267,7 @@ class DeskBoard:
     """The board interface main.Runtime needs, built from sim_hw's fakes (no radio)."""
 
     def __init__(self, folder, time):
-        import sim_hw
+        from targets import sim_hw
         self.folder = folder
         self.time = time
         os.makedirs(folder, exist_ok=True)
@@ -293,8 +292,9 @@ class DeskBoard:
 
 
 def test_corrupt_store_halts_the_locker_with_a_clear_answer(tmp_path):
-    import main
-    import sim_hw
+    from lockerctl import firmware
+    from targets import sim_hw
+    main = firmware.load_main()
 
     folder = str(tmp_path / "board")
     board = DeskBoard(folder, sim_hw.ManualTime())

@@ -9,12 +9,11 @@ import itertools
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from lockerctl.client import LockerClient, DirectTransport, LockerRefused
-
-import throttle as th
-from throttle import DECAY_S, Throttle, delay_after, max_failures
+from core import throttle as th
+from core.throttle import DECAY_S, Throttle, delay_after, max_failures
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lockerctl.client import DirectTransport, LockerClient, LockerRefused
 
 DAY = 86400
 YEAR = 365 * DAY

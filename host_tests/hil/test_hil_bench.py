@@ -4,9 +4,9 @@ import os
 import struct
 
 import pytest
-
+from core import fragment
+from core import protocol as P
 from lockerctl.client import LockerRefused
-from lockerctl.fw import fragment, protocol as P
 
 
 def test_hello_identifies_the_locker(target):

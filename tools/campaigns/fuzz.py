@@ -22,15 +22,27 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from core import (
+    fragment,  # (firmware)
+    kdf,
+)
+from core.hmac_sha256 import hmac_sha256
+from lockerctl import operator as op
 
-from common import (LOCKER_ID, MASTER, Bench, Figures, P, close_all_doors,  # noqa: E402
-                    courier, credentials, scratch_dir, service_doors, technician, wipe)
-from lockerctl import operator as op  # noqa: E402
-
-import fragment  # noqa: E402  (firmware)
-import kdf  # noqa: E402
-from hmac_sha256 import hmac_sha256  # noqa: E402
+from campaigns.common import (
+    LOCKER_ID,
+    MASTER,
+    Bench,
+    Figures,
+    P,
+    close_all_doors,
+    courier,
+    credentials,
+    scratch_dir,
+    service_doors,
+    technician,
+    wipe,
+)
 
 MUST_BE_ZERO = ("crashes", "malformed answers", "state changed on refusal",
                 "unexpected change on OK", "reassembler mismatches")
@@ -347,7 +359,8 @@ def run_frames(total, jobs, seconds, figs, seed=1):
 # ---- hypothesis: requests built from the protocol's fields ------------------------------
 
 def run_hypothesis(examples, figs, seed=3):
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     parent = scratch_dir("fuzz-hyp-")
     h = Harness(os.path.join(parent, "store"), random.Random(seed))

@@ -12,15 +12,12 @@ sys.path.insert(0, sys.argv[1])
 STATE = sys.argv[2]
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 40
 
-import clock as C
-import config
-import credentials
-import flash_fs
-import gpio_lock
-import locker as L
-import pickup_code
-import protocol as P
-import sim_hw
+from core import clock as C
+from core import config, credentials, pickup_code
+from core import locker as L
+from core import protocol as P
+from drivers import flash_fs, gpio_lock
+from targets import sim_hw
 
 ENOSPC = 28
 

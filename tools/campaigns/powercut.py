@@ -22,16 +22,25 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from core import pickup_code
+from core import store as store_mod
+from drivers import flash_fs  # (firmware)
+from lockerctl.transport import TransportError
 
-from common import (Bench, Figures, LockerRefused, P, Sim, close_all_doors,  # noqa: E402
-                    courier, scratch_dir, service_doors, technician, wipe)
-from faultfs import MODES, FaultFs, PowerCut  # noqa: E402
-from lockerctl.transport import TransportError  # noqa: E402
-
-import flash_fs  # noqa: E402  (firmware)
-import pickup_code  # noqa: E402
-import store as store_mod  # noqa: E402
+from campaigns.common import (
+    Bench,
+    Figures,
+    LockerRefused,
+    P,
+    Sim,
+    close_all_doors,
+    courier,
+    scratch_dir,
+    service_doors,
+    technician,
+    wipe,
+)
+from campaigns.faultfs import MODES, FaultFs, PowerCut
 
 MUST_BE_ZERO = ("lost parcels", "double allocations", "wrong-slot opens", "recovery failures",
                 "unexpected errors", "sim boots out of memory")
@@ -90,9 +99,9 @@ class Run:
         close_all_doors(self.bench)
 
     def setup(self, segment_records):
-        import config
+        from core import config
         from lockerctl.rig import LOCKER_ID
-        import sim_hw
+        from targets import sim_hw
         self._time = sim_hw.ManualTime()
         self._cfg = config.build({"locker_id": LOCKER_ID.hex(), "layout": LAYOUT,
                                   "segment_records": segment_records, "keep_segments": 2})

@@ -6,19 +6,15 @@ request that needs no proof). The accepted count must be 0.
     .venv/bin/python tools/campaigns/replay.py [--sessions 40] [--seed 1]
 """
 import argparse
-import os
 import random
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from lockerctl import operator as op  # noqa: E402
-from lockerctl.client import DirectTransport, LockerClient, LockerRefused  # noqa: E402
-from lockerctl.fw import protocol as P  # noqa: E402
-from lockerctl.rig import LOCKER_ID, MASTER, Bench  # noqa: E402
-
-from store import read_audit  # noqa: E402  (firmware)
+from core import protocol as P
+from core.store import read_audit  # (firmware)
+from lockerctl import operator as op
+from lockerctl.client import DirectTransport, LockerClient, LockerRefused
+from lockerctl.rig import LOCKER_ID, MASTER, Bench
 
 
 class Recorder(DirectTransport):

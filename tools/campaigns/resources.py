@@ -15,15 +15,25 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from core import fragment  # (firmware)
+from lockerctl import operator as op
+from lockerctl.transport import TransportError
 
-from common import (LOCKER_ID, MASTER, Figures, LockerRefused, P, Sim, courier,  # noqa: E402
-                    heap_arg, micropython_binary, mpy_cross,
-                    scratch_dir, technician, wipe)
-from lockerctl import operator as op  # noqa: E402
-from lockerctl.transport import TransportError  # noqa: E402
-
-import fragment  # noqa: E402  (firmware)
+from campaigns.common import (
+    LOCKER_ID,
+    MASTER,
+    Figures,
+    LockerRefused,
+    P,
+    Sim,
+    courier,
+    heap_arg,
+    micropython_binary,
+    mpy_cross,
+    scratch_dir,
+    technician,
+    wipe,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MUST_BE_ZERO = ("served flows failed", "locker down", "heap over the cap",

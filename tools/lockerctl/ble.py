@@ -12,10 +12,11 @@ suite can use it like the socket transport."""
 import asyncio
 import threading
 
-from .fw import fragment, protocol as P
-from .transport import TransportError
+from core import fragment
+from core import protocol as P
+from radio import ble_service as _svc  # firmware module (on the path via .fw): UUIDs, name, sizes
 
-import ble_service as _svc   # firmware module (on the path via .fw): UUIDs, name, sizes
+from .transport import TransportError
 
 
 class BleTransport:

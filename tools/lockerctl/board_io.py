@@ -1,7 +1,7 @@
 """Files onto a real board over its USB serial port, through mpremote: the firmware image
 (`make deploy`), the board profile, and the provisioning files (`lockerctl provision --port`).
 
-Paths on the board are the ones firmware/board_esp32.py reads: /board.json, and the locker's
+Paths on the board are the ones firmware/targets/board_esp32.py reads: /board.json, and the locker's
 folder /locker with locker.json, secret.bin and the journal in store/."""
 import json
 import os
@@ -58,6 +58,11 @@ class Board:
         """files: local paths copied into remote_dir in ONE mpremote session."""
         if files:
             self.run("fs", "cp", *files, ":" + remote_dir.rstrip("/") + "/")
+
+    def put_tree(self, paths, remote_dir="/"):
+        """paths: local files and folders copied recursively into remote_dir, ONE session."""
+        if paths:
+            self.run("fs", "cp", "-r", *paths, ":" + remote_dir.rstrip("/") + "/")
 
     def write_bytes(self, remote, data):
         local = os.path.join(self._tmp, os.path.basename(remote))

@@ -16,18 +16,21 @@ import struct
 import sys
 import time
 
+from core import (
+    config,  # firmware modules, on the path via .fw
+    credentials,
+    kdf,
+    pickup_code,
+    store,
+)
+from core import protocol as P
+from core.slot_manager import SIZE_NAMES
+
+from . import firmware, sim
 from . import keystore as ks
 from . import operator as op
-from . import sim
 from .client import CourierCredential, LockerClient, LockerRefused
-from . import fw
-from .fw import credentials, pickup_code, protocol as P
 from .transport import SimSocketTransport, TransportError
-
-import config            # firmware modules, on the path via .fw
-import kdf
-import store
-from slot_manager import SIZE_NAMES
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MISSING = 0, 1, 2, 3, 4
 AUDIT_CRED_S = 3600          # the operator's throw-away technician credential for `audit`
@@ -211,12 +214,12 @@ def provision_state(state, layout, ttl_s=None):
 def provision_board(args):
     """A real board: identity into the key store, config (lock ratings from the board
     profile, so the board accepts it) + secret onto the board's flash over mpremote."""
-    import board_profile  # firmware module: the same validation the board runs at boot
+    from targets import board_profile  # firmware module: the same validation the board runs at boot
 
     from . import board_io
     if not args.board:
         raise CliError(EXIT_USAGE, "provision --port needs --board PROFILE (see boards/)")
-    path = os.path.join(fw.REPO, "boards", args.board + ".json")
+    path = os.path.join(firmware.REPO, "boards", args.board + ".json")
     try:
         profile, _warnings = board_profile.load(path)
     except board_profile.ProfileError as e:

@@ -7,8 +7,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-from .fw import credentials, pickup_code, protocol as P
-
+from core import credentials, pickup_code
+from core import protocol as P
 
 STATUS_NAMES = {
     P.OK: "ok", P.E_VERSION: "unsupported-version", P.E_TYPE: "unknown-type",

@@ -4,11 +4,14 @@ import os
 import struct
 import time
 
-from .client import CourierCredential
-from .fw import credentials, protocol as P
+from core import (
+    credentials,
+    kdf,  # firmware module, on the path via .fw
+)
+from core import protocol as P
+from core.hmac_sha256 import hmac_sha256
 
-import kdf  # firmware module, on the path via .fw
-from hmac_sha256 import hmac_sha256
+from .client import CourierCredential
 
 DURATIONS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

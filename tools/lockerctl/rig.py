@@ -3,16 +3,17 @@ firmware/sim_hw.py and a hand-moved clock. Used by the tests, campaigns and benc
 (CPython, in-process; the simulator runs the same core on MicroPython)."""
 import os
 
+from core import (
+    clock,  # firmware modules, on the path via .fw
+    config,
+    credentials,
+    locker,
+)
+from drivers import flash_fs, gpio_lock
+from targets import sim_hw
+
 from . import operator as op
 from .client import DirectTransport, LockerClient
-from .fw import credentials
-
-import clock  # firmware modules, on the path via .fw
-import config
-import flash_fs
-import gpio_lock
-import locker
-import sim_hw
 
 LOCKER_ID = bytes.fromhex("4c4b520000000001")
 MASTER = bytes(range(32))

@@ -17,9 +17,10 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .fw import pickup_code
-
-import throttle  # firmware module, on the path via .fw
+from core import (
+    pickup_code,
+    throttle,  # firmware module, on the path via .fw
+)
 
 YEAR_S = 365 * 86400
 TARGET = Fraction(1, 10 ** 6)

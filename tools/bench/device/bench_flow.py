@@ -5,15 +5,10 @@ import gc
 import os
 import struct
 
-import clock
-import config
-import credentials
-import flash_fs
-import gpio_lock
-import locker
-import pickup_code
-import protocol as P
-import sim_hw
+from core import clock, config, credentials, locker, pickup_code
+from core import protocol as P
+from drivers import flash_fs, gpio_lock
+from targets import sim_hw
 
 MASTER = b"\x11" * 32
 LID = bytes.fromhex("4c4b520000000001")

@@ -2,9 +2,11 @@
 # and full), and allocated by one request. Import this module first: it measures imports.
 import gc
 
-FIRMWARE_ORDER = ("hmac_sha256", "kdf", "credentials", "pickup_code", "slot_manager",
-                  "code_verifier", "protocol", "fragment", "throttle", "clock", "store",
-                  "flash_fs", "door_monitor", "gpio_lock", "locker", "config", "sim_hw")
+FIRMWARE_ORDER = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.pickup_code",
+                  "core.slot_manager", "core.code_verifier", "core.protocol", "core.fragment",
+                  "core.throttle", "core.clock", "core.store", "drivers", "drivers.flash_fs",
+                  "core.door_monitor", "drivers.gpio_lock", "core.locker", "core.config",
+                  "targets", "targets.sim_hw")
 
 
 def _alloc():
@@ -35,7 +37,7 @@ def main(folder, fill):
         imports.append([name, _alloc() - a])
     a = _alloc()
     import bench_util as U
-    import protocol as P
+    from core import protocol as P
     harness = _alloc() - a
     res = {"imports": imports, "harness": harness, "heap_total": gc.mem_alloc() + gc.mem_free()}
     base = _alloc()
@@ -59,7 +61,7 @@ def main(folder, fill):
     request("failed pickup", rig.pickup_frame(U.wrong_code(code), rig.hello()[1]))
     request("pickup", rig.pickup_frame(code, rig.hello()[1]))
     rig.settle(sid)
-    from hmac_sha256 import hmac_sha256
+    from core.hmac_sha256 import hmac_sha256
     _, used = _transient(lambda: hmac_sha256(b"k" * 32, b"m" * 40))
     trans.append(["one HMAC-SHA256 call (inside every request)", used, None])
     res["transient_empty"] = trans

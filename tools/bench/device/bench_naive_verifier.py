@@ -1,10 +1,10 @@
 # The verifier the locker would need if a pickup code did NOT name its slot (ADR 0002):
 # try every occupied slot, and for each every bucket of the accepted time window.
 # A baseline for the benchmark only; never part of the firmware.
-import pickup_code
-from credentials import decode
-from hmac_sha256 import equal
-from slot_manager import OCCUPIED
+from core import pickup_code
+from core.credentials import decode
+from core.hmac_sha256 import equal
+from core.slot_manager import OCCUPIED
 
 
 class NaiveVerifier:

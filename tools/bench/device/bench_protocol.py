@@ -1,8 +1,8 @@
 # Section 6: the real request/answer sizes of each flow, from a run through Locker.handle;
 # the host turns them into fragments and bytes per link payload size.
-import fragment
-import protocol as P
 from bench_util import Rig, emit, req_id, wrong_code
+from core import fragment
+from core import protocol as P
 
 
 def main(folder, payloads):

@@ -1,7 +1,7 @@
 # Section 4: boot-to-serving time and records replayed as the history grows; with the
 # configured compaction and, for contrast, with compaction effectively off.
-import protocol as P
 from bench_util import Rig, emit, req_id, ticks_diff, ticks_us
+from core import protocol as P
 
 
 def _boot(rig):

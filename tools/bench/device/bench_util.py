@@ -7,16 +7,11 @@ import os
 import struct
 import sys
 
-import clock
-import config
-import credentials
-import flash_fs
-import gpio_lock
-import hmac_sha256 as H
-import locker
-import pickup_code
-import protocol as P
-import sim_hw
+from core import clock, config, credentials, locker, pickup_code
+from core import hmac_sha256 as H
+from core import protocol as P
+from drivers import flash_fs, gpio_lock
+from targets import sim_hw
 
 MASTER = b"\x11" * 32
 LOCKER_ID = bytes.fromhex("4c4b520000000001")

@@ -1,11 +1,20 @@
 # Section 1: what one pickup attempt costs, shipped verifier (slot from the code) against
 # the naive scan (every occupied slot x every window bucket), as occupancy and window grow.
-import code_verifier
-import pickup_code
-import protocol as P
 from bench_naive_verifier import NaiveVerifier
-from bench_util import (LOCKER_ID, MASTER, HashCount, Rig, count_hashes, emit, req_id,
-                        ticks_diff, ticks_us, wrong_code)
+from bench_util import (
+    LOCKER_ID,
+    MASTER,
+    HashCount,
+    Rig,
+    count_hashes,
+    emit,
+    req_id,
+    ticks_diff,
+    ticks_us,
+    wrong_code,
+)
+from core import code_verifier, pickup_code
+from core import protocol as P
 
 
 def _timed(fn, budget_us):

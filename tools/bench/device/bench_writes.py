@@ -1,7 +1,7 @@
 # Section 2: durable writes per request (one record = one append is the design minimum),
 # and what compaction (snapshot + new segment) adds when amortised over every record.
-import protocol as P
 from bench_util import Rig, delta, emit, req_id, wrong_code
+from core import protocol as P
 
 
 def _measure(rig, fn):

@@ -4,10 +4,10 @@
 # of occupied slots, and only by (2*skew_buckets + 1) with the window.
 from micropython import const
 
-import pickup_code
-from credentials import decode
-from hmac_sha256 import equal
-from slot_manager import FREE, OCCUPIED, REOPEN_S
+from core import pickup_code
+from core.credentials import decode
+from core.hmac_sha256 import equal
+from core.slot_manager import FREE, OCCUPIED, REOPEN_S
 
 VALID = const(0)
 WRONG = const(1)

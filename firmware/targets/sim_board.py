@@ -5,16 +5,17 @@
 # Files in the state folder: locker.json (config), secret.bin (master secret), store/
 # (journal), sim.json (ports, sensors, link payload), sim_rtc.json (RTC offset: the battery-
 # backed RTC survives power cuts), sim_doors.json (the physical doors survive them too).
+import asyncio
 import gc
 import json
 import os
 import time
 
-import asyncio
-import fragment
-import protocol as P
-import sim_hw
-from flash_fs import FolderFs
+from core import fragment
+from core import protocol as P
+from drivers.flash_fs import FolderFs
+
+from targets import sim_hw
 
 MAX_LINK_PAYLOAD = 244       # ESP32 NimBLE: ATT MTU 247 - 3
 IDLE_MS = 30000              # drop a silent connection (a phone that walked away)
@@ -77,7 +78,7 @@ class SimBoard:
     def lock_driver(self):
         if self._driver is None:
             cfg = _read_json(self.path("locker.json"), {})
-            import config
+            from core import config
             count = len(config.parse_layout(cfg.get("layout", config.DEFAULTS["layout"])))
             self._driver = PersistentDoors(count, self.sim.get("sensors", True),
                                            self.path("sim_doors.json"))

@@ -6,8 +6,8 @@
 # clear error naming its address.
 from micropython import const
 
-import gpio_lock
-from lock_gpio import DEBOUNCE_MS, Debouncer
+from drivers import gpio_lock
+from drivers.lock_gpio import DEBOUNCE_MS, Debouncer
 
 IODIRA = const(0x00)           # IOCON.BANK = 0 (power-on default) register map
 GPPUA = const(0x0C)

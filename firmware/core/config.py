@@ -1,9 +1,8 @@
 # Locker configuration: defaults, loading and validation (clear errors, never guesses).
 import json
 
-import pickup_code
-import store
-from slot_manager import size_from_name
+from core import pickup_code, store
+from core.slot_manager import size_from_name
 
 DEFAULTS = {
     "locker_id": None,              # 16 hex digits, set by provisioning

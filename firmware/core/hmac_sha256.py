@@ -1,8 +1,8 @@
 # HMAC-SHA256 (RFC 2104) for MicroPython and CPython.
 # Neither the ESP32 firmware nor the unix port ships `hmac`, so the locker carries its own.
-from micropython import const
-
 import hashlib
+
+from micropython import const
 
 _BLOCK = const(64)
 _IPAD = const(0x36)

@@ -8,12 +8,12 @@
 #   bucket       deposit_ts // bucket_s: the coarse timestamp window
 # Human form: the slot number and 10 digits, "017-48219-93015".
 # Machine form (QR / deep link): the slot and a 128-bit token, "017.<32 hex>".
-from micropython import const
-
 import hashlib
 import struct
 
-from hmac_sha256 import hmac_sha256
+from micropython import const
+
+from core.hmac_sha256 import hmac_sha256
 
 BUCKET_S = const(300)          # deposit time is bound at 5-minute granularity
 SKEW_BUCKETS = const(1)        # verifier also accepts the buckets either side

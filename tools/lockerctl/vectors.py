@@ -1,12 +1,12 @@
 """Writes docs/protocol_vectors.json: the protocol test vectors an app team checks against.
 
 Everything is fixed (master secret, locker id, credentials, challenges, clock), so the output
-is byte-identical on every run: `python tools/gen_vectors.py` then `git diff` shows exactly
+is byte-identical on every run: `python -m lockerctl.vectors` then `git diff` shows exactly
 what a protocol change changed. The vectors are produced by the firmware's own modules;
 host_tests/test_protocol_vectors.py recomputes each one with an independent implementation
 of docs/protocol.md and replays the transcript against a real Locker.
 
-    python tools/gen_vectors.py [--check] [--out PATH]
+    python -m lockerctl.vectors [--check] [--out PATH]
 """
 import argparse
 import hashlib
@@ -16,19 +16,18 @@ import struct
 import sys
 import tempfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tools"))
+from core import (
+    config,
+    credentials,
+    fragment,
+    kdf,
+)
+from core import pickup_code as PC
+from core import protocol as P
+from core.hmac_sha256 import hmac_sha256
+from drivers import gpio_lock
 
-from lockerctl import fw  # noqa: E402,F401  (firmware/ on the path, micropython.const shim)
-
-import config  # noqa: E402
-import credentials  # noqa: E402
-import fragment  # noqa: E402
-import gpio_lock  # noqa: E402
-import kdf  # noqa: E402
-import pickup_code as PC  # noqa: E402
-import protocol as P  # noqa: E402
-from hmac_sha256 import hmac_sha256  # noqa: E402
+from lockerctl.firmware import REPO
 
 OUT = os.path.join(REPO, "docs", "protocol_vectors.json")
 
@@ -209,10 +208,9 @@ def transcript_challenges():
 
 def transcript_locker(folder):
     """The locker the transcript runs on; the replay test builds the same one."""
-    import clock
-    import flash_fs
-    import locker
-    import sim_hw
+    from core import clock, locker
+    from drivers import flash_fs
+    from targets import sim_hw
     t = sim_hw.ManualTime(TRANSCRIPT_RTC)
     cfg = config.build({"locker_id": h(LOCKER_ID), "layout": TRANSCRIPT_LAYOUT})
     driver = sim_hw.SimLockDriver(len(cfg["sizes"]), sensors=True, ticks_ms=t.ticks_ms)

@@ -4,19 +4,19 @@
 # Every state change follows one order: decide in RAM -> append ONE journal record ->
 # apply the record -> drive the door -> answer. Recovery replays the same records through
 # the same _apply(), so what survives a power cut is exactly what was acted on.
-from micropython import const
-
 import struct
 
-import credentials
-import protocol as P
-from code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
-from door_monitor import DoorMonitor
-from kdf import admin_key, audit_key
-from hmac_sha256 import equal, hmac_sha256
-from slot_manager import OCCUPIED, REOPEN_S, SlotManager
-from store import Store, StoreCorrupt, read_audit
-from throttle import Throttle
+from micropython import const
+
+from core import credentials
+from core import protocol as P
+from core.code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
+from core.door_monitor import DoorMonitor
+from core.hmac_sha256 import equal, hmac_sha256
+from core.kdf import admin_key, audit_key
+from core.slot_manager import OCCUPIED, REOPEN_S, SlotManager
+from core.store import Store, StoreCorrupt, read_audit
+from core.throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)

@@ -4,9 +4,9 @@
 # Response = version(1) type|0x80 (1) status(1) challenge(16) body
 # Authenticated requests end in tag = HMAC(credential_key, challenge | request-without-tag)[:16],
 # where challenge is the one the locker sent in its previous response (or HELLO).
-from micropython import const
-
 import struct
+
+from micropython import const
 
 VERSION = const(1)
 CHALLENGE_LEN = const(16)
@@ -107,7 +107,7 @@ def request(req_type, body=b""):
 
 
 def sign(frame_without_tag, key, challenge):
-    from hmac_sha256 import hmac_sha256
+    from core.hmac_sha256 import hmac_sha256
     return frame_without_tag + hmac_sha256(key, bytes(challenge) + frame_without_tag)[:TAG_LEN]
 
 

@@ -11,11 +11,11 @@
 # Old segments are kept (`keep_segments`) as audit history, then deleted.
 # A torn last line is a write the power cut interrupted: nothing acted on it, so it is
 # dropped. Anything else that fails its check is corruption: recovery refuses to start.
-from micropython import const
-
 import json
 
-from hmac_sha256 import HmacSha256, hmac_sha256
+from micropython import const
+
+from core.hmac_sha256 import HmacSha256, hmac_sha256
 
 MAC_LEN = const(16)
 GENESIS = b"\x00" * 16

@@ -4,11 +4,11 @@
 # The operator issues both; the phone keeps the key and sends only the block. The locker
 # re-derives the key from its master secret, so it needs no per-courier table, and the
 # master secret never leaves the locker and the operator's key store.
-from micropython import const
-
 import struct
 
-from kdf import LABEL_CREDENTIAL, derive
+from micropython import const
+
+from core.kdf import LABEL_CREDENTIAL, derive
 
 COURIER = const(1)
 TECHNICIAN = const(2)

@@ -1,7 +1,7 @@
 # Key derivation from the locker master secret: one label per purpose.
 # Every key used on the locker or a phone is HMAC(master, label || context), so a key
 # that leaks for one purpose (a courier credential) reveals nothing about the others.
-from hmac_sha256 import hmac_sha256
+from core.hmac_sha256 import hmac_sha256
 
 LABEL_CREDENTIAL = b"LKR1/credential"
 LABEL_AUDIT = b"LKR1/audit-chain"

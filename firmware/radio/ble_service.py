@@ -14,12 +14,11 @@
 #
 # aioble and bluetooth are imported only when the service is constructed, so this module
 # imports anywhere (unix port, CPython tests with host_tests/fake_aioble.py).
-from micropython import const
-
 import asyncio
 
-import fragment
-import protocol as P
+from core import fragment
+from core import protocol as P
+from micropython import const
 
 SERVICE_UUID = "6c6b7201-6f66-4c69-6e65-4c6f636b6572"
 REQUEST_UUID = "6c6b7202-6f66-4c69-6e65-4c6f636b6572"

@@ -5,7 +5,7 @@
 # when the door swings, and the door monitor would otherwise log open/close pairs.
 from micropython import const
 
-import gpio_lock
+from drivers import gpio_lock
 
 DEBOUNCE_MS = const(50)
 _NONE = const(2)               # debouncer: no reading yet

@@ -5,10 +5,10 @@
 # after release until the next deposit, so a pickup whose door jammed can be undone.
 # Derived, never stored: "expired" (occupied longer than the TTL) and the door's own state
 # (sensors and the door monitor own that).
-from micropython import const
-
 import hashlib
 from array import array
+
+from micropython import const
 
 FREE = const(0)
 OCCUPIED = const(1)

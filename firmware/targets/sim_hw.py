@@ -2,7 +2,7 @@
 # the simulator can see and drive. Nothing else in the project fakes hardware.
 # Door physics: energising a lock opens its door (spring) unless the door is jammed;
 # a door closes only when someone closes it (close()).
-import gpio_lock
+from drivers import gpio_lock
 
 
 class SimLockDriver(gpio_lock.LockDriver):

@@ -9,9 +9,10 @@
 import os
 import time
 
-import board_profile
-from clock import EPOCH_2000
-from flash_fs import FolderFs
+from core.clock import EPOCH_2000
+from drivers.flash_fs import FolderFs
+
+from targets import board_profile
 
 PROFILE_PATH = "/board.json"
 DATA_DIR = "/locker"
@@ -81,14 +82,14 @@ class Esp32Board:
     def _make_driver(self):
         p = self.profile
         if p["driver"] == "gpio":
-            from lock_gpio import GpioLockDriver
+            from drivers.lock_gpio import GpioLockDriver
             g = p["gpio"]
             return GpioLockDriver(g["outputs"], self.ticks_ms, self.ticks_diff,
                                   active_low=g["active_low"], sensors=g.get("sensors"),
                                   sensor_open_level=g["sensor_open_level"],
                                   sensor_pull=g["sensor_pull"], debounce_ms=g["debounce_ms"])
         if p["driver"] == "mcp23017":
-            from lock_mcp23017 import Mcp23017LockDriver
+            from drivers.lock_mcp23017 import Mcp23017LockDriver
             m = p["mcp23017"]
             return Mcp23017LockDriver(self._i2c(m["i2c"]),
                                       [(c["address"], c["doors"]) for c in m["chips"]],
@@ -102,7 +103,7 @@ class Esp32Board:
 
     def _check_config(self):
         """After the outputs are off: refuse a locker.json that does not fit this board."""
-        import config
+        from core import config
         try:
             cfg = config.load(self.path("locker.json"))
         except config.ConfigError:
@@ -136,7 +137,7 @@ class Esp32Board:
         rtc = self.profile.get("rtc")
         if not rtc:
             return 0
-        from rtc_ds3231 import DS3231
+        from drivers.rtc_ds3231 import DS3231
         try:
             t = DS3231(self._i2c(rtc["i2c"])).read_unix()
         except OSError as e:
@@ -169,7 +170,7 @@ class Esp32Board:
         return WDT(timeout=WATCHDOG_MS)
 
     async def serve(self, runtime):
-        import ble_service
+        from radio import ble_service
         self.ble = ble_service.BleService(runtime, runtime.cfg["locker_id"])
         print("[board] advertising as", self.ble.name)
         await self.ble.serve()

