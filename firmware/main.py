@@ -32,8 +32,11 @@ class Runtime:
         self.bank = LockBank(driver, self.cfg["pulse_ms"], self.cfg["rated_pulse_ms"],
                              self.cfg["max_concurrent"], board.ticks_ms, board.ticks_diff)
         self.clock = LockerClock(board.rtc_unix, board.uptime_s)
+        # Boards keep the journal's anchor in NVS (docs/adr/0005-journal-anchor.md).
+        anchor = board.anchor() if hasattr(board, "anchor") else None
         self.locker = Locker(self.cfg, board.read_secret(), board.store_fs(), self.clock,
-                             self.bank, board.ticks_ms, board.ticks_diff, board.random_bytes)
+                             self.bank, board.ticks_ms, board.ticks_diff, board.random_bytes,
+                             anchor)
         self.heap_peak = 0
         self.requests = 0
         # Boards with a hardware watchdog return it; the simulator has none.
@@ -45,7 +48,8 @@ class Runtime:
             log("booted", self.cfg["locker_id"], "slots", len(self.locker.slots),
                 "journal seq", self.locker.store.seq)
         except StoreCorrupt as e:
-            self.locker.halted = "store corrupt: %s" % e
+            if not self.locker.halted:    # the anchor check names its own reason
+                self.locker.halted = "store corrupt: %s" % e
             log("HALTED:", self.locker.halted)
 
     def handle(self, session, frame):

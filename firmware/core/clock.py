@@ -1,10 +1,23 @@
-# The locker's clock: never goes backwards, moves forward only on authenticated time.
-# now() = max(RTC, floor + uptime, last value returned). The floor is the latest time the
-# locker has persisted (every journal record carries one), so a reboot that resets the RTC
-# (ESP32 at power-on) or an RTC set back by hand cannot make an expired code valid again.
+# The locker's clock: never goes backwards, moves forward only on authenticated time, and an
+# unauthenticated RTC can move it forward only by a bounded step (docs/reliability.md "Time").
+#
+# now() follows the RTC while the RTC agrees with the uptime counter: a reading behind the
+# locker's time is ignored (never backwards: the time carries on from the last value plus
+# uptime), a reading more than MAX_RTC_STEP_S ahead of it, or beyond MAX_TIME, is refused as
+# a jump nobody vouched for (a typo like `sim clock +100000d`, an RTC returning garbage).
+# The floor is the latest time the locker has persisted (every journal record and the
+# anchor carry one); resume() at boot starts from it, plus the longest time that can have
+# passed unrecorded before the cut when the RTC lost its time.
 from micropython import const
 
 EPOCH_2000 = const(946684800)   # seconds from 1970-01-01 to 2000-01-01 (ESP32's epoch)
+# Protocol times are u32 seconds (docs/protocol.md); an expiry (time + TTL, at most
+# config.MAX_TTL_S) must still fit, so the clock itself stays below this.
+MAX_TIME = const(4294967295 - 366 * 86400)
+# Largest unauthenticated forward step of the RTC against the uptime counter and, at boot,
+# against the persisted floor (seconds): a week of power-off with a battery RTC, a 72 h
+# expiry test in the simulator. Further is believed only from authenticated time.
+MAX_RTC_STEP_S = const(8 * 86400)
 
 
 def unix_from_epoch2000(t):
@@ -13,37 +26,61 @@ def unix_from_epoch2000(t):
 
 class LockerClock:
     def __init__(self, rtc_unix, uptime_s, floor=0):
-        """rtc_unix() -> board RTC in Unix seconds; uptime_s() -> seconds since boot."""
+        """rtc_unix() -> board RTC in Unix seconds (any int: garbage is tolerated);
+        uptime_s() -> seconds since boot, never decreasing."""
         self._rtc = rtc_unix
         self._uptime = uptime_s
+        self._last = floor            # locker time at uptime _boot_uptime (last returned)
         self._boot_uptime = uptime_s()
+        self._offset = 0              # added by authenticated time
         self._floor = floor
-        self._offset = 0          # added by authenticated time, lost at reboot by design
-        self._last = floor
+        self.rtc_refused = 0          # latest RTC reading refused as a jump (0: none)
 
     def now(self):
-        t = max(self._rtc() + self._offset,
-                self._floor + self._uptime() - self._boot_uptime)
-        if t < self._last:
-            t = self._last
+        """Unix seconds, never less than any value returned before, at most MAX_TIME."""
+        up = self._uptime()
+        follow = self._last + up - self._boot_uptime
+        r = self._rtc() + self._offset
+        bound = MAX_TIME if self._last == 0 else min(follow + MAX_RTC_STEP_S, MAX_TIME)
+        if r > bound:
+            self.rtc_refused = r          # a jump nobody vouched for: follow the uptime
+        t = r if follow < r <= bound else min(follow, MAX_TIME)
         self._last = t
+        self._boot_uptime = up
         return t
 
     def raise_floor(self, t):
         """Called for every persisted record: time the locker has committed to."""
         if t > self._floor:
             self._floor = t
-            self._boot_uptime = self._uptime()
-        if t > self._last:
+        if t > self._last + self._uptime() - self._boot_uptime:
             self._last = t
+            self._boot_uptime = self._uptime()
+
+    def resume(self, max_unrecorded_s):
+        """At boot, after the floor was loaded: when the RTC is behind the floor (it lost
+        its time at the power cut, or was set back) the cut may have happened up to
+        max_unrecorded_s after the floor was written, so carry on from floor + that: an
+        expiry the locker had reached before the cut stays reached. Returns the seconds
+        added to the floor for it (0 when the RTC kept its time)."""
+        floor = self._floor
+        if self._rtc() + self._offset >= floor:
+            return 0
+        self.raise_floor(min(floor + max_unrecorded_s, MAX_TIME))
+        return self._floor - floor
 
     def advance_to(self, authenticated_t):
         """Move forward to a time vouched for by the operator's key; never backwards.
 
-        Returns the number of seconds the clock moved (0 when it was already later)."""
+        Returns the number of seconds the clock moved (0 when it was already later, and
+        for a time beyond MAX_TIME: the protocol could not carry its expiries)."""
+        if authenticated_t > MAX_TIME:
+            return 0
         now = self.now()
         if authenticated_t <= now:
             return 0
-        self._offset += authenticated_t - now
+        moved = authenticated_t - now
+        self._offset += moved
         self._last = authenticated_t
-        return authenticated_t - now
+        self._boot_uptime = self._uptime()
+        return moved

@@ -18,7 +18,9 @@ from core.slot_manager import OCCUPIED, REOPEN_S, SlotManager
 from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Throttle
 
-FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
+FLOOR_PERIOD_S = const(3600)     # persist the clock floor in the journal at least this often
+ANCHOR_TIME_S = const(60)        # ...and in the anchor (NVS: one 32-byte entry each time)
+TICK_SLACK_S = const(60)         # tick() runs every 10 s: how late a due floor write can be
 MAX_REVOKED = const(256)
 
 # Slot status bits in STATUS answers
@@ -38,7 +40,10 @@ class Session:
 
 
 class Locker:
-    def __init__(self, cfg, master, fs, clock, locks, ticks_ms, ticks_diff, random_bytes):
+    def __init__(self, cfg, master, fs, clock, locks, ticks_ms, ticks_diff, random_bytes,
+                 anchor=None):
+        """anchor: where the journal's progress is kept outside its own files (NVS on the
+        ESP32: drivers/nvs_anchor.py; docs/adr/0005-journal-anchor.md), or None (no check)."""
         self.cfg = cfg
         self.locker_id = cfg["locker_id_bytes"]
         self._master = master
@@ -59,6 +64,11 @@ class Locker:
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
         self._last_floor_write = 0
         self.halted = ""            # why the locker refuses to serve ("" = serving)
+        self.halt_seqs = None       # (journal seq, anchor seq): halted on the anchor
+        self.halted_opens = 0       # technician opens while halted (core/recovery.py)
+        self.anchor = anchor
+        self._anchored = 0          # journal seq the anchor holds
+        self._anchor_t = 0          # time the anchor holds
         self._handlers = {
             P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
             P.RECLAIM: self._reclaim, P.PICKUP: self._pickup, P.TECH_OPEN: self._tech_open,
@@ -68,11 +78,22 @@ class Locker:
     # ---- boot and persistence ---------------------------------------------------------
 
     def boot(self):
-        """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
-        if not self.store.recover(self._load_state, self._apply, self.slots.load_row):
+        """Recover state from the store and check it against the anchor. Raises StoreCorrupt:
+        the caller must not serve (self.halted then says why when the anchor refused it)."""
+        fresh = not self.store.recover(self._load_state, self._apply, self.slots.load_row)
+        self._fresh = fresh
+        if self.anchor is not None:   # imported only here and on RECOVER: heap (ADR 0005)
+            from core import recovery
+            recovery.check_anchor(self, fresh)
+        record = {"e": "boot"}
+        moved = self.clock.resume((ANCHOR_TIME_S if self.anchor else FLOOR_PERIOD_S)
+                                  + TICK_SLACK_S)
+        if moved:                 # the RTC lost its time: carry on from the floor (ADR 0005)
+            record["resumed"] = moved
+        if fresh:
             self.store.create(self._state())
         try:
-            self._commit({"e": "boot"})
+            self._commit(record)
         except OSError:           # flash full: serve reads, writes answer internal-error
             pass
 
@@ -106,13 +127,26 @@ class Locker:
         """Persist one record, then apply it. Nothing is acted on before this returns."""
         if "t" not in record:
             record["t"] = self.clock.now()
+        if self._anchored != self.store.seq:
+            self._write_anchor()  # catch up first: the anchor never lags by more than one
         if self.store.torn_tail:  # never append after a torn line: compact first
             self.store.snapshot(self._state())
         self.store.append(record)
         self._apply(record)
         self._last_floor_write = record["t"]
+        try:
+            self._write_anchor()
+        except OSError:           # durable in the journal; the next commit catches up
+            pass
         self._compact_if_due()
         return record
+
+    def _write_anchor(self):
+        """Record in the anchor how far the journal got (after the record is durable, so the
+        anchor never claims more than the journal holds). Raises OSError."""
+        if self.anchor is not None:
+            self.anchor.write_seq(self.store.seq)
+        self._anchored = self.store.seq
 
     def _compact_if_due(self):
         """Compaction stalls the loop for a snapshot write: never while a solenoid is
@@ -154,6 +188,11 @@ class Locker:
             self.admin_seq = r["a"]
         elif e == "time":
             self.admin_seq = r["a"]
+        elif e == "recover":      # lost records: free slots are unknown until looked into
+            self.admin_seq = r["a"]
+            for sid in self.slots.sids():
+                if self.slots.at(sid).state != OCCUPIED:
+                    self.slots.set_service(sid, False)
 
     # ---- sessions and dispatch --------------------------------------------------------
 
@@ -177,7 +216,7 @@ class Locker:
         """One request frame in, one response frame out. Never raises."""
         req_type = P.ERROR_TYPE
         try:
-            if self.halted:
+            if self.halted and (len(frame) < 2 or frame[1] not in (P.TECH_OPEN, P.ADMIN)):
                 raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
             req_type = P.check_header(frame)
             handler = self._handlers.get(req_type)
@@ -214,7 +253,7 @@ class Locker:
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
         # Authentic from here on: its issue time is time the operator vouches for.
         moved = self.clock.advance_to(cred.issued_at)
-        if moved >= FLOOR_PERIOD_S:
+        if moved >= FLOOR_PERIOD_S and not self.halted:
             self._commit({"e": "clock", "by": moved, "serial": cred.serial})
         credentials.check_usable(cred, self.clock.now(), self.revoked)
         if kind is not None and cred.kind != kind:
@@ -371,6 +410,9 @@ class Locker:
             raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
         if action > P.TECH_IN_SERVICE:
             raise P.ProtocolError(P.E_VALUE, "unknown technician action %d" % action)
+        if self.halted:
+            from core import recovery
+            return recovery.tech_open(self, sid, action)
         self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
         if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
             self._open(sid, "tech")
@@ -435,7 +477,12 @@ class Locker:
             raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
         if seq <= self.admin_seq:
             raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
-        if op == P.ADMIN_REVOKE and len(payload) == 8:
+        if op == P.ADMIN_RECOVER and len(payload) == 8:
+            from core import recovery
+            recovery.recover(self, seq, payload)
+        elif self.halted:
+            raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
+        elif op == P.ADMIN_REVOKE and len(payload) == 8:
             serial, until = struct.unpack(">II", payload)
             self._prune_revoked()
             if len(self.revoked) >= MAX_REVOKED:
@@ -471,6 +518,13 @@ class Locker:
 
     def tick(self):
         """Periodic: keep the persisted clock floor fresh; catch up on deferred compaction."""
-        if self.clock.now() - self._last_floor_write >= FLOOR_PERIOD_S:
+        now = self.clock.now()
+        if now - self._last_floor_write >= FLOOR_PERIOD_S:
             self._commit({"e": "clock"})
+        elif self.anchor is not None and now - self._anchor_t >= ANCHOR_TIME_S:
+            try:
+                self.anchor.write_time(now)
+                self._anchor_t = now
+            except OSError:       # NVS full: the journal's hourly floor still holds
+                pass
         self._compact_if_due()

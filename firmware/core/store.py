@@ -197,10 +197,21 @@ class Store:
         self.snapshot(state)
 
     def append(self, record):
-        """Persist one record (assigns record['n']); one durable write."""
+        """Persist one record (assigns record['n']); one durable write.
+
+        Raises OSError when the write fails (flash full): nothing is acted on, but part of
+        the line may have landed, so the segment's tail counts as torn and every further
+        append raises until snapshot() has started a clean segment (needs_compaction()
+        says so): a partial line stays last in its segment, where recovery drops it."""
+        if self.torn_tail:
+            raise OSError(5, "journal tail torn: compact before appending")
         record["n"] = self.seq + 1
         line, mac = encode_line(self.key, self.head, record)
-        self.fs.append("j.%d" % self.segment, line)
+        try:
+            self.fs.append("j.%d" % self.segment, line)
+        except OSError:
+            self.torn_tail = True
+            raise
         self.seq = record["n"]
         self.head = mac
         self.in_segment += 1

@@ -125,6 +125,13 @@ class Esp32Board:
             pass
         return FolderFs(self.path("store"))
 
+    def anchor(self):
+        """The journal's anchor in the NVS partition (namespace "locker"), which neither a
+        deleted /locker/store nor a reformatted littlefs partition takes along."""
+        import esp32
+        from drivers.nvs_anchor import NvsAnchor
+        return NvsAnchor(esp32.NVS("locker"))
+
     def rtc_unix(self):
         if self._rtc_base is None:
             self._rtc_base = self._read_ds3231()

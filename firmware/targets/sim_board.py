@@ -3,7 +3,8 @@
 # radio is a TCP socket on 127.0.0.1 carrying the same fragments as BLE; flash is a folder.
 #
 # Files in the state folder: locker.json (config), secret.bin (master secret), store/
-# (journal), sim.json (ports, sensors, link payload), sim_rtc.json (RTC offset: the battery-
+# (journal), sim_nvs.json (the NVS partition: the journal's anchor, docs/adr/0005), sim.json
+# (ports, sensors, link payload), sim_rtc.json (RTC offset: the battery-
 # backed RTC survives power cuts), sim_doors.json (the physical doors survive them too).
 import asyncio
 import gc
@@ -14,8 +15,9 @@ import time
 from core import fragment
 from core import protocol as P
 from drivers.flash_fs import FolderFs
+from drivers.nvs_anchor import NvsAnchor
 
-from targets import sim_hw
+from targets import sim_hw, sim_nvs
 
 MAX_LINK_PAYLOAD = 244       # ESP32 NimBLE: ATT MTU 247 - 3
 IDLE_MS = 30000              # drop a silent connection (a phone that walked away)
@@ -93,6 +95,10 @@ class SimBoard:
 
     def store_fs(self):
         return FolderFs(self.path("store"))
+
+    def anchor(self):
+        """The journal's anchor in the simulated NVS: sim_nvs.json, outside store/."""
+        return NvsAnchor(sim_nvs.SimNvs(self.path("sim_nvs.json")))
 
     def rtc_unix(self):
         return int(time.time()) + self.rtc_offset

@@ -81,3 +81,4 @@ class ManualTime:
     @staticmethod
     def ticks_diff(a, b):
         return a - b
+

@@ -114,6 +114,9 @@ for fr in section("fragments"):
 gc.collect()
 
 # ---- the transcript, replayed against a Locker running here --------------------------
+# The vector data above is done with: free it, so the heap left is the firmware's.
+creds = c = r = a = e = fr = msg = pieces = ra = out = back = cred = None
+gc.collect()
 import hashlib
 
 from core import clock as C

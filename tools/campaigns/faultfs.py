@@ -13,6 +13,14 @@ raises PowerCut at write point k (1-based). What the interrupted operation leave
   "done"  the operation completed and power died right after, before the caller could act
           on it (e.g. the deposit record is durable but the door never moved, no answer).
 
+The journal's anchor in NVS is a write point too: `fs.nvs(inner)` wraps an NVS object
+(sim_nvs.SimNvs) so that its commit() counts in the same sequence ("nvs-commit"); NVS is
+never torn (each entry has a CRC), so "torn" leaves the old value like "lost".
+
+A full disk is not a power cut: with capacity=N the fs has N bytes free; a write that does
+not fit lands its first bytes (a SHORT write: the part that fit) and raises
+OSError(ENOSPC), and the board keeps running. remove() gives the space back.
+
 After the cut every further operation raises PowerCut too: the board is off. Reboot by
 building a new locker on the plain inner fs. PowerCut derives from BaseException so no
 `except Exception` / `except OSError` in the firmware can swallow it, exactly like a real
@@ -21,6 +29,7 @@ power loss.
 import random
 
 MODES = ("lost", "torn", "done")
+ENOSPC = 28
 
 
 class PowerCut(BaseException):
@@ -36,11 +45,12 @@ class PowerCut(BaseException):
 
 
 class FaultFs:
-    def __init__(self, inner, cut_at=None, mode="lost", tear=None):
+    def __init__(self, inner, cut_at=None, mode="lost", tear=None, capacity=None):
         """inner: a FolderFs (or anything with its interface).
 
         tear: how many bytes of an interrupted write survive in "torn" mode: an int, a
-        random.Random (uniform 0..len-1), or None for half the data."""
+        random.Random (uniform 0..len-1), or None for half the data.
+        capacity: free bytes (None: unlimited); see the module docstring."""
         if mode not in MODES:
             raise ValueError("mode must be one of %s" % (MODES,))
         self.inner = inner
@@ -50,6 +60,8 @@ class FaultFs:
         self.points = 0           # write points reached so far (including the cut one)
         self.log = []             # (op, name) per write point, for reports and debugging
         self.dead = False
+        self.capacity = capacity
+        self.short_writes = 0     # writes that hit the full disk part-way
 
     # ---- reads pass straight through --------------------------------------------------
 
@@ -80,6 +92,9 @@ class FaultFs:
 
     def append(self, name, data):
         data = bytes(data)
+        if self._full(len(data)):
+            self._point("append", name)
+            return self._short(name, data)
         if self._point("append", name):
             if self.mode == "torn":
                 kept = data[:self._torn_len(len(data))]
@@ -89,10 +104,16 @@ class FaultFs:
                 self.inner.append(name, data)
             self._cut()
         self.inner.append(name, data)
+        if self.capacity is not None:
+            self.capacity -= len(data)
 
     def replace(self, name, chunks):
         data = b"".join(bytes(c) for c in chunks)
         tmp = name + ".tmp"
+        if self._full(len(data)):
+            self._point("replace-write", tmp)
+            self.inner.remove(tmp)
+            return self._short(tmp, data)
         if self._point("replace-write", tmp):
             self.inner.remove(tmp)
             if self.mode == "torn":
@@ -107,14 +128,43 @@ class FaultFs:
                 self.inner.remove(tmp)
                 self.inner.append(tmp, data)
             self._cut()
+        old = self._size(name)
         self.inner.replace(name, (data,))
+        if self.capacity is not None:
+            self.capacity += old - len(data)
 
     def remove(self, name):
         if self._point("remove", name):
             if self.mode == "done":
                 self.inner.remove(name)
             self._cut()
+        old = self._size(name)
         self.inner.remove(name)
+        if self.capacity is not None:
+            self.capacity += old
+
+    def nvs(self, inner):
+        """inner (an NVS object) with its commit() as a write point of this fs."""
+        return FaultNvs(self, inner)
+
+    # ---- a full disk --------------------------------------------------------------------
+
+    def _size(self, name):
+        return self.inner.size(name) if self.inner.exists(name) else 0
+
+    def _full(self, n):
+        self._alive()
+        return self.capacity is not None and n > self.capacity
+
+    def _short(self, name, data):
+        """The bytes that fit land, then ENOSPC (what a file system does mid-write)."""
+        kept = data[:self.capacity]
+        if kept:
+            self.inner.append(name, kept)
+        self.capacity = 0
+        self.short_writes += 1
+        raise OSError(ENOSPC, "no space left on device (%d of %d bytes written)"
+                      % (len(kept), len(data)))
 
     # ---- machinery --------------------------------------------------------------------
 
@@ -142,3 +192,28 @@ class FaultFs:
         if isinstance(self.tear, int):
             return max(0, min(self.tear, n - 1))
         return n // 2
+
+
+class FaultNvs:
+    """An NVS object whose commit() is a write point of a FaultFs (same count, same cut)."""
+
+    def __init__(self, fs, inner):
+        self._fs = fs
+        self._inner = inner
+
+    def get_i32(self, key):
+        self._fs._alive()
+        return self._inner.get_i32(key)
+
+    def set_i32(self, key, value):
+        self._fs._alive()
+        self._inner.set_i32(key, value)
+
+    def commit(self):
+        if self._fs._point("nvs-commit", "anchor"):
+            if self._fs.mode == "done":
+                self._inner.commit()
+            else:                                 # the entry never completed: old value
+                self._inner.discard()
+            self._fs._cut()
+        self._inner.commit()

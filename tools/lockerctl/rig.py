@@ -22,8 +22,11 @@ MASTER = bytes(range(32))
 class Bench:
     """A locker, its fake hardware and clock, rebootable from the same folder."""
 
-    def __init__(self, folder, layout="S*2,M*2,L", sensors=True, fs=None, **cfg):
+    def __init__(self, folder, layout="S*2,M*2,L", sensors=True, fs=None, anchor=None, **cfg):
+        """anchor: the journal's anchor (drivers.nvs_anchor over sim_hw.SimNvs), kept across
+        boot(); None boots without the anchor check."""
         self.folder = folder
+        self.anchor = anchor
         self.time = sim_hw.ManualTime()
         self.cfg = config.build(dict({"locker_id": LOCKER_ID.hex(), "layout": layout}, **cfg))
         self.sensors = sensors
@@ -42,7 +45,7 @@ class Bench:
                                        t.ticks_ms, t.ticks_diff)
         self.clock = clock.LockerClock(t.rtc_unix, t.uptime_s)
         self.locker = locker.Locker(self.cfg, MASTER, self.fs, self.clock, self.bank,
-                                    t.ticks_ms, t.ticks_diff, os.urandom)
+                                    t.ticks_ms, t.ticks_diff, os.urandom, self.anchor)
         self.locker.boot()
         self.client = LockerClient(DirectTransport(self.locker))
         return self.locker

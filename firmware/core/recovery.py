@@ -1,0 +1,93 @@
+# The journal's anchor check at boot and the operator's recovery of a locker it halted
+# (docs/adr/0005-journal-anchor.md, docs/reliability.md "A halted locker"). Kept out of
+# locker.py so its bytecode is loaded only at boot and on a RECOVER message.
+import struct
+
+from core import protocol as P
+from core.hmac_sha256 import hmac_sha256
+from core.store import StoreCorrupt
+
+
+def anchor_id(lk):
+    """The i32 naming this provisioning (master secret + locker id) in the anchor."""
+    return struct.unpack(">i", hmac_sha256(lk._master, b"anchor" + lk.locker_id)[:4])[0] \
+        & 0xFFFFFFFF
+
+
+def check_anchor(lk, fresh):
+    """The journal must reach the record the anchor says was written, less at most the one
+    in flight at a cut (journal durable, anchor not yet written): A <= S <= A + 1.
+
+    Raises StoreCorrupt with lk.halted saying why and lk.halt_seqs = (S, A) otherwise."""
+    ident, anchored, t = lk.anchor.read()
+    if t:
+        lk.clock.raise_floor(t)
+        lk._anchor_t = t
+    have = 0 if fresh else lk.store.seq
+    mine = anchor_id(lk)
+    if ident != mine:
+        if have > 1:              # a journal with history but no anchor of this locker
+            _halt(lk, "journal has %d records but no anchor for them (NVS erased or "
+                  "replaced)" % have, have, 0)
+        lk.anchor.reset(mine)               # first boot after provisioning
+        anchored = 0
+    anchored = anchored or 0
+    if have < anchored:
+        _halt(lk, ("store missing" if fresh else "journal ends at record %d" % have)
+              + " but record %d was written (anchor): records lost" % anchored,
+              have, anchored)
+    if have > anchored + 1:
+        _halt(lk, "journal has records up to %d, the anchor only %d" % (have, anchored),
+              have, anchored)
+    lk._anchored = anchored
+
+
+def _halt(lk, reason, have, anchored):
+    lk.halted = ("journal rolled back: %s; an operator-signed RECOVER (journal %d, anchor "
+                 "%d) accepts the loss" % (reason, have, anchored))
+    lk.halt_seqs = (have, anchored)
+    lk._anchored = -1         # whatever it holds, the anchor is rewritten on recovery
+    raise StoreCorrupt(reason)
+
+
+def recover(lk, seq, payload):
+    """Operator-signed recovery of a locker halted on its anchor. The payload states the
+    loss (journal seq the locker has, anchor seq it had: two u32) exactly as the halt
+    reported it. Nothing lost is guessed: slots with no parcel on record go out of service
+    until a technician has looked inside (TECH_IN_SERVICE); parcels on record stay."""
+    if not lk.halted:
+        raise P.ProtocolError(P.E_STATE, "locker is not halted: nothing to recover")
+    if lk.halt_seqs is None:
+        raise P.ProtocolError(P.E_STATE, "store corrupt, not short: the flash must be "
+                              "inspected (docs/reliability.md)")
+    stated = struct.unpack(">II", payload)
+    if stated != lk.halt_seqs:
+        raise P.ProtocolError(P.E_VALUE, "recovery states journal %d, anchor %d; the "
+                              "locker has journal %d, anchor %d" % (stated + lk.halt_seqs))
+    halted = lk.halted
+    lk.halted = ""
+    try:
+        if lk.anchor is not None:
+            lk.anchor.reset(anchor_id(lk))
+        if lk._fresh:
+            lk.store.create(lk._state())
+            lk._fresh = False
+        lk._commit({"e": "recover", "have": stated[0], "anchor": stated[1], "a": seq,
+                    "opens": lk.halted_opens})
+    except OSError:
+        lk.halted = halted
+        raise
+    lk.halt_seqs = None
+    lk.halted_opens = 0
+
+
+
+def tech_open(lk, sid, action):
+    """TECH_OPEN on a halted locker: the journal is in doubt, so the door opens and nothing
+    is recorded (counted, and the count goes into the RECOVER record)."""
+    if action != P.TECH_OPEN_ONLY:
+        raise P.ProtocolError(P.E_STATE, "locker halted: a technician can only open doors "
+                              "until an operator recovers it")
+    lk.halted_opens += 1
+    lk._open(sid, "tech")
+    return struct.pack(">HB", sid, lk._slot_bits(lk.slots.at(sid), lk.clock.now()))
