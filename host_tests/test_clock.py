@@ -189,3 +189,126 @@ def test_set_time_forward_expires_codes_and_setting_it_back_does_not_revive_them
     bench.client.admin(op.set_time_message(MASTER, LOCKER_ID, 2, t0))
     bench.boot()
     refused(lambda: bench.client.pickup(dep.code), "code-expired")
+
+
+# ---- time is never lost at a power cut (issue 12.2) ---------------------------------------
+# A board without a battery-backed RTC (boards/esp32-devkitc-4door.json) restarts its RTC at
+# 2000-01-01 at power-on. What the locker had reached before the cut must stay reached.
+
+ESP32_RTC_AT_POWER_ON = EPOCH_2000
+
+
+def run_for(bench, seconds, step=10):
+    """The main loop: tick() every 10 s (main.TICK_PERIOD_MS) while time passes."""
+    for _ in range(int(seconds // step)):
+        bench.time.advance(step)
+        bench.locker.tick()
+
+
+def cut_power_rtc_lost(bench):
+    bench.time.rtc = ESP32_RTC_AT_POWER_ON
+    bench.boot()
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_code_expired_before_the_cut_stays_expired_without_battery_rtc(tmp_path, anchored):
+    from drivers.nvs_anchor import NvsAnchor
+    from lockerctl.rig import Bench
+    from targets.sim_nvs import SimNvs
+    b = Bench(str(tmp_path / "s"), anchor=NvsAnchor(SimNvs()) if anchored else None)
+    dep = b.client.deposit(b.courier(valid_s=30 * 86400), size=1)
+    b.run_hardware()
+    b.driver.close(dep.slot)
+    b.run_hardware()
+    run_for(b, dep.expires_at - b.locker.clock.now() + 15 * 60, step=30)
+    assert b.locker.clock.now() > dep.expires_at + 14 * 60
+    cut_power_rtc_lost(b)
+    refused(lambda: b.client.pickup(dep.code), "code-expired")
+    assert b.locker.clock.now() > dep.expires_at
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_expired_courier_credential_stays_expired_without_battery_rtc(tmp_path, anchored):
+    from drivers.nvs_anchor import NvsAnchor
+    from lockerctl.rig import Bench
+    from targets.sim_nvs import SimNvs
+    b = Bench(str(tmp_path / "s"), anchor=NvsAnchor(SimNvs()) if anchored else None)
+    cred = b.courier(valid_s=2 * 3600)
+    run_for(b, 2 * 3600 + 15 * 60)
+    cut_power_rtc_lost(b)
+    with pytest.raises(LockerRefused) as e:
+        b.client.deposit(cred, size=1)
+    assert "expired" in e.value.message
+
+
+def test_anchor_bounds_the_time_added_at_a_cut_to_about_two_minutes(tmp_path):
+    """With the anchor (time written once a minute) the locker resumes at most ~2 min ahead
+    of where it was, not an hour (docs/reliability.md "Time")."""
+    from drivers.nvs_anchor import NvsAnchor
+    from lockerctl.rig import Bench
+    from targets.sim_nvs import SimNvs
+    b = Bench(str(tmp_path / "s"), anchor=NvsAnchor(SimNvs()))
+    run_for(b, 5000)
+    before = b.locker.clock.now()
+    cut_power_rtc_lost(b)
+    assert before <= b.locker.clock.now() <= before + 130
+
+
+def test_battery_rtc_resumes_exactly(bench):
+    """A board whose RTC kept its time gets no extra time at boot."""
+    run_for(bench, 3000)
+    before = bench.locker.clock.now()
+    bench.boot()
+    assert bench.locker.clock.now() == before
+
+
+# ---- time never runs away (issue 12.2) ------------------------------------------------------
+
+def test_rtc_jump_of_100000_days_is_refused_and_codes_stay_valid(bench):
+    dep = bench.client.deposit(bench.courier(), size=1)
+    bench.run_hardware()
+    bench.driver.close(dep.slot)
+    t0 = bench.locker.clock.now()
+    bench.time.rtc += 100000 * 86400            # `sim clock +100000d`, or a glitching RTC
+    assert bench.locker.clock.now() < t0 + 10
+    assert bench.locker.clock.rtc_refused == bench.time.rtc
+    bench.boot()                                # nor does a reboot take it
+    assert bench.locker.clock.now() < t0 + 10 + 3660
+    assert bench.client.pickup(dep.code)["slot"] == dep.slot
+
+
+def test_rtc_step_up_to_the_bound_is_taken(bench):
+    t0 = bench.locker.clock.now()
+    bench.time.rtc += 73 * 3600                 # the e2e test's `sim clock +73h`
+    assert bench.locker.clock.now() == t0 + 73 * 3600
+
+
+def test_authenticated_time_beyond_u32_range_moves_nothing(bench):
+    from core.clock import MAX_TIME
+    t0 = bench.locker.clock.now()
+    bench.client.admin(op.set_time_message(MASTER, LOCKER_ID, 1, 2 ** 32 - 1))
+    assert bench.locker.clock.now() < t0 + 10
+    bench.client.admin(op.set_time_message(MASTER, LOCKER_ID, 2, MAX_TIME))
+    assert bench.locker.clock.now() == MAX_TIME
+    bench.time.advance(10 ** 6)
+    assert bench.locker.clock.now() == MAX_TIME   # never past what u32 expiries can carry
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2 ** 40, 2 ** 40), st.integers(0, 10 ** 5)),
+                min_size=1, max_size=30))
+def test_garbage_rtc_never_moves_the_clock_beyond_bounded_steps(readings):
+    """An RTC returning anything (a DS3231 with flipped bits, an unset ESP32 RTC):
+    now() never goes back, never exceeds MAX_TIME, and moves at most MAX_RTC_STEP_S past
+    the elapsed uptime per reading."""
+    from core.clock import MAX_RTC_STEP_S, MAX_TIME
+    board = FakeBoard(rtc=1767225600)
+    clock = board.clock(floor=1767225600)
+    last = clock.now()
+    for rtc, dt in readings:
+        board.rtc = rtc
+        board.up += dt
+        t = clock.now()
+        assert last <= t <= MAX_TIME
+        assert t - last <= dt + MAX_RTC_STEP_S
+        last = t

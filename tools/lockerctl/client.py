@@ -91,7 +91,11 @@ class LockerClient:
 
     def _ensure_challenge(self):
         if self.challenge is None:
-            self.hello()
+            try:
+                self.hello()
+            except LockerRefused:
+                if self.challenge is None:  # a halted locker refuses HELLO, but its answer
+                    raise                   # carries a challenge (technician open, RECOVER)
 
     def _fresh(self, req_type, build):
         """Send build(challenge); on a stale challenge (nothing was evaluated) retry once with

@@ -50,3 +50,10 @@ def revoke_message(master, locker_id, seq, serial, not_after):
 
 def set_time_message(master, locker_id, seq, unix_time):
     return admin_message(master, locker_id, P.ADMIN_SET_TIME, seq, struct.pack(">I", unix_time))
+
+
+def recover_message(master, locker_id, seq, journal_seq, anchor_seq):
+    """RECOVER: the operator accepts the loss a halted locker reported (its journal ends at
+    journal_seq, its anchor said anchor_seq) and lets it serve again (docs/reliability.md)."""
+    return admin_message(master, locker_id, P.ADMIN_RECOVER, seq,
+                         struct.pack(">II", journal_seq, anchor_seq))

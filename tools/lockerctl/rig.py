@@ -46,8 +46,9 @@ class Bench:
         self.clock = clock.LockerClock(t.rtc_unix, t.uptime_s)
         self.locker = locker.Locker(self.cfg, MASTER, self.fs, self.clock, self.bank,
                                     t.ticks_ms, t.ticks_diff, os.urandom, self.anchor)
-        self.locker.boot()
+        # the client first: a boot that halts (StoreCorrupt) leaves a locker to talk to
         self.client = LockerClient(DirectTransport(self.locker))
+        self.locker.boot()
         return self.locker
 
     def courier(self, holder="courier-1", serial=1, valid_s=7 * 86400, flags=0):
