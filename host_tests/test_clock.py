@@ -212,10 +212,11 @@ def cut_power_rtc_lost(bench):
 
 @pytest.mark.parametrize("anchored", [False, True])
 def test_code_expired_before_the_cut_stays_expired_without_battery_rtc(tmp_path, anchored):
-    from drivers.nvs_anchor import NvsAnchor
     from lockerctl.rig import Bench
-    from targets.sim_nvs import SimNvs
-    b = Bench(str(tmp_path / "s"), anchor=NvsAnchor(SimNvs()) if anchored else None)
+    if anchored:
+        from drivers.nvs_anchor import NvsAnchor
+        from targets.sim_nvs import SimNvs
+    b = Bench(str(tmp_path / "s"), **({"anchor": NvsAnchor(SimNvs())} if anchored else {}))
     dep = b.client.deposit(b.courier(valid_s=30 * 86400), size=1)
     b.run_hardware()
     b.driver.close(dep.slot)
@@ -229,10 +230,11 @@ def test_code_expired_before_the_cut_stays_expired_without_battery_rtc(tmp_path,
 
 @pytest.mark.parametrize("anchored", [False, True])
 def test_expired_courier_credential_stays_expired_without_battery_rtc(tmp_path, anchored):
-    from drivers.nvs_anchor import NvsAnchor
     from lockerctl.rig import Bench
-    from targets.sim_nvs import SimNvs
-    b = Bench(str(tmp_path / "s"), anchor=NvsAnchor(SimNvs()) if anchored else None)
+    if anchored:
+        from drivers.nvs_anchor import NvsAnchor
+        from targets.sim_nvs import SimNvs
+    b = Bench(str(tmp_path / "s"), **({"anchor": NvsAnchor(SimNvs())} if anchored else {}))
     cred = b.courier(valid_s=2 * 3600)
     run_for(b, 2 * 3600 + 15 * 60)
     cut_power_rtc_lost(b)

@@ -1,0 +1,45 @@
+"""The firmware refuses a config it cannot hold, with a clear reason (issue 12.2).
+
+`--ttl 100000d` was stored and then printed as a wrapped 2028 expiry: the TTL travels as a
+u32 in HELLO and the deposit answer, the bucket as a u16, and expiries (time + TTL) must
+fit the protocol's u32 times. Every duration is bounded in core/config.LIMITS."""
+import struct
+
+import pytest
+from core import config
+from core.clock import MAX_TIME
+from hypothesis import given
+from hypothesis import strategies as st
+from lockerctl.rig import LOCKER_ID, Bench
+
+BASE = {"locker_id": LOCKER_ID.hex()}
+
+
+@pytest.mark.parametrize("key,value", [
+    ("ttl_s", 100000 * 86400), ("ttl_s", 0), ("ttl_s", -5), ("ttl_s", 2 ** 32),
+    ("ttl_s", True), ("ttl_s", "72h"), ("bucket_s", 70000), ("bucket_s", 0),
+    ("pulse_ms", 10 ** 9), ("jam_ms", 2 ** 31), ("left_open_ms", 0),
+    ("challenge_ttl_s", 10 ** 7), ("segment_records", 10 ** 6), ("keep_segments", 1),
+    ("max_concurrent", 0)])
+def test_out_of_range_values_are_refused_with_the_range(key, value):
+    with pytest.raises(config.ConfigError) as e:
+        config.build(dict(BASE, **{key: value}))
+    assert key in str(e.value) and ".." in str(e.value)
+
+
+@given(st.integers(-2 ** 40, 2 ** 40))
+def test_every_accepted_ttl_fits_the_protocol(ttl):
+    try:
+        cfg = config.build(dict(BASE, ttl_s=ttl))
+    except config.ConfigError:
+        assert not 60 <= ttl <= config.MAX_TTL_S
+        return
+    struct.pack(">I", cfg["ttl_s"])                  # HELLO / deposit answer field
+    assert MAX_TIME + cfg["ttl_s"] <= 2 ** 32 - 1    # an expiry at the latest time fits
+
+
+def test_longest_ttl_works_end_to_end(tmp_path):
+    b = Bench(str(tmp_path / "s"), ttl_s=config.MAX_TTL_S)
+    assert b.client.hello().ttl_s == config.MAX_TTL_S
+    dep = b.client.deposit(b.courier(), size=1)
+    assert dep.expires_at == dep.deposit_ts + config.MAX_TTL_S
