@@ -5,7 +5,8 @@ For seeded random sequences of deposits, retries, pickups, wrong codes, cancels,
 actions, clock moves and clean reboots: run once counting write points, then for each point
 k and each FaultFs mode rerun from an empty folder, cut the power at k, boot a fresh locker
 on what is left and check what the outside world was promised:
-  * the store recovers (no StoreCorrupt), its audit chain verifies, and it keeps working;
+  * the store recovers (no StoreCorrupt), its anchor check passes (the anchor lags by at
+    most the record in flight), its audit chain verifies, and it keeps working;
   * every deposit that was answered OK is still in its slot (no parcel lost), no slot holds
     anything the answers do not account for (no double allocation);
   * every code from before the cut opens exactly its own slot or is refused; the code of the
@@ -21,8 +22,10 @@ from core import protocol as P
 from core import store as S
 from core.slot_manager import FREE, OCCUPIED
 from drivers import flash_fs
+from drivers.nvs_anchor import NvsAnchor
 from lockerctl.client import LockerRefused
 from lockerctl.rig import Bench
+from targets.sim_nvs import SimNvs
 
 SEQUENCES = int(os.environ.get("LOCKER_CUT_SEQUENCES", 12))
 OPS_PER_SEQUENCE = int(os.environ.get("LOCKER_CUT_OPS", 14))
@@ -83,6 +86,7 @@ class Run:
         self.oos = set()
         self.inflight = None      # (kind, Deposit or slot) of the request the cut hit
         self.creds = {}
+        self.nvs = SimNvs()       # the journal's anchor: its commits are write points too
 
     def cred(self, holder):
         """One credential per courier for the whole run: the phone keeps its key, and the
@@ -105,7 +109,8 @@ class Run:
         self.used.append(dep)
 
     def execute(self, ops):
-        self.bench = Bench(self.folder, fs=self.fs, **CFG)
+        self.bench = Bench(self.folder, fs=self.fs, anchor=NvsAnchor(self.fs.nvs(self.nvs)),
+                           **CFG)
         self.settle()
         for op in ops:
             self.step(op)
@@ -188,8 +193,9 @@ def check_recovery(run, where):
     plain = flash_fs.FolderFs(run.folder)
     b = run.bench
     if b is None:                                  # the cut hit the very first boot
-        b = run.bench = Bench(run.folder, **CFG)
+        b = run.bench = Bench(run.folder, anchor=NvsAnchor(run.nvs), **CFG)
     else:
+        b.anchor = NvsAnchor(run.nvs)
         b.boot(fs=plain)
     locker = b.locker
     audit = list(S.read_audit(plain, locker.store.key))
@@ -313,7 +319,7 @@ def test_power_cut_at_every_write_point(tmp_path, capsys):
         print("power cut: write points by kind: %s" % ", ".join(
             "%s %d" % kv for kv in sorted(kinds.items())))
     assert ran["cuts"] == ran["points"] * len(MODES)
-    assert set(kinds) == {"append", "replace-write", "replace-rename", "remove"}
+    assert set(kinds) == {"append", "replace-write", "replace-rename", "remove", "nvs-commit"}
 
 
 def test_faultfs_counts_every_write_point(tmp_path):
