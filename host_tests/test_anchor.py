@@ -244,6 +244,7 @@ def rolled_back(tmp_path):
     b.run_hardware()
     b.driver.close(lost.slot)
     b.run_hardware()
+    refused(lambda: b.client.pickup("%03d-00000-00000" % kept.slot))   # and a strike
     seq = b.locker.store.seq
     assert seq - kept_seq >= 2                      # more than the record in flight
     drop_last_records(b.folder, seq - kept_seq)     # the deposit of `lost` and after

@@ -23,6 +23,10 @@ ANCHOR_TIME_S = const(60)        # ...and in the anchor (NVS: one 32-byte entry 
 TICK_SLACK_S = const(60)         # tick() runs every 10 s: how late a due floor write can be
 MAX_REVOKED = const(256)
 
+# What a halted locker still answers: HELLO (the challenge), a technician opening a door,
+# the operator's RECOVER (core/recovery.py; docs/reliability.md "A halted locker")
+_HALTED_OK = (P.HELLO, P.TECH_OPEN, P.ADMIN)
+
 # Slot status bits in STATUS answers
 ST_OCCUPIED = const(1)
 ST_EXPIRED = const(2)
@@ -216,7 +220,7 @@ class Locker:
         """One request frame in, one response frame out. Never raises."""
         req_type = P.ERROR_TYPE
         try:
-            if self.halted and (len(frame) < 2 or frame[1] not in (P.TECH_OPEN, P.ADMIN)):
+            if self.halted and (len(frame) < 2 or frame[1] not in _HALTED_OK):
                 raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
             req_type = P.check_header(frame)
             handler = self._handlers.get(req_type)

@@ -66,6 +66,11 @@ def recover(lk, seq, payload):
                               "locker has journal %d, anchor %d" % (stated + lk.halt_seqs))
     halted = lk.halted
     lk.halted = ""
+    # doors opened while halted were not watched (nothing could be journalled): start the
+    # door monitor afresh, as at boot (an open door is then reported as found open)
+    d = lk.doors
+    lk.doors = type(d)(len(lk.slots), d._diff, d.jam_ms, d.left_open_ms)
+    lk._pending_doors = {}
     try:
         if lk.anchor is not None:
             lk.anchor.reset(anchor_id(lk))

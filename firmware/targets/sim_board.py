@@ -94,6 +94,10 @@ class SimBoard:
         return secret
 
     def store_fs(self):
+        kb = self.sim.get("flash_kb")
+        if kb:                       # the store on a littlefs image (targets/sim_flash.py)
+            from targets import sim_flash
+            return FolderFs(sim_flash.mount_image(self.path("flash.img"), kb))
         return FolderFs(self.path("store"))
 
     def anchor(self):
@@ -201,7 +205,12 @@ class SimBoard:
                 raise ValueError("door action must be close, open, jam or unjam")
             drv.save()
         elif what == "clock":
-            self.rtc_offset += int(cmd.get("advance", 0))
+            offset = self.rtc_offset + int(cmd.get("advance", 0))
+            if not 0 <= int(time.time()) + offset <= 0xFFFFFFFF:
+                # a DS3231 holds 2000-2099, protocol times are u32: no RTC shows this
+                raise ValueError("the RTC cannot hold that time (Unix time beyond u32, "
+                                 "after 2106)")
+            self.rtc_offset = offset
             _write_json(self._rtc_path, {"offset": self.rtc_offset})
         elif what == "stop":
             return {"ok": True, "stopping": True}
@@ -225,7 +234,8 @@ class SimBoard:
                           int(state == 1 and now > lk.slots.deposit_ts[i] + ttl),
                           drv.doors[sid], int(sid in drv.jammed), drv.outputs[sid]))
         return {"ok": True, "locker_id": lk.cfg["locker_id"], "time": now,
-                "rtc": self.rtc_unix(), "slots": slots, "halted": lk.halted,
+                "rtc": self.rtc_unix(), "rtc_refused": lk.clock.rtc_refused,
+                "slots": slots, "halted": lk.halted,
                 "journal_seq": lk.store.seq, "requests": self.runtime.requests,
                 "heap_peak": self.runtime.heap_peak, "heap_now": gc.mem_alloc(),
                 "heap_total": gc.mem_alloc() + gc.mem_free(),

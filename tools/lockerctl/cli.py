@@ -29,6 +29,7 @@ from core.slot_manager import SIZE_NAMES
 from . import firmware, sim
 from . import keystore as ks
 from . import operator as op
+from . import recover_cmd
 from .client import CourierCredential, LockerClient, LockerRefused
 from .transport import SimSocketTransport, TransportError
 
@@ -531,7 +532,8 @@ def cmd_sim_start(args):
             raise CliError(EXIT_USAGE, "%s is provisioned with layout %s: use another --state "
                            "or `lockerctl provision --force --layout ...`" % (state, have))
     already = sim.running_pid(state)
-    pid, status, boot_s = sim.start(state, args.port, not args.no_sensors)
+    pid, status, boot_s = sim.start(state, args.port, not args.no_sensors,
+                                    getattr(args, "flash_image", None))
     cfg = sim.sim_config(state)
     out = {"pid": pid, "port": cfg["port"], "control_port": cfg["control_port"],
            "locker_id": status["locker_id"], "slots": len(status["slots"]),
@@ -686,6 +688,9 @@ def build_parser():
     p.add_argument("--no-sensors", action="store_true", help="a board without door sensors")
     p.add_argument("--port", type=int, default=sim.DEFAULT_PORT,
                    help="radio port; control is PORT+1; 0 picks free ports (default 7420)")
+    p.add_argument("--flash-image", nargs="?", const=1792, type=int, metavar="KB",
+                   help="keep the store on a littlefs flash image (4 KB blocks, default "
+                        "1792 KB) like the ESP32, instead of a host folder")
     p.set_defaults(func=cmd_sim_start)
     simsub.add_parser("stop", parents=[common], help="stop it").set_defaults(func=cmd_sim_stop)
     simsub.add_parser("status", parents=[common], help="slot grid, time, heap").set_defaults(
@@ -756,6 +761,7 @@ def build_parser():
                    help="check the hash chain with the master secret")
     p.add_argument("--from", dest="from_seq", type=int, default=1, metavar="N")
     p.set_defaults(func=cmd_audit)
+    recover_cmd.add_parser(sub, locker)
     return parser
 
 

@@ -91,11 +91,7 @@ class LockerClient:
 
     def _ensure_challenge(self):
         if self.challenge is None:
-            try:
-                self.hello()
-            except LockerRefused:
-                if self.challenge is None:  # a halted locker refuses HELLO, but its answer
-                    raise                   # carries a challenge (technician open, RECOVER)
+            self.hello()
 
     def _fresh(self, req_type, build):
         """Send build(challenge); on a stale challenge (nothing was evaluated) retry once with

@@ -204,17 +204,24 @@ def _wait_ready(state, pid):
                    % (START_TIMEOUT_S, _log_tail(state)))
 
 
-def start(state, port=DEFAULT_PORT, sensors=True):
+def start(state, port=DEFAULT_PORT, sensors=True, flash_kb=None):
     """Start the simulator for a provisioned state folder; port 0 picks free ports.
+    flash_kb: keep the store on a littlefs image of that size (state/flash.img, ESP32
+    geometry; docs/reliability.md) instead of a host folder; a state that already has an
+    image keeps using it.
 
     Returns (pid, status, boot_seconds)."""
+    image = _state_file(state, "flash.img")
+    if os.path.exists(image):
+        flash_kb = os.path.getsize(image) // 1024
     pid = running_pid(state)
     if pid:
         return pid, control(state, {"cmd": "status"}), 0.0
     for attempt in range(3):
         radio, ctl = _free_pair() if port == 0 else (port, port + 1)
         with open(_state_file(state, "sim.json"), "w") as f:
-            json.dump({"port": radio, "control_port": ctl, "sensors": bool(sensors)}, f)
+            json.dump({"port": radio, "control_port": ctl, "sensors": bool(sensors),
+                       "flash_kb": flash_kb}, f)
         t0 = time.monotonic()
         pid = _spawn(state)
         try:
