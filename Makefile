@@ -58,6 +58,7 @@ bruteforce: $(STAMP)
 .PHONY: powercut fuzz resources
 powercut: $(STAMP)
 	$(BIN)/python -m campaigns.powercut --sequences 10000 --sweep 200 --kills 200
+	$(BIN)/python -m campaigns.littlefs --sequences 40 --ops 24 --full
 fuzz: $(STAMP)
 	$(BIN)/python -m campaigns.fuzz --frames 1000000 --hypothesis 20000
 resources: $(STAMP)

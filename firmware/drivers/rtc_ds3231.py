@@ -11,6 +11,12 @@ REG_STATUS = const(0x0F)
 OSF = const(0x80)
 
 
+# (register, mask, largest value) of the time registers read_unix() trusts
+_FIELDS = ((0, 0x7F, 59), (1, 0x7F, 59), (2, 0x3F, 23), (4, 0x3F, 31), (5, 0x1F, 12),
+           (6, 0xFF, 99))
+_FIELD_LEAST = (0, 0, 0, 0, 1, 1, 0)
+
+
 def _bcd(b):
     return (b >> 4) * 10 + (b & 0x0F)
 
@@ -48,13 +54,24 @@ class DS3231:
         self.address = address
 
     def read_unix(self):
-        """UTC Unix seconds, or None when the oscillator stopped (battery flat, first use)."""
+        """UTC Unix seconds, or None when the time cannot be trusted: the oscillator stopped
+        (battery flat, first use) or the registers hold no valid date (a glitched bus, a
+        chip never set: any non-BCD digit or out-of-range field). The locker's clock then
+        carries on from its persisted floor (core/clock.py) until authenticated time comes;
+        a valid but wrong date is bounded there (MAX_RTC_STEP_S)."""
         if self.i2c.readfrom_mem(self.address, REG_STATUS, 1)[0] & OSF:
             return None
         r = self.i2c.readfrom_mem(self.address, REG_TIME, 7)
         if r[2] & 0x40:
             raise ValueError("DS3231 in 12-hour mode: set it with write_unix()")
-        days = days_from_civil(2000 + _bcd(r[6]), _bcd(r[5] & 0x1F), _bcd(r[4]))
+        for i, mask, most in _FIELDS:
+            b = r[i] & mask
+            if b & 0x0F > 9 or b >> 4 > 9 or not _FIELD_LEAST[i] <= _bcd(b) <= most:
+                return None
+        y, m = 2000 + _bcd(r[6]), _bcd(r[5] & 0x1F)
+        if _bcd(r[4]) > days_from_civil(y + (m == 12), m % 12 + 1, 1) - days_from_civil(y, m, 1):
+            return None                 # 31 June, 30 February...
+        days = days_from_civil(y, m, _bcd(r[4]))
         return days * 86400 + _bcd(r[2] & 0x3F) * 3600 + _bcd(r[1]) * 60 + _bcd(r[0] & 0x7F)
 
     def write_unix(self, t):

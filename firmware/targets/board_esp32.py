@@ -133,6 +133,10 @@ class Esp32Board:
         return NvsAnchor(esp32.NVS("locker"))
 
     def rtc_unix(self):
+        """Unix seconds from the DS3231 when fitted and trusted, else the ESP32's own RTC
+        (2000-01-01 after a power-on). Any value is tolerated: core/clock.py never goes
+        behind its persisted floor and refuses unauthenticated jumps beyond MAX_RTC_STEP_S
+        or past MAX_TIME (docs/reliability.md "Time")."""
         if self._rtc_base is None:
             self._rtc_base = self._read_ds3231()
         if self._rtc_base:
@@ -150,8 +154,9 @@ class Esp32Board:
         except OSError as e:
             print("[board] DS3231 not answering (%s): using the internal RTC" % e)
             return 0
-        if t is None:
-            print("[board] DS3231 lost its time (battery?): using the internal RTC")
+        if t is None:           # stopped oscillator or registers holding no valid date
+            print("[board] DS3231 time not trusted (battery? never set?): using the "
+                  "internal RTC; the locker carries on from its persisted floor")
             return 0
         return t - self.uptime_s()
 
