@@ -82,10 +82,14 @@ class Flash:
         self.partial = 0          # cuts that left a half-programmed / half-erased block
 
     def readblocks(self, block, buf, offset=0):
+        # no allocation here: littlefs may read while a file object is finalised by the
+        # garbage collector (heap locked), e.g. a file left open by a power cut
         if self.dead:
             raise PowerCut()
         a = block * BLOCK + offset
-        buf[:] = self.data[a:a + len(buf)]
+        d = self.data
+        for i in range(len(buf)):
+            buf[i] = d[a + i]
 
     def _point(self, kind):
         if self.dead:
@@ -218,11 +222,16 @@ class Board:
         return st, (slot, pickup_code.human_code(key, LID, slot, gen, ts))
 
     def pickup(self, code):
-        self.hello()
+        """The recipient: waits out a lockout (wrong codes by others) and tries again."""
         sid, form, material = pickup_code.parse(code)
-        st, body = self.call(P.request(P.PICKUP, struct.pack(">HB", sid, form)
-                                       + pickup_code.proof(form, material, self.challenge,
-                                                           sid)))
+        for _ in range(4):
+            self.hello()
+            st, body = self.call(P.request(P.PICKUP, struct.pack(">HB", sid, form)
+                                           + pickup_code.proof(form, material,
+                                                               self.challenge, sid)))
+            if st != P.E_LOCKED_OUT:
+                break
+            self.t.advance(struct.unpack(">I", body[:4])[0] + 1)
         return st, (struct.unpack(">H", body[:2])[0] if st == P.OK else None)
 
     def tech_open(self, sid, action):
