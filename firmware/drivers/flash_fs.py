@@ -17,7 +17,7 @@ def _fsync_dir(path):
     if _fsync is None:
         return
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, getattr(os, "O_RDONLY", 0))
     except (OSError, AttributeError):     # a platform that cannot open directories
         return
     try:

@@ -57,11 +57,12 @@ def mount_image(path, kb):
     """Mount the littlefs image at path (created and formatted when new) on /flash and
     return the folder for the store. kb: partition size (a multiple of 4)."""
     import vfs
+    # a duck-typed block device (the stubs name an abstract class MicroPython does not ship)
     bdev = ImageBlockDevice(path, kb * 1024 // BLOCK)
     try:
-        fs = vfs.VfsLfs2(bdev)
+        fs = vfs.VfsLfs2(bdev)  # pyright: ignore[reportArgumentType]
     except OSError:                  # blank image: format it, as the ESP32 does at first boot
-        vfs.VfsLfs2.mkfs(bdev)
-        fs = vfs.VfsLfs2(bdev)
+        vfs.VfsLfs2.mkfs(bdev)  # pyright: ignore[reportArgumentType]
+        fs = vfs.VfsLfs2(bdev)  # pyright: ignore[reportArgumentType]
     vfs.mount(fs, MOUNT)
     return MOUNT + "/store"
