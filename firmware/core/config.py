@@ -24,12 +24,13 @@ DEFAULTS = {
 MAX_SKEW_BUCKETS = 1
 MAX_TTL_S = 366 * 86400      # core/clock.MAX_TIME keeps room for this in u32 expiries
 DAY_MS = 86400000            # ticks_diff is exact up to 2**29 ms (~6 days) on the ESP32
-# (key, least, most): what the firmware can hold. ttl_s and bucket_s travel as u32 / u16 in
-# HELLO and the deposit answer (docs/protocol.md); ms values are compared with ticks_diff.
-LIMITS = (("ttl_s", 60, MAX_TTL_S), ("bucket_s", 1, 65535), ("segment_records", 1, 65535),
-          ("keep_segments", 2, 1000), ("pulse_ms", 1, 60000), ("rated_pulse_ms", 1, 60000),
-          ("max_concurrent", 1, 999), ("jam_ms", 1, DAY_MS), ("left_open_ms", 1, DAY_MS),
-          ("challenge_ttl_s", 1, 86400))
+# key, least, most (flat: one tuple in the heap): what the firmware can hold. ttl_s and
+# bucket_s travel as u32 / u16 in HELLO and the deposit answer (docs/protocol.md); ms
+# values are compared with ticks_diff.
+LIMITS = ("ttl_s", 60, MAX_TTL_S, "bucket_s", 1, 65535, "segment_records", 1, 65535,
+          "keep_segments", 2, 1000, "pulse_ms", 1, 60000, "rated_pulse_ms", 1, 60000,
+          "max_concurrent", 1, 999, "jam_ms", 1, DAY_MS, "left_open_ms", 1, DAY_MS,
+          "challenge_ttl_s", 1, 86400)
 
 
 class ConfigError(ValueError):
@@ -68,7 +69,8 @@ def build(overrides):
     except ValueError:
         raise ConfigError("locker_id must be 16 hex digits")
     cfg["sizes"] = parse_layout(cfg["layout"])
-    for key, least, most in LIMITS:
+    for i in range(0, len(LIMITS), 3):
+        key, least, most = LIMITS[i], LIMITS[i + 1], LIMITS[i + 2]
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, int) or not least <= v <= most:
             raise ConfigError("%s must be an integer %d..%d, not %r" % (key, least, most, v))

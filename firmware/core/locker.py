@@ -19,7 +19,7 @@ from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor in the journal at least this often
-ANCHOR_TIME_S = const(60)        # ...and in the anchor (NVS: one 32-byte entry each time)
+ANCHOR_TIME_S = const(60)        # ...and in the anchor (drivers/nvs_anchor.TIME_PERIOD_S)
 TICK_SLACK_S = const(60)         # tick() runs every 10 s: how late a due floor write can be
 MAX_REVOKED = const(256)
 
@@ -68,11 +68,8 @@ class Locker:
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
         self._last_floor_write = 0
         self.halted = ""            # why the locker refuses to serve ("" = serving)
-        self.halt_seqs = None       # (journal seq, anchor seq): halted on the anchor
-        self.halted_opens = 0       # technician opens while halted (core/recovery.py)
+        self.halt_seqs = None       # [journal seq, anchor seq, opens, fresh]: core/recovery.py
         self.anchor = anchor
-        self._anchored = 0          # journal seq the anchor holds
-        self._anchor_t = 0          # time the anchor holds
         self._handlers = {
             P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
             P.RECLAIM: self._reclaim, P.PICKUP: self._pickup, P.TECH_OPEN: self._tech_open,
@@ -85,7 +82,6 @@ class Locker:
         """Recover state from the store and check it against the anchor. Raises StoreCorrupt:
         the caller must not serve (self.halted then says why when the anchor refused it)."""
         fresh = not self.store.recover(self._load_state, self._apply, self.slots.load_row)
-        self._fresh = fresh
         if self.anchor is not None:   # imported only here and on RECOVER: heap (ADR 0005)
             from core import recovery
             recovery.check_anchor(self, fresh)
@@ -131,26 +127,21 @@ class Locker:
         """Persist one record, then apply it. Nothing is acted on before this returns."""
         if "t" not in record:
             record["t"] = self.clock.now()
-        if self._anchored != self.store.seq:
-            self._write_anchor()  # catch up first: the anchor never lags by more than one
+        anchor = self.anchor
+        if anchor is not None:    # catch up first: the anchor never lags by more than one
+            anchor.sync(self.store.seq)
         if self.store.torn_tail:  # never append after a torn line: compact first
             self.store.snapshot(self._state())
         self.store.append(record)
         self._apply(record)
         self._last_floor_write = record["t"]
-        try:
-            self._write_anchor()
-        except OSError:           # durable in the journal; the next commit catches up
-            pass
+        if anchor is not None:    # after the record is durable: never claims more
+            try:
+                anchor.sync(self.store.seq)
+            except OSError:       # durable in the journal; the next commit catches up
+                pass
         self._compact_if_due()
         return record
-
-    def _write_anchor(self):
-        """Record in the anchor how far the journal got (after the record is durable, so the
-        anchor never claims more than the journal holds). Raises OSError."""
-        if self.anchor is not None:
-            self.anchor.write_seq(self.store.seq)
-        self._anchored = self.store.seq
 
     def _compact_if_due(self):
         """Compaction stalls the loop for a snapshot write: never while a solenoid is
@@ -192,11 +183,9 @@ class Locker:
             self.admin_seq = r["a"]
         elif e == "time":
             self.admin_seq = r["a"]
-        elif e == "recover":      # lost records: free slots are unknown until looked into
-            self.admin_seq = r["a"]
-            for sid in self.slots.sids():
-                if self.slots.at(sid).state != OCCUPIED:
-                    self.slots.set_service(sid, False)
+        elif e == "recover" or "resumed" in r:    # rare: core/recovery.py (ADR 0005)
+            from core import recovery
+            recovery.apply(self, r)
 
     # ---- sessions and dispatch --------------------------------------------------------
 
@@ -525,10 +514,6 @@ class Locker:
         now = self.clock.now()
         if now - self._last_floor_write >= FLOOR_PERIOD_S:
             self._commit({"e": "clock"})
-        elif self.anchor is not None and now - self._anchor_t >= ANCHOR_TIME_S:
-            try:
-                self.anchor.write_time(now)
-                self._anchor_t = now
-            except OSError:       # NVS full: the journal's hourly floor still holds
-                pass
+        elif self.anchor is not None:
+            self.anchor.keep_time(now)    # at most once a minute (drivers/nvs_anchor.py)
         self._compact_if_due()

@@ -5,6 +5,7 @@ import struct
 
 from core import protocol as P
 from core.hmac_sha256 import hmac_sha256
+from core.slot_manager import OCCUPIED
 from core.store import StoreCorrupt
 
 
@@ -18,35 +19,35 @@ def check_anchor(lk, fresh):
     """The journal must reach the record the anchor says was written, less at most the one
     in flight at a cut (journal durable, anchor not yet written): A <= S <= A + 1.
 
-    Raises StoreCorrupt with lk.halted saying why and lk.halt_seqs = (S, A) otherwise."""
+    Raises StoreCorrupt with lk.halted saying why and lk.halt_seqs = [S, A, technician
+    opens while halted, store missing] otherwise."""
     ident, anchored, t = lk.anchor.read()
     if t:
         lk.clock.raise_floor(t)
-        lk._anchor_t = t
     have = 0 if fresh else lk.store.seq
     mine = anchor_id(lk)
     if ident != mine:
         if have > 1:              # a journal with history but no anchor of this locker
             _halt(lk, "journal has %d records but no anchor for them (NVS erased or "
-                  "replaced)" % have, have, 0)
+                  "replaced)" % have, have, 0, fresh)
         lk.anchor.reset(mine)               # first boot after provisioning
         anchored = 0
     anchored = anchored or 0
     if have < anchored:
         _halt(lk, ("store missing" if fresh else "journal ends at record %d" % have)
               + " but record %d was written (anchor): records lost" % anchored,
-              have, anchored)
+              have, anchored, fresh)
     if have > anchored + 1:
         _halt(lk, "journal has records up to %d, the anchor only %d" % (have, anchored),
-              have, anchored)
-    lk._anchored = anchored
+              have, anchored, fresh)
+    lk.anchor.held = anchored
 
 
-def _halt(lk, reason, have, anchored):
+def _halt(lk, reason, have, anchored, fresh):
     lk.halted = ("journal rolled back: %s; an operator-signed RECOVER (journal %d, anchor "
                  "%d) accepts the loss" % (reason, have, anchored))
-    lk.halt_seqs = (have, anchored)
-    lk._anchored = -1         # whatever it holds, the anchor is rewritten on recovery
+    lk.halt_seqs = [have, anchored, 0, fresh]
+    lk.anchor.held = -1       # whatever it holds, the anchor is rewritten on recovery
     raise StoreCorrupt(reason)
 
 
@@ -61,9 +62,10 @@ def recover(lk, seq, payload):
         raise P.ProtocolError(P.E_STATE, "store corrupt, not short: the flash must be "
                               "inspected (docs/reliability.md)")
     stated = struct.unpack(">II", payload)
-    if stated != lk.halt_seqs:
+    have, anchored, opens, fresh = lk.halt_seqs
+    if stated != (have, anchored):
         raise P.ProtocolError(P.E_VALUE, "recovery states journal %d, anchor %d; the "
-                              "locker has journal %d, anchor %d" % (stated + lk.halt_seqs))
+                              "locker has journal %d, anchor %d" % (stated + (have, anchored)))
     halted = lk.halted
     lk.halted = ""
     # doors opened while halted were not watched (nothing could be journalled): start the
@@ -74,16 +76,15 @@ def recover(lk, seq, payload):
     try:
         if lk.anchor is not None:
             lk.anchor.reset(anchor_id(lk))
-        if lk._fresh:
+        if fresh:
             lk.store.create(lk._state())
-            lk._fresh = False
-        lk._commit({"e": "recover", "have": stated[0], "anchor": stated[1], "a": seq,
-                    "opens": lk.halted_opens})
+            lk.halt_seqs[3] = False
+        lk._commit({"e": "recover", "have": have, "anchor": anchored, "a": seq,
+                    "opens": opens})
     except OSError:
         lk.halted = halted
         raise
     lk.halt_seqs = None
-    lk.halted_opens = 0
 
 
 
@@ -93,6 +94,26 @@ def tech_open(lk, sid, action):
     if action != P.TECH_OPEN_ONLY:
         raise P.ProtocolError(P.E_STATE, "locker halted: a technician can only open doors "
                               "until an operator recovers it")
-    lk.halted_opens += 1
+    if lk.halt_seqs is not None:
+        lk.halt_seqs[2] += 1
     lk._open(sid, "tech")
     return struct.pack(">HB", sid, lk._slot_bits(lk.slots.at(sid), lk.clock.now()))
+
+
+def apply(lk, r):
+    """Records written rarely, applied live and at replay:
+    "recover": records were lost, so a slot with no parcel on record may hold one: out of
+    service until a technician has looked inside.
+    "boot" with "resumed": the clock skipped that many seconds at a boot that found the RTC
+    behind its floor (core/clock.resume); that is not time an attacker waited, so the
+    throttle's lockout and decay move with it."""
+    if r["e"] == "recover":
+        lk.admin_seq = r["a"]
+        for sid in lk.slots.sids():
+            if lk.slots.at(sid).state != OCCUPIED:
+                lk.slots.set_service(sid, False)
+        return
+    th = lk.throttle
+    if th.strikes:
+        th.last_fail += r["resumed"]
+        th.locked_until += r["resumed"]

@@ -11,6 +11,7 @@
 from micropython import const
 
 _U32 = const(0xFFFFFFFF)
+TIME_PERIOD_S = const(60)    # keep_time() writes "t" at most this often (core/locker.py)
 
 
 def _to_i32(v):
@@ -22,6 +23,8 @@ class NvsAnchor:
     def __init__(self, nvs):
         self._nvs = nvs
         self.writes = 0             # NVS entries written since boot (docs, benchmarks)
+        self._t = 0                 # the time last written
+        self.held = 0               # the journal seq "seq" holds (-1: to be rewritten)
 
     def _get(self, key):
         try:
@@ -31,7 +34,9 @@ class NvsAnchor:
 
     def read(self):
         """(ident, seq, t): ints, or None each for a key never written."""
-        return self._get("id"), self._get("seq"), self._get("t")
+        t = self._get("t")
+        self._t = t or 0
+        return self._get("id"), self._get("seq"), t
 
     def _set(self, key, value):
         self._nvs.set_i32(key, _to_i32(value))
@@ -41,11 +46,29 @@ class NvsAnchor:
     def write_seq(self, seq):
         """Durable when it returns; raises OSError (NVS full or failing)."""
         self._set("seq", seq)
+        self.held = seq
+
+    def sync(self, seq):
+        """Make the anchor hold journal record seq (called after every durable append, and
+        before the next one). Raises OSError."""
+        if self.held != seq:
+            self.write_seq(seq)
 
     def write_time(self, t):
         self._set("t", t)
+        self._t = t
+
+    def keep_time(self, now):
+        """Called from the locker's tick (every 10 s): write the time when TIME_PERIOD_S
+        has passed since the last write. A failing NVS is left for the next tick (the
+        journal's hourly floor still holds)."""
+        if now - self._t >= TIME_PERIOD_S:
+            try:
+                self.write_time(now)
+            except OSError:
+                pass
 
     def reset(self, ident):
         """A new provisioning: forget the old journal's position, then claim the anchor."""
-        self._set("seq", 0)
+        self.write_seq(0)
         self._set("id", ident)

@@ -23,7 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIRMWARE = os.path.join(REPO, "firmware")
 PACKAGES = ("core", "drivers", "targets", "radio")
 AS_SOURCE = ("main.py",)                        # MicroPython runs these by name at boot
-SIM_ONLY = ("targets/sim_board.py", "targets/sim_hw.py")   # never flashed to a board
+SIM_ONLY = ("targets/sim_board.py", "targets/sim_hw.py", "targets/sim_nvs.py",
+            "targets/sim_flash.py")                 # never flashed to a board
 NOT_CODE = ("manifest.py",)                     # the freeze manifest of an image build
 
 

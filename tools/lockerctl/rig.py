@@ -45,7 +45,8 @@ class Bench:
                                        t.ticks_ms, t.ticks_diff)
         self.clock = clock.LockerClock(t.rtc_unix, t.uptime_s)
         self.locker = locker.Locker(self.cfg, MASTER, self.fs, self.clock, self.bank,
-                                    t.ticks_ms, t.ticks_diff, os.urandom, self.anchor)
+                                    t.ticks_ms, t.ticks_diff, os.urandom,
+                                    getattr(self, "anchor", None))
         # the client first: a boot that halts (StoreCorrupt) leaves a locker to talk to
         self.client = LockerClient(DirectTransport(self.locker))
         self.locker.boot()
