@@ -288,8 +288,13 @@ def test_audit_chain_verifies_and_a_flipped_byte_halts_the_locker(locker):
 
     broken = locker.refused("audit", "--verify")
     assert broken["ok"] is False
-    locker.ok("sim", "power-cut")
-    assert locker.status()["halted"]
+    # A halted locker never looks healthy to a script: exit 5, ok false, the reason given.
+    code, cut = locker.run("sim", "power-cut")
+    assert code == 5 and cut["ok"] is False and "store corrupt" in cut["halted"]
+    code, st = locker.run("sim", "status")
+    assert code == 5 and st["ok"] is False and "store corrupt" in st["halted"]
+    code, started = locker.run("sim", "start", "--port", "0")      # already running
+    assert code == 5 and started["ok"] is False and started["halted"] == st["halted"]
     refused = locker.refused("pickup", "001-00000-00000")
     assert refused["status"] == "internal-error" and "halted" in refused["message"]
 

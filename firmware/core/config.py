@@ -22,6 +22,8 @@ DEFAULTS = {
 
 
 MAX_SKEW_BUCKETS = 1
+MAX_SLOTS = 999
+MAX_U32 = 0xFFFFFFFF            # ttl_s travels as u32 (HELLO, DEPOSIT answers)
 
 
 class ConfigError(ValueError):
@@ -40,9 +42,13 @@ def parse_layout(text):
             raise ConfigError("unknown slot size %r in layout" % name)
         if count and not count.isdigit():
             raise ConfigError("bad count in layout part %r" % part)
-        sizes.extend([size] * (int(count) if count else 1))
-    if not 1 <= len(sizes) <= 999:
-        raise ConfigError("a locker has 1..999 slots, layout gives %d" % len(sizes))
+        n = int(count) if count else 1
+        if len(sizes) + n > MAX_SLOTS:             # checked before allocating
+            raise ConfigError("a locker has 1..%d slots, layout gives %d"
+                              % (MAX_SLOTS, len(sizes) + n))
+        sizes.extend([size] * n)
+    if not sizes:
+        raise ConfigError("a locker has 1..%d slots, layout gives 0" % MAX_SLOTS)
     return sizes
 
 
@@ -65,6 +71,8 @@ def build(overrides):
                 "challenge_ttl_s"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigError("%s must be a positive integer" % key)
+    if cfg["ttl_s"] > MAX_U32:
+        raise ConfigError("ttl_s must fit u32 seconds (at most %d)" % MAX_U32)
     if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= MAX_SKEW_BUCKETS:
         # each extra bucket multiplies a guess's chance: 2 already misses the 1e-6 bound
         raise ConfigError("skew_buckets must be 0..%d (docs/security.md: wider windows "

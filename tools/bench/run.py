@@ -24,9 +24,12 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 from lockerctl import firmware  # noqa: E402
 from report import kb, ms, num, ratio, table  # noqa: E402  (this script's own folder)
 
-MICROPYTHON = firmware.micropython_binary()
-MP_HEAP = os.environ.get("MP_HEAP") or "100k"
-WORK_HEAP = os.environ.get("BENCH_WORK_HEAP") or "1m"
+try:                             # a missing binary or a typo in a heap setting: one line
+    MICROPYTHON = firmware.micropython_binary()
+    MP_HEAP = firmware.heap_setting("MP_HEAP", "100k")
+    WORK_HEAP = firmware.heap_setting("BENCH_WORK_HEAP", "1m")
+except (firmware.BuildError, firmware.SettingError) as e:
+    sys.exit("bench: %s" % e)
 SIM_ONLY = tuple(rel[:-3] for rel in firmware.SIM_ONLY)   # simulator board, never flashed
 
 FULL = {"occupancies": [1, 10, 100, 200], "skews": [0, 1, 12], "verify_budget_us": 100000,
@@ -43,10 +46,7 @@ class BenchError(RuntimeError):
     pass
 
 
-def heap_bytes(text):
-    text = str(text).lower()
-    mult = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
-    return int(text.rstrip("km")) * mult
+heap_bytes = firmware.heap_bytes
 
 
 # ---- building and running on MicroPython --------------------------------------------------
