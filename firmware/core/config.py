@@ -22,8 +22,6 @@ DEFAULTS = {
 
 
 MAX_SKEW_BUCKETS = 1
-MAX_SLOTS = 999
-MAX_U32 = 0xFFFFFFFF            # ttl_s travels as u32 (HELLO, DEPOSIT answers)
 
 
 class ConfigError(ValueError):
@@ -42,13 +40,11 @@ def parse_layout(text):
             raise ConfigError("unknown slot size %r in layout" % name)
         if count and not count.isdigit():
             raise ConfigError("bad count in layout part %r" % part)
-        n = int(count) if count else 1
-        if len(sizes) + n > MAX_SLOTS:             # checked before allocating
-            raise ConfigError("a locker has 1..%d slots, layout gives %d"
-                              % (MAX_SLOTS, len(sizes) + n))
-        sizes.extend([size] * n)
-    if not sizes:
-        raise ConfigError("a locker has 1..%d slots, layout gives 0" % MAX_SLOTS)
+        if len(count) > 3:             # over 999 slots: refused before allocating
+            raise ConfigError("a locker has 1..999 slots, layout part %r is more" % part)
+        sizes.extend([size] * (int(count) if count else 1))
+    if not 1 <= len(sizes) <= 999:
+        raise ConfigError("a locker has 1..999 slots, layout gives %d" % len(sizes))
     return sizes
 
 
@@ -69,10 +65,8 @@ def build(overrides):
     for key in ("ttl_s", "bucket_s", "segment_records", "keep_segments", "pulse_ms",
                 "rated_pulse_ms", "max_concurrent", "jam_ms", "left_open_ms",
                 "challenge_ttl_s"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ConfigError("%s must be a positive integer" % key)
-    if cfg["ttl_s"] > MAX_U32:
-        raise ConfigError("ttl_s must fit u32 seconds (at most %d)" % MAX_U32)
+        if not isinstance(cfg[key], int) or cfg[key] < 1 or cfg[key] >> 32:
+            raise ConfigError("%s must be an integer 1..4294967295 (u32)" % key)
     if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= MAX_SKEW_BUCKETS:
         # each extra bucket multiplies a guess's chance: 2 already misses the 1e-6 bound
         raise ConfigError("skew_buckets must be 0..%d (docs/security.md: wider windows "

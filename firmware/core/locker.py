@@ -14,7 +14,7 @@ from core.code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
 from core.door_monitor import DoorMonitor
 from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
-from core.slot_manager import OCCUPIED, REOPEN_S, SlotManager, size_name
+from core.slot_manager import OCCUPIED, REOPEN_S, SIZE_NAMES, SlotManager
 from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Throttle
 
@@ -259,7 +259,8 @@ class Locker:
         size = r.u8()
         if not 1 <= size <= self.slots.max_size():
             session.challenge = None
-            raise P.ProtocolError(P.E_VALUE, "no %s slots on this locker" % size_name(size))
+            raise P.ProtocolError(P.E_VALUE, "no %s slots on this locker"
+                                  % (SIZE_NAMES[size - 1] if 0 < size < 5 else size))
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is not None:            # a retry after a dropped link: same slot, door again
@@ -271,7 +272,7 @@ class Locker:
         sid = self.slots.allocate(size, self._door_usable)
         if sid is None:
             raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %s or larger"
-                                  % size_name(size))
+                                  % SIZE_NAMES[size - 1])
         self._commit({"e": "dep", "s": sid, "g": self.slots.at(sid).gen + 1,
                       "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
         self._open(sid, "dep")

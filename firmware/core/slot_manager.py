@@ -22,11 +22,6 @@ def size_from_name(name):
     return SIZE_NAMES.index(name.upper()) + 1
 
 
-def size_name(size):
-    """Size class 1.. -> its layout name (S, M, L, XL); messages never show bare numbers."""
-    return SIZE_NAMES[size - 1] if 1 <= size <= len(SIZE_NAMES) else "class %d" % size
-
-
 def _deposit_key(holder, req):
     """A finished deposit, remembered as 16 hex digits (not holder + request id in full): the
     list sits in the snapshot's first line, which boot must read in one piece."""

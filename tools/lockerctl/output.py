@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from core.slot_manager import size_name  # noqa: F401  (S, M, L, XL in every answer)
+from core.slot_manager import SIZE_NAMES
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_MISSING, EXIT_HALTED = range(6)
 EXIT_INTERRUPTED = 130
@@ -53,6 +53,11 @@ class Parser(argparse.ArgumentParser):
 def when(t):
     """Unix seconds -> '2026-11-29 21:30:48 UTC'."""
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def size_name(size):
+    """Size class 1.. -> its layout name (S, M, L, XL), as in `--layout` and `--size`."""
+    return SIZE_NAMES[size - 1] if 1 <= size <= len(SIZE_NAMES) else "size class %d" % size
 
 
 def emit(as_json, code, data, text, stream):
