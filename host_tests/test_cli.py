@@ -532,3 +532,14 @@ def test_no_input_ends_in_a_traceback(home):
         if as_json:
             assert json.loads(out)["exit"] == code, (argv, out)
     check()
+
+
+def test_the_lockers_own_config_refuses_what_it_cannot_hold():
+    """A hand-written locker.json gets the same limits at boot (core/config.py)."""
+    from core import config
+    base = {"locker_id": "00" * 8}
+    with pytest.raises(config.ConfigError, match="u32"):
+        config.build(dict(base, ttl_s=2 ** 32))
+    with pytest.raises(config.ConfigError, match="1..999"):
+        config.build(dict(base, layout="S*99999999999999"))
+    assert config.build(dict(base, ttl_s=2 ** 32 - 1))["ttl_s"] == 2 ** 32 - 1
