@@ -543,3 +543,18 @@ def test_the_lockers_own_config_refuses_what_it_cannot_hold():
     with pytest.raises(config.ConfigError, match="1..999"):
         config.build(dict(base, layout="S*99999999999999"))
     assert config.build(dict(base, ttl_s=2 ** 32 - 1))["ttl_s"] == 2 ** 32 - 1
+
+
+@pytest.mark.parametrize("args", [("--help",), ("provision", "--json"), ("provision",),
+                                  ("sim", "status")])
+def test_a_reader_that_goes_away_gets_no_traceback(home, args):
+    """`lockerctl ... | head`: the pipe closes before lockerctl writes."""
+    script = os.path.join(os.path.dirname(sys.executable), "lockerctl")
+    if not os.path.exists(script):
+        pytest.skip("lockerctl console script not installed in this environment")
+    proc = subprocess.Popen([script] + list(args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -13,6 +13,7 @@ Exit codes (README.md, `lockerctl --help`):
     printed (`sim start`, `sim status`, `sim power-cut`)"""
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -60,11 +61,24 @@ def size_name(size):
     return SIZE_NAMES[size - 1] if 1 <= size <= len(SIZE_NAMES) else "size class %d" % size
 
 
+def _quiet_stdout():
+    """The reader went away (`lockerctl ... | head`): nothing more to say, and Python's own
+    flush at exit must not raise either."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass                                # not a real file (tests): nothing to close
+
+
 def emit(as_json, code, data, text, stream):
-    if as_json:
-        print(json.dumps(dict(data, ok=code == EXIT_OK, exit=code), sort_keys=True))
-    elif text:
-        print(text, file=stream)
+    try:
+        if as_json:
+            print(json.dumps(dict(data, ok=code == EXIT_OK, exit=code), sort_keys=True))
+        elif text:
+            print(text, file=stream)
+        stream.flush()
+    except BrokenPipeError:                 # `lockerctl ... | head`: the reader went away
+        _quiet_stdout()
 
 
 def _as_cli_error(e):
@@ -118,6 +132,9 @@ def run(parser, argv=None):
         answer = args.func(args)
         data, text = answer[:2]
         code = answer[2] if len(answer) > 2 else EXIT_OK     # e.g. EXIT_HALTED with a status
+    except BrokenPipeError:              # `lockerctl --help | head`: the reader went away
+        _quiet_stdout()
+        return EXIT_OK
     except KeyboardInterrupt:
         emit(as_json, EXIT_INTERRUPTED, {"error": "interrupted"}, "lockerctl: interrupted",
              sys.stderr)
