@@ -128,13 +128,14 @@ def run(parser, argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     as_json = wants_json(argv)
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except BrokenPipeError:          # `lockerctl --help | head`: the reader went away
+            _quiet_stdout()
+            return EXIT_OK
         answer = args.func(args)
         data, text = answer[:2]
         code = answer[2] if len(answer) > 2 else EXIT_OK     # e.g. EXIT_HALTED with a status
-    except BrokenPipeError:              # `lockerctl --help | head`: the reader went away
-        _quiet_stdout()
-        return EXIT_OK
     except KeyboardInterrupt:
         emit(as_json, EXIT_INTERRUPTED, {"error": "interrupted"}, "lockerctl: interrupted",
              sys.stderr)

@@ -21,8 +21,8 @@ def _halted(data, text, reason):
     """(data, text, exit code): a halted locker's answer says so and why, and exits 5."""
     if not reason:
         return data, text, EXIT_OK
-    return data, text + "\nLOCKER HALTED: %s\n  it serves nothing until an operator " \
-        "recovers it (docs/reliability.md)" % reason, EXIT_HALTED
+    return (data, text + "\nLOCKER HALTED: %s\n  it serves nothing until an operator "
+            "recovers it" % reason, EXIT_HALTED)
 
 
 def _control(args, cmd):
