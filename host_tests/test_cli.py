@@ -558,3 +558,10 @@ def test_a_reader_that_goes_away_gets_no_traceback(home, args):
     err = proc.stderr.read()
     proc.wait(timeout=60)
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_ble_without_bleak_is_an_install_hint_not_unreachable(courier_file, monkeypatch):
+    monkeypatch.delitem(sys.modules, "bleak", raising=False)   # as if bleak were not installed
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    code, _, err = run("deposit", "--credential", courier_file, "--ble", "0102030405060708")
+    assert code == 2 and "pip install" in err and "bleak" in err

@@ -3,8 +3,10 @@ credential files, and reaching the locker (simulator socket or BLE). Errors are 
 CliError with the exit code of lockerctl.output."""
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
+import sys
 
 from core import protocol as P
 
@@ -132,6 +134,9 @@ def _transport(args):
                                "lockerctl yet; use --sim with the simulator")
             raise CliError(EXIT_USAGE, "--ble needs the BLE extras (%s): pip install -e "
                            "'.[ble]'" % e)
+        if "bleak" not in sys.modules and importlib.util.find_spec("bleak") is None:
+            raise CliError(EXIT_USAGE, "--ble needs the BLE extras (bleak): pip install -e "
+                           "'.[ble]'")
         return ble.BleTransport(args.ble)
     if getattr(args, "sim", None):
         return SimSocketTransport(*args.sim)
