@@ -171,6 +171,7 @@ class Esp32Board:
 
     async def serve(self, runtime):
         from radio import ble_service
-        self.ble = ble_service.BleService(runtime, runtime.cfg["locker_id"])
+        self.ble = ble_service.BleService(runtime, runtime.cfg["locker_id"],
+                                          (self.ticks_ms, self.ticks_diff))
         print("[board] advertising as", self.ble.name)
         await self.ble.serve()
