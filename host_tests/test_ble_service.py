@@ -567,3 +567,23 @@ def test_hello_every_few_moments_cannot_hold_the_connection(bench):
         a.settle(lambda: a.radio.advertising is not None)   # the next phone gets its turn
     finally:
         a.close()
+
+
+@pytest.mark.parametrize("link", [None, 20], ids=["244-byte long writes", "20-byte writes"])
+def test_ble_transport_longest_request_at_mtu_23_with_a_slow_reader(slow_air, link):
+    from fakes import fake_bleak
+    from lockerctl.ble import BleTransport
+    fake_bleak.install(slow_air.loop, phone_mtu=23)
+    try:
+        frame = _longest_request()
+        with BleTransport(slow_air.bench.cfg["locker_id"], timeout=LINK_TIMEOUT_S,
+                          link_payload=link) as t:
+            answer = t.exchange(frame)
+            assert t.att_payload == 20
+            assert t.fragments_sent == (2 if link is None else 14)
+            assert t.credits == (0 if link is None else 1)
+        assert P.parse_response(answer)[0] == P.HELLO
+        assert slow_air.service.runtime.frames == [frame]
+        assert slow_air.radio.capture_dropped == 0
+    finally:
+        fake_bleak.uninstall()
