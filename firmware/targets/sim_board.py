@@ -3,8 +3,9 @@
 # radio is a TCP socket on 127.0.0.1 carrying the same fragments as BLE; flash is a folder.
 #
 # Files in the state folder: locker.json (config), secret.bin (master secret), store/
-# (journal), sim.json (ports, sensors, link payload), sim_rtc.json (RTC offset: the battery-
-# backed RTC survives power cuts), sim_doors.json (the physical doors survive them too).
+# (journal), sim.json (ports, sensors, optional link_ms limits), sim_rtc.json (RTC offset:
+# the battery-backed RTC survives power cuts), sim_doors.json (the physical doors survive
+# them too).
 import asyncio
 import gc
 import json
@@ -81,6 +82,9 @@ class SimBoard:
         self.rtc_offset = _read_json(self._rtc_path, {}).get("offset", 0)
         self._driver = None
         self._links = 0
+        # [idle, request, connection] ms: link.py's limits unless a test shortens them
+        self.link_ms = self.sim.get("link_ms") or (link.IDLE_MS, link.REQUEST_MS,
+                                                   link.CONNECTION_MS)
         self._boot_time = time.time()
         # self.runtime is set by serve(): the radio and control channel exist only then
 
@@ -145,7 +149,7 @@ class SimBoard:
         locker = self.runtime.locker
         session = locker.new_session()
         ticks = time.ticks_ms
-        rx = link.Receiver(P.MAX_REQUEST, ticks(), time.ticks_diff)
+        rx = link.Receiver(P.MAX_REQUEST, ticks(), time.ticks_diff, *self.link_ms)
         try:
             wanted = (await asyncio.wait_for_ms(reader.readexactly(1), rx.wait_ms(ticks())))[0]
             size = max(fragment.DEFAULT_LINK_PAYLOAD, min(wanted, MAX_LINK_PAYLOAD))
