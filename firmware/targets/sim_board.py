@@ -124,6 +124,10 @@ class SimBoard:
     def random_bytes(n):
         return os.urandom(n)
 
+    def record_fault(self, why):
+        """Why this run gave up (main.Runtime.fail), for `lockerctl sim` and a bench tester."""
+        _write_json(self.path("sim_fault.json"), {"fault": why})
+
     async def serve(self, runtime):
         self.runtime = runtime
         await asyncio.start_server(self._radio_client, "127.0.0.1", self.port)
