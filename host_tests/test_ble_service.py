@@ -587,3 +587,24 @@ def test_ble_transport_longest_request_at_mtu_23_with_a_slow_reader(slow_air, li
         assert slow_air.radio.capture_dropped == 0
     finally:
         fake_bleak.uninstall()
+
+
+def test_half_loaded_aioble_is_named_not_a_missing_attribute(bench):
+    # aioble's __init__ wraps `from .server import ...` in a bare except: a MemoryError there
+    # leaves a module without Service; the locker says what happened instead.
+    import types
+
+    from radio import ble_service
+    saved = {k: sys.modules.pop(k) for k in ("aioble", "bluetooth") if k in sys.modules}
+    half = types.ModuleType("aioble")
+    half.advertise = object()
+    sys.modules["aioble"] = half
+    sys.modules["bluetooth"] = fake_aioble.bluetooth
+    try:
+        with pytest.raises(ImportError, match="aioble has no Service.*out of memory"):
+            ble_service.BleService(Runtime(bench.locker), bench.cfg["locker_id"],
+                                   (lambda: 0, lambda a, b: a - b))
+    finally:
+        sys.modules.pop("aioble", None)
+        sys.modules.pop("bluetooth", None)
+        sys.modules.update(saved)
