@@ -14,8 +14,8 @@ aioble/*.py` (lines as of its 2026-08 tree), MicroPython's NimBLE binding
   Response from its host task; Part F 3.4.5.2), and the IRQ appends (connection, value,
   characteristic) to aioble's capture queue: a deque of _WRITE_CAPTURE_QUEUE_LIMIT = 10 that
   drops the OLDEST when full (server.py:42, :110 `deque((), _WRITE_CAPTURE_QUEUE_LIMIT)`,
-  :184 `_remote_write`). A capture task pops one entry at a time, hands it to `written()` and
-  waits until it is consumed (server.py:120-134 `_run_capture_task`), so 10 queued + 1 handed
+  :172-189 `_remote_write`). A capture task pops one entry at a time, hands it to
+  `written()` and waits until it is consumed (server.py:119-137 `_run_capture_task`), so 10 queued + 1 handed
   over is the most a slow reader can hold. `radio.reader_delay_s` makes the locker-side
   reader slow (the application busy between reads: HMAC, flash writes); `radio.air_s` is the
   air time of one ATT PDU (a connection event).
@@ -37,7 +37,7 @@ aioble/*.py` (lines as of its 2026-08 tree), MicroPython's NimBLE binding
   (phone never answers, `mtu_reply="silent"`) or fail in the stack (`mtu_reply="refuse"`:
   OSError(ENOTCONN)).
 * Requests are lost at disconnect: entries a vanished phone left in the capture queue stay
-  there with a dead connection (server.py:178 looks the connection up at IRQ time), a
+  there with a dead connection (server.py:177 looks the connection up at IRQ time), a
   `written()` under `connection.timeout()` is cancelled by the disconnect (device.py:35-88
   DeviceTimeout), and nothing is evaluated for a phone that is gone.
 * notifications sent before the phone subscribed are dropped by the phone;
@@ -135,7 +135,7 @@ class Radio:
             self.capture_task = asyncio.ensure_future(self._run_capture())
 
     async def _run_capture(self):
-        """server.py:120-134: hand over one write at a time, wait until it is consumed."""
+        """server.py:119-137: hand over one write at a time, wait until it is consumed."""
         q = self.capture
         while True:
             if len(q):
@@ -151,7 +151,7 @@ class Radio:
                 self.capture_event.clear()
 
     def irq_write(self, conn, char):
-        """_IRQ_GATTS_WRITE -> server.py:174-185 _remote_write (capture: append, deque drops
+        """_IRQ_GATTS_WRITE -> server.py:172-189 _remote_write (capture: append, deque drops
         the oldest when full)."""
         data = char.read()
         if len(self.capture) == CAPTURE_QUEUE_LIMIT:
@@ -242,7 +242,7 @@ class Characteristic:
             self._write_event.set()
 
     async def written(self, timeout_ms=None):
-        """server.py:145-167; reader_delay_s: the application was busy before this call."""
+        """server.py:142-167; reader_delay_s: the application was busy before this call."""
         if not self.can_write:
             return None
         if RADIO.reader_delay_s:
