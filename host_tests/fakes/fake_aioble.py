@@ -16,9 +16,9 @@ aioble/*.py` (lines as of its 2026-08 tree), MicroPython's NimBLE binding
   drops the OLDEST when full (server.py:42, :110 `deque((), _WRITE_CAPTURE_QUEUE_LIMIT)`,
   :172-189 `_remote_write`). A capture task pops one entry at a time, hands it to
   `written()` and waits until it is consumed (server.py:119-137 `_run_capture_task`), so
-  10 queued + 1 handed over is the most a slow reader can hold. `radio.reader_delay_s` makes the locker-side
-  reader slow (the application busy between reads: HMAC, flash writes); `radio.air_s` is the
-  air time of one ATT PDU (a connection event).
+  10 queued + 1 handed over is the most a slow reader can hold. `radio.reader_delay_s`
+  makes the locker-side reader slow (the application busy between reads: HMAC, flash
+  writes); `radio.air_s` is the air time of one ATT PDU (a connection event).
 * A write longer than ATT_MTU-3 is a long write (Prepare Write + Execute Write, Part F
   3.4.6, Part G 4.9.4), sent only WITH response: the phone's stack splits it, NimBLE
   reassembles it and delivers it whole, up to the characteristic's buffer
