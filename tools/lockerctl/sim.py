@@ -209,8 +209,9 @@ def _wait_ready(state, pid):
                    % (START_TIMEOUT_S, _log_tail(state)))
 
 
-def start(state, port=DEFAULT_PORT, sensors=True):
+def start(state, port=DEFAULT_PORT, sensors=True, link_ms=None):
     """Start the simulator for a provisioned state folder; port 0 picks free ports.
+    link_ms: [idle, request, connection] limits in ms (tests; core/link.py's otherwise).
 
     Returns (pid, status, boot_seconds)."""
     pid = running_pid(state)
@@ -219,7 +220,10 @@ def start(state, port=DEFAULT_PORT, sensors=True):
     for attempt in range(3):
         radio, ctl = _free_pair() if port == 0 else (port, port + 1)
         with open(_state_file(state, "sim.json"), "w") as f:
-            json.dump({"port": radio, "control_port": ctl, "sensors": bool(sensors)}, f)
+            cfg = {"port": radio, "control_port": ctl, "sensors": bool(sensors)}
+            if link_ms:
+                cfg["link_ms"] = list(link_ms)
+            json.dump(cfg, f)
         t0 = time.monotonic()
         pid = _spawn(state)
         try:
