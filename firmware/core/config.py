@@ -22,12 +22,13 @@ DEFAULTS = {
 
 
 MAX_SKEW_BUCKETS = 1
-MAX_TTL_S = 366 * 86400      # core/clock.MAX_TIME keeps room for this in u32 expiries
+U32_MAX = 4294967295
 DAY_MS = 86400000            # ticks_diff is exact up to 2**29 ms (~6 days) on the ESP32
 # key, least, most (flat: one tuple in the heap): what the firmware can hold. ttl_s and
 # bucket_s travel as u32 / u16 in HELLO and the deposit answer (docs/protocol.md); ms
-# values are compared with ticks_diff.
-LIMITS = ("ttl_s", 60, MAX_TTL_S, "bucket_s", 1, 65535, "segment_records", 1, 65535,
+# values are compared with ticks_diff. lockerctl's provisioning also keeps now + ttl_s
+# within u32 (tools/lockerctl/inputs.py).
+LIMITS = ("ttl_s", 1, U32_MAX, "bucket_s", 1, 65535, "segment_records", 1, 65535,
           "keep_segments", 2, 1000, "pulse_ms", 1, 60000, "rated_pulse_ms", 1, 60000,
           "max_concurrent", 1, 999, "jam_ms", 1, DAY_MS, "left_open_ms", 1, DAY_MS,
           "challenge_ttl_s", 1, 86400)
@@ -49,6 +50,8 @@ def parse_layout(text):
             raise ConfigError("unknown slot size %r in layout" % name)
         if count and not count.isdigit():
             raise ConfigError("bad count in layout part %r" % part)
+        if len(count) > 3:             # over 999 slots: refused before allocating
+            raise ConfigError("a locker has 1..999 slots, layout part %r is more" % part)
         sizes.extend([size] * (int(count) if count else 1))
     if not 1 <= len(sizes) <= 999:
         raise ConfigError("a locker has 1..999 slots, layout gives %d" % len(sizes))
@@ -73,7 +76,8 @@ def build(overrides):
         key, least, most = LIMITS[i], LIMITS[i + 1], LIMITS[i + 2]
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, int) or not least <= v <= most:
-            raise ConfigError("%s must be an integer %d..%d, not %r" % (key, least, most, v))
+            raise ConfigError("%s must be an integer %d..%d (u32 times, u16 bucket, timers "
+                              "within a day), not %r" % (key, least, most, v))
     if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= MAX_SKEW_BUCKETS:
         # each extra bucket multiplies a guess's chance: 2 already misses the 1e-6 bound
         raise ConfigError("skew_buckets must be 0..%d (docs/security.md: wider windows "
