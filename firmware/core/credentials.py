@@ -20,6 +20,8 @@ SCOPE_AUDIT = const(2)         # may read the audit log (to sync it to the backe
 _HEAD = ">BBIIIB"              # kind flags serial issued_at not_after holder_len
 _HEAD_LEN = const(15)
 MAX_HOLDER = const(16)
+MAX_BLOCK = const(31)          # _HEAD_LEN + MAX_HOLDER: the longest encoded credential
+HOLDER_AT = const(15)          # _HEAD_LEN: the holder's offset (its length byte just before)
 
 
 class CredentialError(ValueError):

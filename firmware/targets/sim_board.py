@@ -216,7 +216,7 @@ class SimBoard:
             i = sid - 1
             state = lk.slots.state[i]
             slots.append((sid, lk.slots.size[i], state, lk.slots.oos[i],
-                          int(state == 1 and now > lk.slots.deposit_ts[i] + ttl),
+                          int(state == 1 and now > lk.slots.deposit_time(sid) + ttl),
                           drv.doors[sid], int(sid in drv.jammed), drv.outputs[sid]))
         return {"ok": True, "locker_id": lk.cfg["locker_id"], "time": now,
                 "rtc": self.rtc_unix(), "slots": slots, "halted": lk.halted,
