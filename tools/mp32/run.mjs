@@ -7,7 +7,13 @@
 // The port's filesystem lives in memory: every --tree is copied in before the script starts
 // (default VMDIR /fw; the first tree goes first on sys.path). sys.argv is [SCRIPT, ARG...] as
 // on the unix port. Exit status: 0, the script's SystemExit code, or 1 on an uncaught
-// exception (its traceback on stderr). What the port does differently from a board (no
+// exception (its traceback on stderr).
+//
+// The port collects garbage only when control is back at the top level (it cannot scan the
+// WebAssembly stack, so inside a call nothing is freed and the heap grows instead). A script
+// that needs collections between its steps sets the global MP32_STEPS to a generator: this
+// runner then resumes it from the top level again and again, with a collection before each
+// step, until it is exhausted (tools/bench/device/bench_memory.py). What the port does differently from a board (no
 // `machine`, no `asyncio.run`, a heap that grows on demand) is in docs/performance.md.
 // Called from Python through lockerctl.mp32.
 import fs from "fs";
@@ -75,6 +81,15 @@ try {
   mp.runPython("import sys, json\nsys.argv[:] = json.loads(_mp32_argv)\n" +
                "sys.path[:0] = json.loads(_mp32_path)\ndel _mp32_argv, _mp32_path\n");
   mp.runPython(source);
+  mp.runPython("_mp32_more = 'MP32_STEPS' in globals()");
+  if (mp.globals.get("_mp32_more")) {
+    mp.runPython("def _mp32_step():\n global _mp32_more\n try:\n  next(MP32_STEPS)\n" +
+                 " except StopIteration:\n  _mp32_more = False\n");
+    while (mp.globals.get("_mp32_more")) {
+      mp.runPython("import gc\ngc.collect()");   // marks a collection pending ...
+      mp.runPython("_mp32_step()");               // ... done on entering this call
+    }
+  }
 } catch (e) {
   if (e.name !== "PythonError") {
     err(`run.mjs: ${e.name}: ${e.message}`);
