@@ -42,7 +42,7 @@ class Credential:
                            self.not_after, len(self.holder)) + self.holder
 
     def key(self, master, locker_id):
-        return derive(master, LABEL_CREDENTIAL, bytes(locker_id) + self.encode())
+        return derive(master, LABEL_CREDENTIAL, locker_id, self.encode())
 
     def has_scope(self, flag):
         return bool(self.flags & flag)

@@ -14,6 +14,7 @@
 # A torn last line is a write the power cut interrupted: nothing acted on it, so it is
 # dropped. Anything else that fails its check is corruption: recovery refuses to start.
 import json
+from binascii import hexlify
 
 from micropython import const
 
@@ -36,7 +37,7 @@ def chain_mac(key, prev_mac, body):
 def encode_line(key, prev_mac, record):
     body = json.dumps(record).encode()
     mac = chain_mac(key, prev_mac, body)
-    return body + b"\t" + mac.hex().encode() + b"\n", mac
+    return b"".join((body, b"\t", hexlify(mac), b"\n")), mac
 
 
 def decode_line(key, prev_mac, line):
