@@ -568,6 +568,7 @@ def status_view(st):
     return {"locker_id": st["locker_id"], "time": ttl_now, "rtc": st["rtc"],
             "halted": st["halted"], "journal_seq": st["journal_seq"],
             "requests": st["requests"], "heap_peak": st["heap_peak"],
+            "heap_measured": st.get("heap_measured", 0),
             "heap_now": st["heap_now"], "heap_total": st["heap_total"],
             "throttle": {"strikes": strikes, "last_fail": last_fail,
                          "locked_until": locked_until,
@@ -591,8 +592,10 @@ def status_text(v):
     t = v["throttle"]
     lines.append("wrong-code throttle: %d strikes%s" % (
         t["strikes"], ", locked out for %d s" % t["retry_after"] if t["retry_after"] else ""))
-    lines.append("heap high-water mark %d of %d bytes (now %d)"
-                 % (v["heap_peak"], v["heap_total"], v["heap_now"]))
+    lines.append("heap peak %d of %d bytes: retained + all a request allocated, collector "
+                 "off (%d of %d requests measured); retained now %d"
+                 % (v["heap_peak"], v["heap_total"], v["heap_measured"], v["requests"],
+                    v["heap_now"]))
     return "\n".join(lines)
 
 
