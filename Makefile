@@ -87,8 +87,9 @@ vectors: $(STAMP)
 	$(BIN)/python -m lockerctl.vectors
 
 # ---- measured figures (docs/performance.md) ---------------------------------------------
-# Tables on stdout and in build/bench/report.md. AIOBLE_SRC=<micropython-lib>/micropython/
-# bluetooth/aioble adds aioble's .mpy size; BENCH_WORK_HEAP sets the heap of the counting runs.
+# Tables on stdout and in build/bench/report.md; heap figures on the 64-bit unix port and the
+# 32-bit WebAssembly VM (installed by `make mp32`). AIOBLE_SRC=<micropython-lib>/micropython/
+# bluetooth/aioble adds aioble's .mpy size and heap; BENCH_WORK_HEAP sets the counting runs' heap.
 .PHONY: bench
 bench: $(STAMP) $(MP32_STAMP)
 	$(BIN)/python tools/bench/run.py --json build/bench/results.json
