@@ -106,13 +106,15 @@ def steps(folder, slot_counts, fill=True):
         yield
         # Hook for the PAKE pickup (SPAKE2/CPace): its bench script, when the firmware has
         # one, reports its requests' transients (big-integer arithmetic) the same way.
+        R["pake"] = "no PAKE in this firmware (hook: tools/bench/device/bench_pake.py)"
         try:
             import bench_pake
         except ImportError:
-            R["pake"] = "no PAKE pickup in this firmware (hook: tools/bench/device/bench_pake.py)"
+            pass
         else:
             for name, used in bench_pake.transients(rig, _allocated):
                 trans.append([name, used, None, None])
+                R["pake"] = "measured"
                 yield
         if not fill:
             rig = lk = None
