@@ -148,7 +148,7 @@ def section_writes(ctx):
 
 MP32_LAUNCHER = """import bench_memory
 def _all():
-    yield from bench_memory.steps(%r, %r, %r)
+    yield from bench_memory.steps(%r, %r, %r, True)
     import bench_util
     bench_util.emit(bench_memory.R)
 MP32_STEPS = _all()
@@ -295,7 +295,8 @@ def section_memory(ctx):
     counts = p["slot_counts"]
     big = counts[-1]
     cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", [counts[0]]], MP_HEAP)
-    d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", counts], WORK_HEAP)
+    d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", counts, True, True],
+               WORK_HEAP)
     d32, vm32 = run_mp32(ctx["mpy"], ctx["tmp"] + "/mem32", counts)
     missing = "-" if d32 else "n/a"
 

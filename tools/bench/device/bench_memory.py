@@ -45,7 +45,7 @@ def layout(n):
     return "S*%d,M*%d,L*%d" % (s, m, n - s - m)
 
 
-def steps(folder, slot_counts, fill=True):
+def steps(folder, slot_counts, fill=True, pake=False):
     import os
     try:
         os.mkdir(folder)
@@ -62,6 +62,12 @@ def steps(folder, slot_counts, fill=True):
     a = gc.mem_alloc()
     import bench_util as U
     from core import protocol as P
+    bench_pake = None
+    if pake:            # harness too: imported before any baseline is taken
+        try:
+            import bench_pake
+        except ImportError:
+            pass
     yield
     R["harness"] = gc.mem_alloc() - a
     R["per_slots"] = {}
@@ -107,11 +113,7 @@ def steps(folder, slot_counts, fill=True):
         # Hook for the PAKE pickup (SPAKE2/CPace): its bench script, when the firmware has
         # one, reports its requests' transients (big-integer arithmetic) the same way.
         R["pake"] = "no PAKE in this firmware (hook: tools/bench/device/bench_pake.py)"
-        try:
-            import bench_pake
-        except ImportError:
-            pass
-        else:
+        if bench_pake is not None:
             for name, used in bench_pake.transients(rig, _allocated):
                 trans.append([name, used, None, None])
                 R["pake"] = "measured"
@@ -175,9 +177,9 @@ def steps(folder, slot_counts, fill=True):
     R["heap_total"] = gc.mem_alloc() + gc.mem_free()
 
 
-def main(folder, slot_counts=(100,), fill=True):
+def main(folder, slot_counts=(100,), fill=True, pake=False):
     """The unix port's driver (the WebAssembly port's is tools/mp32/run.mjs)."""
-    for _ in steps(folder, slot_counts, fill):
+    for _ in steps(folder, slot_counts, fill, pake):
         gc.collect()
     import bench_util as U
     U.emit(R)
