@@ -13,7 +13,8 @@ DEVICE = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.prot
           "core.throttle", "core.clock", "core.store", "core.door_monitor", "core.config",
           "drivers", "drivers.flash_fs", "drivers.gpio_lock",
           "drivers.lock_mcp23017", "drivers.rtc_ds3231", "core.locker", "targets",
-          "targets.board_profile", "targets.board_esp32", "radio", "radio.ble_service",
+          "targets.board_profile", "targets.board_esp32", "core.link", "radio",
+          "radio.ble_service",
           "main")
 
 R = {}
