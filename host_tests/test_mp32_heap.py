@@ -67,3 +67,50 @@ def test_the_vm_is_32_bit():
     except mp32.Unavailable as e:
         pytest.skip("32-bit VM unavailable: %s" % e)
     assert "2**31-1" in version and version.startswith("micropython")
+
+
+def test_runner_passes_argv_path_and_exit_status(tmp_path):
+    """tools/mp32/run.mjs: argv as on the unix port, trees first on sys.path, the script's
+    exit status, and a traceback on stderr with status 1."""
+    try:
+        mp32.ensure()
+    except mp32.Unavailable as e:
+        pytest.skip("32-bit VM unavailable: %s" % e)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "probe_mod.py").write_text("VALUE = 41\n")
+    script = tmp_path / "probe.py"
+    script.write_text("import sys, probe_mod\nprint('RESULT', probe_mod.VALUE + 1, sys.argv[1:],"
+                      " sys.path[0])\nif sys.argv[1] == 'exit':\n    sys.exit(7)\n"
+                      "raise ValueError('boom')\n")
+    done = mp32.run(str(script), ["exit"], [(str(tree), "/t")])
+    assert done.returncode == 7
+    assert "RESULT 42 ['exit'] /t" in done.stdout
+    done = mp32.run(str(script), ["raise"], [(str(tree), "/t")])
+    assert done.returncode == 1 and "ValueError: boom" in done.stderr
+
+
+def test_steps_run_with_collections_between_them(tmp_path):
+    """Garbage made in one step is gone at the next (the port collects at the top level
+    only); inside a step nothing is freed: what bench_memory's figures rely on."""
+    try:
+        mp32.ensure()
+    except mp32.Unavailable as e:
+        pytest.skip("32-bit VM unavailable: %s" % e)
+    script = tmp_path / "steps.py"
+    script.write_text(
+        "import gc\n"
+        "def steps():\n"
+        "    yield\n"
+        "    a = gc.mem_alloc()\n"
+        "    for _ in range(100):\n"
+        "        bytes(1000)\n"
+        "    gc.collect()\n"
+        "    inside = gc.mem_alloc() - a\n"
+        "    yield\n"
+        "    print('RESULT', inside, gc.mem_alloc() - a)\n"
+        "MP32_STEPS = steps()\n")
+    done = mp32.run(str(script))
+    inside, after = map(int, done.stdout.split("RESULT", 1)[1].split())
+    assert inside >= 100 * 1000          # nothing freed inside a call
+    assert after < 2000                  # collected between the steps

@@ -157,3 +157,32 @@ def test_snapshot_round_trip_restores_every_slot(tmp_path):
     Store(fs, b"k" * 32).recover(got.update, None, again)
     assert again.rows() == sm.rows() and got["recent"] == sm.recent
     assert again.find_deposit(b"courier", b"reqreq02") == 3
+
+
+@pytest.mark.parametrize("cut", [1, 2, 54, 100])
+def test_truncated_snapshot_is_corrupt_not_half_loaded(tmp_path, cut):
+    """A snapshot cut short inside its columns (or its MAC line) is refused."""
+    import os
+
+    from core.store import Store, StoreCorrupt
+    from drivers.flash_fs import FolderFs
+    folder = tmp_path / "store"
+    fs = FolderFs(str(folder))
+    sm = SlotManager([1, 2, 3])
+    sm.deposit(3, 1, 1000, CRED, b"reqreq02")
+    Store(fs, b"k" * 32).create({"slots": sm, "recent": []})
+    path = str(folder / "s.1")
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size - cut)
+    with pytest.raises(StoreCorrupt):
+        Store(fs, b"k" * 32).recover(lambda d: None, None, SlotManager([1, 2, 3]))
+
+
+def test_columns_are_fixed_width_whatever_the_occupancy():
+    """The snapshot's size depends on the slot count only: 54 bytes per slot."""
+    empty, full = SlotManager([1] * 10), SlotManager([1] * 10)
+    for sid in full.sids():
+        full.deposit(sid, sid, 1000 + sid, cred(b"x" * 16), b"r%07d" % sid)
+    assert [len(c) for c in empty.columns()] == [len(c) for c in full.columns()]
+    assert sum(len(c) for c in full.columns()) == 54 * 10

@@ -187,10 +187,13 @@ class Store:
                     if f.readinto(col) != len(col):
                         raise StoreCorrupt("snapshot %d is truncated" % n)
                     mac.update(col)
+            line = f.readline()
             try:
-                stored = bytes.fromhex(f.readline().strip().decode())
+                stored = bytes.fromhex(line[:-1].decode())
             except ValueError:
                 raise StoreCorrupt("snapshot %d is malformed" % n)
+            if not line.endswith(b"\n"):
+                raise StoreCorrupt("snapshot %d is truncated" % n)
             if f.readline() or stored != mac.digest()[:MAC_LEN]:
                 raise StoreCorrupt("snapshot %d fails its MAC" % n)
         self.seq = seq
