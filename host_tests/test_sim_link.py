@@ -10,7 +10,8 @@ import pytest
 from core import fragment
 from core import link
 from core import protocol as P
-from lockerctl import cli, sim
+from lockerctl import sim
+from lockerctl.commands.operator import provision_state
 from lockerctl.client import LockerClient
 from lockerctl.transport import SimSocketTransport
 
@@ -29,7 +30,7 @@ class Sim:
         self.state = str(tmp / "state")
         os.makedirs(self.state)
         shutil.copytree(fw, os.path.join(self.state, "fw"))
-        cli.provision_state(self.state, "S*2,M")
+        provision_state(self.state, "S*2,M")
         self.pid, _, _ = sim.start(self.state, port=0, link_ms=link_ms)
         self.port = sim.sim_config(self.state)["port"]
 
