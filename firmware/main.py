@@ -41,11 +41,13 @@ class Runtime:
         self.bank = LockBank(driver, self.cfg["pulse_ms"], self.cfg["rated_pulse_ms"],
                              self.cfg["max_concurrent"], board.ticks_ms, board.ticks_diff)
         self.clock = LockerClock(board.rtc_unix, board.uptime_s)
-        # Boards keep the journal's anchor in NVS (docs/adr/0005-journal-anchor.md).
-        anchor = board.anchor() if hasattr(board, "anchor") else None
-        self.locker = Locker(self.cfg, board.read_secret(), board.store_fs(), self.clock,
-                             self.bank, board.ticks_ms, board.ticks_diff, board.random_bytes,
-                             anchor)
+        args = (self.cfg, board.read_secret(), board.store_fs(), self.clock, self.bank,
+                board.ticks_ms, board.ticks_diff, board.random_bytes)
+        if hasattr(board, "anchor"):   # the journal's anchor in NVS (docs/adr/0005)
+            from core.recovery import AnchoredLocker
+            self.locker = AnchoredLocker(*(args + (board.anchor(),)))
+        else:
+            self.locker = Locker(*args)
         self.heap_peak = 0            # see handle()
         self.heap_measured = 0        # requests that went into heap_peak
         self.requests = 0

@@ -18,14 +18,8 @@ from core.slot_manager import OCCUPIED, REOPEN_S, SIZE_NAMES, SlotManager
 from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Throttle
 
-FLOOR_PERIOD_S = const(3600)     # persist the clock floor in the journal at least this often
-ANCHOR_TIME_S = const(60)        # ...and in the anchor (drivers/nvs_anchor.TIME_PERIOD_S)
-TICK_SLACK_S = const(60)         # tick() runs every 10 s: how late a due floor write can be
+FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)
-
-# What a halted locker still answers: HELLO (the challenge), a technician opening a door,
-# the operator's RECOVER (core/recovery.py; docs/reliability.md "A halted locker")
-_HALTED_OK = (P.HELLO, P.TECH_OPEN, P.ADMIN)
 
 # Slot status bits in STATUS answers
 ST_OCCUPIED = const(1)
@@ -44,10 +38,7 @@ class Session:
 
 
 class Locker:
-    def __init__(self, cfg, master, fs, clock, locks, ticks_ms, ticks_diff, random_bytes,
-                 anchor=None):
-        """anchor: where the journal's progress is kept outside its own files (NVS on the
-        ESP32: drivers/nvs_anchor.py; docs/adr/0005-journal-anchor.md), or None (no check)."""
+    def __init__(self, cfg, master, fs, clock, locks, ticks_ms, ticks_diff, random_bytes):
         self.cfg = cfg
         self.locker_id = cfg["locker_id_bytes"]
         self._master = master
@@ -68,8 +59,6 @@ class Locker:
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
         self._last_floor_write = 0
         self.halted = ""            # why the locker refuses to serve ("" = serving)
-        self.halt_seqs = None       # [journal seq, anchor seq, opens, fresh]: core/recovery.py
-        self.anchor = anchor
         self._handlers = {
             P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
             P.RECLAIM: self._reclaim, P.PICKUP: self._pickup, P.TECH_OPEN: self._tech_open,
@@ -79,21 +68,16 @@ class Locker:
     # ---- boot and persistence ---------------------------------------------------------
 
     def boot(self):
-        """Recover state from the store and check it against the anchor. Raises StoreCorrupt:
-        the caller must not serve (self.halted then says why when the anchor refused it)."""
+        """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
         fresh = not self.store.recover(self._load_state, self._apply, self.slots)
-        if self.anchor is not None:   # imported only here and on RECOVER: heap (ADR 0005)
-            from core import recovery
-            recovery.check_anchor(self, fresh)
-        record = {"e": "boot"}
-        moved = self.clock.resume((ANCHOR_TIME_S if self.anchor else FLOOR_PERIOD_S)
-                                  + TICK_SLACK_S)
-        if moved:                 # the RTC lost its time: carry on from the floor (ADR 0005)
-            record["resumed"] = moved
+        # the RTC behind the floor (lost at power-on): carry on past the floor by the longest
+        # that can have passed unrecorded, the floor period + tick's lateness (ADR 0005;
+        # core/recovery.AnchoredLocker.boot does the same with its anchor)
+        resumed = self.clock.resume(FLOOR_PERIOD_S + 60)
         if fresh:
             self.store.create(self._state())
         try:
-            self._commit(record)
+            self._commit({"e": "boot", "resumed": resumed} if resumed else {"e": "boot"})
         except OSError:           # flash full: serve reads, writes answer internal-error
             pass
 
@@ -125,19 +109,11 @@ class Locker:
         """Persist one record, then apply it. Nothing is acted on before this returns."""
         if "t" not in record:
             record["t"] = self.clock.now()
-        anchor = self.anchor
-        if anchor is not None:    # catch up first: the anchor never lags by more than one
-            anchor.sync(self.store.seq)
         if self.store.torn_tail:  # never append after a torn line: compact first
             self.store.snapshot(self._state())
         self.store.append(record)
         self._apply(record)
         self._last_floor_write = record["t"]
-        if anchor is not None:    # after the record is durable: never claims more
-            try:
-                anchor.sync(self.store.seq)
-            except OSError:       # durable in the journal; the next commit catches up
-                pass
         self._compact_if_due()
         return record
 
@@ -205,7 +181,7 @@ class Locker:
         """One request frame in, one response frame out. Never raises."""
         req_type = P.ERROR_TYPE
         try:
-            if self.halted and (len(frame) < 2 or frame[1] not in _HALTED_OK):
+            if self.halted:
                 raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
             req_type = P.check_header(frame)
             handler = self._handlers.get(req_type)
@@ -242,7 +218,7 @@ class Locker:
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
         # Authentic from here on: its issue time is time the operator vouches for.
         moved = self.clock.advance_to(cred.issued_at)
-        if moved >= FLOOR_PERIOD_S and not self.halted:
+        if moved >= FLOOR_PERIOD_S:
             self._commit({"e": "clock", "by": moved, "serial": cred.serial})
         credentials.check_usable(cred, self.clock.now(), self.revoked)
         if kind is not None and cred.kind != kind:
@@ -401,9 +377,6 @@ class Locker:
             raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
         if action > P.TECH_IN_SERVICE:
             raise P.ProtocolError(P.E_VALUE, "unknown technician action %d" % action)
-        if self.halted:
-            from core import recovery
-            return recovery.tech_open(self, sid, action)
         self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
         if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
             self._open(sid, "tech")
@@ -468,12 +441,7 @@ class Locker:
             raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
         if seq <= self.admin_seq:
             raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
-        if op == P.ADMIN_RECOVER and len(payload) == 8:
-            from core import recovery
-            recovery.recover(self, seq, payload)
-        elif self.halted:
-            raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
-        elif op == P.ADMIN_REVOKE and len(payload) == 8:
+        if op == P.ADMIN_REVOKE and len(payload) == 8:
             serial, until = struct.unpack(">II", payload)
             self._prune_revoked()
             if len(self.revoked) >= MAX_REVOKED:
@@ -509,9 +477,6 @@ class Locker:
 
     def tick(self):
         """Periodic: keep the persisted clock floor fresh; catch up on deferred compaction."""
-        now = self.clock.now()
-        if now - self._last_floor_write >= FLOOR_PERIOD_S:
+        if self.clock.now() - self._last_floor_write >= FLOOR_PERIOD_S:
             self._commit({"e": "clock"})
-        elif self.anchor is not None:
-            self.anchor.keep_time(now)    # at most once a minute (drivers/nvs_anchor.py)
         self._compact_if_due()

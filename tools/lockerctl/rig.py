@@ -44,9 +44,14 @@ class Bench:
                                        self.cfg["rated_pulse_ms"], self.cfg["max_concurrent"],
                                        t.ticks_ms, t.ticks_diff)
         self.clock = clock.LockerClock(t.rtc_unix, t.uptime_s)
-        self.locker = locker.Locker(self.cfg, MASTER, self.fs, self.clock, self.bank,
-                                    t.ticks_ms, t.ticks_diff, os.urandom,
-                                    getattr(self, "anchor", None))
+        args = (self.cfg, MASTER, self.fs, self.clock, self.bank, t.ticks_ms, t.ticks_diff,
+                os.urandom)
+        anchor = getattr(self, "anchor", None)
+        if anchor is None:
+            self.locker = locker.Locker(*args)
+        else:
+            from core.recovery import AnchoredLocker
+            self.locker = AnchoredLocker(*(args + (anchor,)))
         # the client first: a boot that halts (StoreCorrupt) leaves a locker to talk to
         self.client = LockerClient(DirectTransport(self.locker))
         self.locker.boot()
