@@ -12,6 +12,7 @@ import shutil
 import pytest
 from core import protocol as P
 from core import store as S
+from core.recovery import ADMIN_RECOVER
 from drivers.nvs_anchor import NvsAnchor
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -289,7 +290,7 @@ def test_recover_accepts_the_loss_and_never_guesses(tmp_path):
     have, anchored = b.locker.halt_seqs[:2]
     b.client.tech_open(b.technician(), lost.slot)
     assert b.client.admin(op.recover_message(MASTER, LOCKER_ID, 10, have, anchored)) == (
-        P.ADMIN_RECOVER, 10)
+        ADMIN_RECOVER, 10)
     assert b.locker.halted == ""
     # the parcel on record is still there and its code works
     # every slot without a parcel on record is out of service until a technician looked

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 from core import config
-from core.clock import MAX_TIME
+from core.clock import _MAX_TIME as MAX_TIME
 from hypothesis import given
 from hypothesis import strategies as st
 from lockerctl.rig import LOCKER_ID, Bench

@@ -1,6 +1,7 @@
 """The host store is crash-safe the way Linux requires (issue 12.1): a file's data is
 fsynced before it is renamed into place, and the directory is fsynced after the rename (and
-after a new file or a removal), or the rename itself may not survive a crash."""
+after creating the folder or removing a file), or the rename itself may not survive a
+crash. The store creates files only by replace()."""
 import os
 import stat
 
@@ -20,7 +21,8 @@ def record_syncs(monkeypatch):
         events.append(("rename", os.path.basename(b)))
         real_rename(a, b)
 
-    monkeypatch.setattr(flash_fs, "_fsync", fsync)
+    monkeypatch.setattr(flash_fs, "_fsync", fsync)      # the file's data
+    monkeypatch.setattr(os, "fsync", fsync)             # drivers/host_sync: the folder
     monkeypatch.setattr(os, "rename", rename)
     return events
 
@@ -39,8 +41,8 @@ def test_new_file_and_removal_make_the_directory_durable(tmp_path, monkeypatch):
     fs.ensure()
     assert events == [("fsync", "dir")]             # the store folder's entry in its parent
     del events[:]
-    fs.append("j.1", b"a\n")                        # a new file: its entry too
-    assert events == [("fsync", "file"), ("fsync", "dir")]
+    fs.replace("j.1", (b"header\n",))               # how the store creates a file
+    assert events == [("fsync", "file"), ("rename", "j.1"), ("fsync", "dir")]
     del events[:]
     fs.append("j.1", b"b\n")                        # an existing file: data only
     assert events == [("fsync", "file")]
@@ -52,6 +54,7 @@ def test_new_file_and_removal_make_the_directory_durable(tmp_path, monkeypatch):
 def test_without_fsync_nothing_is_synced(tmp_path, monkeypatch):
     """MicroPython (no os.fsync): littlefs commits on close and rename; nothing to do."""
     monkeypatch.setattr(flash_fs, "_fsync", None)
+    monkeypatch.setattr(flash_fs, "_sync_dir", None)
     fs = flash_fs.FolderFs(str(tmp_path / "store"))
     fs.ensure()
     fs.replace("s.1", (b"x",))

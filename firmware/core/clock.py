@@ -3,7 +3,7 @@
 #
 # now() follows the RTC while the RTC agrees with the uptime counter: a reading behind the
 # locker's time is ignored (never backwards: the time carries on from the last value plus
-# uptime), a reading more than MAX_RTC_STEP_S ahead of it, or beyond MAX_TIME, is refused as
+# uptime), a reading more than _MAX_RTC_STEP_S ahead of it, or beyond _MAX_TIME, is refused as
 # a jump nobody vouched for (a typo like `sim clock +100000d`, an RTC returning garbage).
 # The floor is the latest time the locker has persisted (every journal record and the
 # anchor carry one); resume() at boot starts from it, plus the longest time that can have
@@ -13,11 +13,11 @@ from micropython import const
 EPOCH_2000 = const(946684800)   # seconds from 1970-01-01 to 2000-01-01 (ESP32's epoch)
 # Protocol times are u32 seconds (docs/protocol.md); an expiry (time + TTL, at most
 # config.MAX_TTL_S) must still fit, so the clock itself stays below this.
-MAX_TIME = const(4294967295 - 366 * 86400)
+_MAX_TIME = const(4294967295 - 366 * 86400)
 # Largest unauthenticated forward step of the RTC against the uptime counter and, at boot,
 # against the persisted floor (seconds): a week of power-off with a battery RTC, a 72 h
 # expiry test in the simulator. Further is believed only from authenticated time.
-MAX_RTC_STEP_S = const(8 * 86400)
+_MAX_RTC_STEP_S = const(8 * 86400)
 
 
 def unix_from_epoch2000(t):
@@ -37,17 +37,18 @@ class LockerClock:
         self.rtc_refused = 0          # latest RTC reading refused as a jump (0: none)
 
     def now(self):
-        """Unix seconds, never less than any value returned before, at most MAX_TIME."""
+        """Unix seconds, never less than any value returned before, at most _MAX_TIME."""
         up = self._uptime()
         follow = self._last + up - self._boot_uptime
         r = self._rtc() + self._offset
-        bound = MAX_TIME if self._last == 0 else min(follow + MAX_RTC_STEP_S, MAX_TIME)
-        if r > bound:
-            self.rtc_refused = r          # a jump nobody vouched for: follow the uptime
-        t = r if follow < r <= bound else min(follow, MAX_TIME)
-        self._last = t
+        if follow < r <= (follow + _MAX_RTC_STEP_S if self._last else _MAX_TIME) \
+                and r <= _MAX_TIME:
+            follow = r            # the RTC agrees with the uptime counter: take it
+        elif r > follow:
+            self.rtc_refused = r  # a jump nobody vouched for: follow the uptime
+        self._last = follow = min(follow, _MAX_TIME)
         self._boot_uptime = up
-        return t
+        return follow
 
     def raise_floor(self, t):
         """Called for every persisted record: time the locker has committed to."""
@@ -66,15 +67,15 @@ class LockerClock:
         floor = self._floor
         if self._rtc() + self._offset >= floor:
             return 0
-        self.raise_floor(min(floor + max_unrecorded_s, MAX_TIME))
+        self.raise_floor(min(floor + max_unrecorded_s, _MAX_TIME))
         return self._floor - floor
 
     def advance_to(self, authenticated_t):
         """Move forward to a time vouched for by the operator's key; never backwards.
 
         Returns the number of seconds the clock moved (0 when it was already later, and
-        for a time beyond MAX_TIME: the protocol could not carry its expiries)."""
-        if authenticated_t > MAX_TIME:
+        for a time beyond _MAX_TIME: the protocol could not carry its expiries)."""
+        if authenticated_t > _MAX_TIME:
             return 0
         now = self.now()
         if authenticated_t <= now:

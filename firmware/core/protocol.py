@@ -59,7 +59,6 @@ TECH_IN_SERVICE = const(3)
 # Admin operations (operator-signed, relayed by any phone, counter-protected)
 ADMIN_REVOKE = const(1)          # payload: serial u32
 ADMIN_SET_TIME = const(2)        # payload: unix time u32
-ADMIN_RECOVER = const(3)         # payload: journal seq u32, anchor seq u32 (the stated loss)
 
 AUTHENTICATED = (DEPOSIT, CANCEL, RECLAIM, TECH_OPEN, AUDIT_READ, STATUS)
 

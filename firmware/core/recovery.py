@@ -12,6 +12,8 @@ from core.locker import Locker
 from core.slot_manager import OCCUPIED
 from core.store import StoreCorrupt
 
+ADMIN_RECOVER = 3   # admin operation (docs/protocol.md 5.9): journal seq u32, anchor seq u32
+
 # what a halted locker still answers: HELLO (the challenge), a technician opening a door,
 # the operator's ADMIN (RECOVER only: AnchoredLocker._admin)
 _HALTED_OK = (P.HELLO, P.TECH_OPEN, P.ADMIN)
@@ -88,7 +90,7 @@ class AnchoredLocker(Locker):
         return tech_open(self, sid, action)
 
     def _admin(self, session, frame):
-        if len(frame) < 3 or frame[2] != P.ADMIN_RECOVER:
+        if len(frame) < 3 or frame[2] != ADMIN_RECOVER:
             if self.suspended:
                 raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.suspended)
             return Locker._admin(self, session, frame)

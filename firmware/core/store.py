@@ -216,7 +216,7 @@ class Store:
         append raises until snapshot() has started a clean segment (needs_compaction()
         says so): a partial line stays last in its segment, where recovery drops it."""
         if self.torn_tail:
-            raise OSError(5, "journal tail torn: compact before appending")
+            raise OSError(5, "torn tail")
         record["n"] = self.seq + 1
         line, mac = encode_line(self.key, self.head, record)
         try:

@@ -23,7 +23,7 @@ import vfs
 
 from core import clock as C
 from core import config, credentials, pickup_code
-from core import locker as L
+from core.recovery import AnchoredLocker
 from core import protocol as P
 from core import store as S
 from drivers import flash_fs, gpio_lock
@@ -191,8 +191,9 @@ class Board:
         self.drv = sim_hw.SimLockDriver(N_SLOTS, ticks_ms=t.ticks_ms)
         self.bank = gpio_lock.LockBank(self.drv, 500, 1000, 1, t.ticks_ms, t.ticks_diff)
         clk = C.LockerClock(t.rtc_unix, t.uptime_s)
-        lk = L.Locker(self.cfg, MASTER, flash_fs.FolderFs(MOUNT + "/locker"), clk,
-                      self.bank, t.ticks_ms, t.ticks_diff, os.urandom, NvsAnchor(self.nvs))
+        lk = AnchoredLocker(self.cfg, MASTER, flash_fs.FolderFs(MOUNT + "/locker"), clk,
+                            self.bank, t.ticks_ms, t.ticks_diff, os.urandom,
+                            NvsAnchor(self.nvs))
         self.lk = lk
         self.session = lk.new_session()
         self.challenge = None

@@ -9,7 +9,7 @@ no parcel on record out of service until a technician has looked inside, and ser
 Nothing lost is guessed."""
 import argparse
 
-from core import protocol as P
+from core.recovery import ADMIN_RECOVER
 
 from .. import operator as op
 from ..client import LockerClient, LockerRefused
@@ -60,7 +60,7 @@ def cmd_recover(args):
             raise
         store.delivered(lid, blob)
         for old in older:
-            if old[2] == P.ADMIN_RECOVER:  # an older recovery attempt: obsolete
+            if old[2] == ADMIN_RECOVER:  # an older recovery attempt: obsolete
                 store.delivered(lid, old)
                 continue
             new = _reissue(store, master, lid, old)
