@@ -337,7 +337,8 @@ def section_memory(ctx):
         row = [name]
         for n in counts:
             v64, v32 = _by_name(d, n).get(name), _by_name(d32, n).get(name)
-            row += [kb(v64) if v64 is not None and v64 >= 0 else "MemoryError",
+            row += [kb(v64) if v64 is not None and v64 >= 0 else
+                    "over %s with the collector off" % WORK_HEAP,
                     kb(v32) if v32 is not None else missing]
         trows.append(row)
     heads = ["operation"]
