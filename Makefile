@@ -92,7 +92,7 @@ vectors: $(STAMP)
 # 32-bit WebAssembly VM (installed by `make mp32`). AIOBLE_SRC=<micropython-lib>/micropython/
 # bluetooth/aioble adds aioble's .mpy size and heap; BENCH_WORK_HEAP sets the counting runs' heap.
 .PHONY: bench
-bench: $(STAMP) $(MP32_STAMP)
+bench: $(STAMP) mp32-if-possible
 	$(BIN)/python tools/bench/run.py --json build/bench/results.json
 
 # ---- real boards (docs/hardware.md) -------------------------------------------------------

@@ -96,7 +96,9 @@ def test_memory_figures_are_consistent(bench):
             assert per["filled"] == n
             assert 0 < per["retained_empty"] < per["retained_full"]
             for name, used, _, _ in per["transient"]:
-                assert used > 0, name
+                # the PAKE's big-integer garbage can outgrow the 64-bit heap with the
+                # collector off (-1); everything else must have been measured
+                assert used > 0 or (used == -1 and name.startswith("PAKE")), name
     if m["mp32"]:        # 4-byte words: every figure below the 64-bit port's
         code32 = sum(n for _, n in m["mp32"]["imports"])
         assert code32 < sum(n for _, n in m["work"]["imports"])

@@ -28,8 +28,12 @@ def size_from_name(name):
 
 def _deposit_key(holder, req):
     """A finished deposit, remembered as 16 hex digits (not holder + request id in full): the
-    list sits in the snapshot's first line, which boot must read in one piece."""
-    return hashlib.sha256(holder + b"/" + req).digest()[:8].hex()
+    list sits in the snapshot's first line, which boot must read in one piece. holder and
+    req may be memoryview slices of the table (no copies)."""
+    h = hashlib.sha256(holder)
+    h.update(b"/")
+    h.update(req)
+    return h.digest()[:8].hex()
 
 
 class Slot:
@@ -183,8 +187,7 @@ class SlotManager:
             return          # e.g. a technician "clear" of an empty slot: no reopen window
         pack_into(">I", self.released_ts, 4 * i, ts)
         if self.clen[i]:
-            s = Slot(self, sid)
-            self.recent.append(_deposit_key(s.holder, s.req))
+            self.recent.append(self._key_at(i))
             if len(self.recent) > RECENT_DEPOSITS:
                 self.recent.pop(0)
         self.state[i] = FREE
@@ -195,10 +198,15 @@ class SlotManager:
         if not self.clen[i]:
             return
         self.state[i] = OCCUPIED
-        s = Slot(self, sid)
-        key = _deposit_key(s.holder, s.req)
+        key = self._key_at(i)
         if key in self.recent:
             self.recent.remove(key)
+
+    def _key_at(self, i):
+        """_deposit_key() of slot i+1's deposit, read from the columns in place."""
+        cred, at = memoryview(self.cred), CRED_MAX * i + HOLDER_AT
+        return _deposit_key(cred[at:at + self.cred[at - 1]],
+                            memoryview(self.req)[REQ_LEN * i:REQ_LEN * (i + 1)])
 
     def void_deposit(self, sid):
         """A deposit whose door never opened: nothing was put in."""

@@ -337,7 +337,8 @@ def section_memory(ctx):
         row = [name]
         for n in counts:
             v64, v32 = _by_name(d, n).get(name), _by_name(d32, n).get(name)
-            row += [kb(v64) if v64 is not None and v64 >= 0 else "MemoryError",
+            row += [kb(v64) if v64 is not None and v64 >= 0 else
+                    "over %s with the collector off" % WORK_HEAP,
                     kb(v32) if v32 is not None else missing]
         trows.append(row)
     heads = ["operation"]
@@ -604,6 +605,7 @@ def summary(res):
     m32 = m["mp32"]["per_slots"][str(n0)] if m["mp32"] else None
     tr = _by_name(m["work"], n0)
     tr32 = _by_name(m["mp32"], n0)
+    bud = m.get("esp32_budget")
     rec = res["4. Recovery"]
     rc = rec["configured"]["rows"]
     ro = rec["compaction off"]["rows"]
@@ -643,6 +645,11 @@ def summary(res):
         ["RAM: fits the ~100 KB heap",
          "smallest heap: empty-locker flow %s, full-locker flow with compaction %s "
          "(cap %s)" % (mk("flow_empty"), mk("flow_full"), m["mp_heap"])],
+        ["RAM: ESP32 heap budget (100 KB, BLE on; 32-bit VM)",
+         ("with .mpy files %.1f KB in use at the worst moment, %.0f%% free; firmware frozen "
+          "%.1f KB, %.0f%% free (goal: >= 30%% free with .mpy)" % (
+              bud["used_mpy_kb"], bud["free_mpy_pct"], bud["used_frozen_kb"],
+              bud["free_frozen_pct"])) if bud else "not computed (no 32-bit VM)"],
         ["Firmware size (.mpy)",
          "%s B board modules (%s B all)%s" % (
              num(size["device"]), num(size["total"]),

@@ -35,7 +35,7 @@ class RunError(RuntimeError):
 
 def node_binary():
     exe = os.environ.get("NODE") or shutil.which("node")
-    if not exe:
+    if not exe or not os.path.exists(exe):
         raise Unavailable("Node.js not found (install node >= 18 or set NODE)")
     return exe
 
