@@ -44,7 +44,7 @@ class Runtime:
         args = (self.cfg, board.read_secret(), board.store_fs(), self.clock, self.bank,
                 board.ticks_ms, board.ticks_diff, board.random_bytes)
         if hasattr(board, "anchor"):   # the journal's anchor in NVS (docs/adr/0005)
-            from core.recovery import AnchoredLocker
+            from core.anchored import AnchoredLocker
             self.locker = AnchoredLocker(*(args + (board.anchor(),)))
         else:
             self.locker = Locker(*args)

@@ -12,7 +12,7 @@ import shutil
 import pytest
 from core import protocol as P
 from core import store as S
-from core.recovery import ADMIN_RECOVER
+from core.anchored import ADMIN_RECOVER
 from drivers.nvs_anchor import NvsAnchor
 from hypothesis import given, settings
 from hypothesis import strategies as st

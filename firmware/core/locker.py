@@ -72,7 +72,7 @@ class Locker:
         fresh = not self.store.recover(self._load_state, self._apply, self.slots)
         # the RTC behind the floor (lost at power-on): carry on past the floor by the longest
         # that can have passed unrecorded, the floor period + tick's lateness (ADR 0005;
-        # core/recovery.AnchoredLocker.boot does the same with its anchor)
+        # core/anchored.AnchoredLocker.boot does the same with its anchor)
         resumed = self.clock.resume(FLOOR_PERIOD_S + 60)
         if fresh:
             self.store.create(self._state())

@@ -1,113 +1,43 @@
-# A locker whose journal is anchored (docs/adr/0005-journal-anchor.md): the anchor check at
-# boot, the anchor kept up to date, and the operator's recovery of a locker it halted
-# (docs/reliability.md "A halted locker"). The boards run AnchoredLocker (main.py); the plain
-# Locker (tests, campaigns without an anchor) never loads this module's code, except for the
-# rare records apply() handles.
+# The anchor check at boot, the operator's recovery of a locker it halted, and the rare
+# records (docs/adr/0005-journal-anchor.md, docs/reliability.md "A halted locker"). Loaded
+# by core/anchored.py only at boot, while halted and for those records, then dropped again
+# (core/anchored.drop_recovery): a serving locker does not keep this code in its heap.
 import struct
 
 from core import credentials
 from core import protocol as P
 from core.hmac_sha256 import equal, hmac_sha256
-from core.locker import Locker
 from core.slot_manager import OCCUPIED
 from core.store import StoreCorrupt
 
-ADMIN_RECOVER = 3   # admin operation (docs/protocol.md 5.9): journal seq u32, anchor seq u32
 
-# what a halted locker still answers: HELLO (the challenge), a technician opening a door,
-# the operator's ADMIN (RECOVER only: AnchoredLocker._admin)
-_HALTED_OK = (P.HELLO, P.TECH_OPEN, P.ADMIN)
+def halted_tech_open(lk, session, frame):
+    """TECH_OPEN while halted: authenticated as always, then open only, not journalled."""
+    r = lk._read_cred(frame)
+    sid = r.u16()
+    action = r.u8()
+    lk._authenticate(session, frame, r, credentials.TECHNICIAN)
+    if lk.slots.get(sid) is None:
+        raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
+    return tech_open(lk, sid, action)
 
 
-class AnchoredLocker(Locker):
-    """Locker(...) plus `anchor` (drivers/nvs_anchor.NvsAnchor, or anything with its
-    interface): every durable record is anchored, the journal is checked against the anchor
-    at boot, and a halted locker can be recovered by the operator. A subclass so that the
-    plain Locker's class (its heap) does not grow with this."""
-
-    def __init__(self, cfg, master, fs, clock, locks, ticks_ms, ticks_diff, random_bytes,
-                 anchor):
-        Locker.__init__(self, cfg, master, fs, clock, locks, ticks_ms, ticks_diff,
-                        random_bytes)
-        self.anchor = anchor
-        self.halt_seqs = None     # [journal seq, anchor seq, technician opens, store missing]
-        self.suspended = ""       # the halt reason while a halted locker serves a request
-
-    def boot(self):
-        """Locker.boot with the anchor check between recovery and serving, and the clock
-        carried past the floor by at most 2 minutes (the anchor's time is written every
-        minute, + tick's lateness). Raises StoreCorrupt (self.halted says why)."""
-        fresh = not self.store.recover(self._load_state, self._apply, self.slots)
-        check_anchor(self, fresh)
-        resumed = self.clock.resume(120)
-        if fresh:
-            self.store.create(self._state())
-        try:
-            self._commit({"e": "boot", "resumed": resumed} if resumed else {"e": "boot"})
-        except OSError:           # flash full: serve reads, writes answer internal-error
-            pass
-
-    def _commit(self, record):
-        """Anchor after the record is durable (never claims more); catch up first (never
-        lags by more than the record in flight). Nothing is journalled while halted."""
-        if self.halted or self.suspended:
-            return record
-        anchor = self.anchor
-        anchor.sync(self.store.seq)
-        record = Locker._commit(self, record)
-        try:
-            anchor.sync(self.store.seq)
-        except OSError:           # durable in the journal; the next commit catches up
-            pass
-        return record
-
-    def tick(self):
-        Locker.tick(self)
-        self.anchor.keep_time(self.clock.now())   # at most once a minute
-
-    def handle(self, session, frame):
-        """A halted locker still answers HELLO (the challenge), a technician opening a door
-        and the operator's RECOVER; everything else: "locker halted: <reason>"."""
-        halted = self.halted
-        if not halted or len(frame) < 2 or frame[1] not in _HALTED_OK:
-            return Locker.handle(self, session, frame)
-        self.halted, self.suspended = "", halted
-        try:
-            return Locker.handle(self, session, frame)
-        finally:
-            if self.suspended:    # still halted (RECOVER clears it)
-                self.halted, self.suspended = self.suspended, ""
-
-    def _tech_open(self, session, frame):
-        if not self.suspended:
-            return Locker._tech_open(self, session, frame)
-        r = self._read_cred(frame)
-        sid = r.u16()
-        action = r.u8()
-        self._authenticate(session, frame, r, credentials.TECHNICIAN)
-        if self.slots.get(sid) is None:
-            raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
-        return tech_open(self, sid, action)
-
-    def _admin(self, session, frame):
-        if len(frame) < 3 or frame[2] != ADMIN_RECOVER:
-            if self.suspended:
-                raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.suspended)
-            return Locker._admin(self, session, frame)
-        r = P.Reader(frame)
-        op = r.u8()
-        seq = r.u32()
-        payload = r.take(r.u8())
-        tag = r.tag_and_end()
-        expected = hmac_sha256(self._admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
-        if not equal(expected, tag):
-            raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
-        if seq <= self.admin_seq:
-            raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
-        if len(payload) != 8:
-            raise P.ProtocolError(P.E_LENGTH, "RECOVER payload is journal u32, anchor u32")
-        recover(self, seq, payload)
-        return struct.pack(">BI", op, seq)
+def admin_recover(lk, frame):
+    """ADMIN RECOVER: signed by the operator, counter-checked, then recover()."""
+    r = P.Reader(frame)
+    op = r.u8()
+    seq = r.u32()
+    payload = r.take(r.u8())
+    tag = r.tag_and_end()
+    expected = hmac_sha256(lk._admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
+    if not equal(expected, tag):
+        raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
+    if seq <= lk.admin_seq:
+        raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
+    if len(payload) != 8:
+        raise P.ProtocolError(P.E_LENGTH, "RECOVER payload is journal u32, anchor u32")
+    recover(lk, seq, payload)
+    return struct.pack(">BI", op, seq)
 
 
 def anchor_id(lk):

@@ -23,7 +23,7 @@ import vfs
 
 from core import clock as C
 from core import config, credentials, pickup_code
-from core.recovery import AnchoredLocker
+from core.anchored import AnchoredLocker
 from core import protocol as P
 from core import store as S
 from drivers import flash_fs, gpio_lock

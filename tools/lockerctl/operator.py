@@ -89,6 +89,6 @@ def verify_chain(lines, audit_key):
 def recover_message(master, locker_id, seq, journal_seq, anchor_seq):
     """RECOVER: the operator accepts the loss a halted locker reported (its journal ends at
     journal_seq, its anchor said anchor_seq) and lets it serve again (docs/reliability.md)."""
-    from core.recovery import ADMIN_RECOVER
+    from core.anchored import ADMIN_RECOVER
     return admin_message(master, locker_id, ADMIN_RECOVER, seq,
                          struct.pack(">II", journal_seq, anchor_seq))

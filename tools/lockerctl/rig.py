@@ -50,7 +50,7 @@ class Bench:
         if anchor is None:
             self.locker = locker.Locker(*args)
         else:
-            from core.recovery import AnchoredLocker
+            from core.anchored import AnchoredLocker
             self.locker = AnchoredLocker(*(args + (anchor,)))
         # the client first: a boot that halts (StoreCorrupt) leaves a locker to talk to
         self.client = LockerClient(DirectTransport(self.locker))

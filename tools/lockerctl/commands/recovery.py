@@ -9,7 +9,7 @@ no parcel on record out of service until a technician has looked inside, and ser
 Nothing lost is guessed."""
 import argparse
 
-from core.recovery import ADMIN_RECOVER
+from core.anchored import ADMIN_RECOVER
 
 from .. import operator as op
 from ..client import LockerClient, LockerRefused
