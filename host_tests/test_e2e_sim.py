@@ -453,8 +453,9 @@ def restart_after(lk, damage):
     (whatever exit code the CLI gives a halted locker)."""
     lk.ok("sim", "stop")
     damage(os.path.join(lk.state, "store"))
-    lk.run("sim", "start", "--port", "0")
+    started = lk.run("sim", "start", "--port", "0")
     code, st = lk.run("sim", "status")
+    assert "halted" in st, (started, st)
     return st
 
 
@@ -477,7 +478,13 @@ def test_deleted_store_halts_then_operator_recovers_without_guessing(locker):
     # a technician can still open the door of the parcel the locker no longer knows
     tech = locker.technician()
     locker.ok("open-slot", "--credential", tech, dep["slot"])
-    locker.close_door(dep["slot"])
+    deadline = time.monotonic() + WAIT_S          # `sim status` exits 5 while halted
+    while time.monotonic() < deadline:
+        slot = locker.run("sim", "status")[1]["slots"][dep["slot"] - 1]
+        if slot["door"] == "open" and not slot["lock_energised"]:
+            break
+        time.sleep(0.02)
+    locker.ok("sim", "door", dep["slot"], "close")
     # the operator states the loss reported in the halt reason
     import re
     have, anchored = map(int, re.search(r"RECOVER \(journal (\d+), anchor (\d+)\)",

@@ -27,7 +27,7 @@ def drop_recovery():
     import core
     try:
         delattr(core, "recovery")
-    except AttributeError:
+    except (AttributeError, KeyError):     # MicroPython raises KeyError
         pass
 
 
@@ -50,7 +50,10 @@ class AnchoredLocker(Locker):
         carried past the floor by at most 2 minutes (the anchor's time is written every
         minute, + tick's lateness). Raises StoreCorrupt (self.halted says why)."""
         fresh = not self.store.recover(self._load_state, self._apply, self.slots)
-        recovery().check_anchor(self, fresh)      # raises StoreCorrupt: stays loaded
+        try:
+            recovery().check_anchor(self, fresh)  # raises StoreCorrupt (halted)
+        finally:
+            drop_recovery()
         resumed = self.clock.resume(120)
         if fresh:
             self.store.create(self._state())
@@ -90,6 +93,7 @@ class AnchoredLocker(Locker):
         finally:
             if self.suspended:    # still halted (RECOVER clears it)
                 self.halted, self.suspended = self.suspended, ""
+            drop_recovery()       # loaded for this request only
 
     def _tech_open(self, session, frame):
         if not self.suspended:
