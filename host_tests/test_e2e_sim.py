@@ -469,7 +469,13 @@ def test_deleted_journal_segment_halts_the_simulator(locker):
     assert code != 0 and "halted" in data["error"]
 
 
-def test_deleted_store_halts_then_operator_recovers_without_guessing(locker):
+def test_deleted_store_halts_then_operator_recovers_without_guessing(make_locker,
+                                                                   monkeypatch):
+    # Recovering a locker whose whole store is gone writes a new store while the simulator
+    # holds its links: measured to need SIM_HEAP 136k on the 64-bit port (fails at 132k), an
+    # open item for the heap budget (docs/reliability.md "A halted locker").
+    monkeypatch.setenv("SIM_HEAP", os.environ.get("SIM_RECOVER_HEAP", "144k"))
+    locker = make_locker()
     path = locker.courier()
     dep = locker.ok("deposit", "--credential", path)
     locker.close_door(dep["slot"])

@@ -4,9 +4,11 @@
 # operator's RECOVER. The boards run AnchoredLocker (main.py); the plain Locker (tests,
 # campaigns without an anchor) stays as small as before. The rarely needed code lives in
 # core/recovery.py, loaded on demand and dropped again.
+import struct
 import sys
 
 from core import protocol as P
+from core.hmac_sha256 import hmac_sha256
 from core.locker import Locker
 
 ADMIN_RECOVER = 3   # admin operation (docs/protocol.md 5.9): journal seq u32, anchor seq u32
@@ -16,19 +18,30 @@ ADMIN_RECOVER = 3   # admin operation (docs/protocol.md 5.9): journal seq u32, a
 _HALTED_OK = (P.HELLO, P.TECH_OPEN, P.ADMIN)
 
 
+def anchor_id(lk):
+    """The u32 naming this provisioning (master secret + locker id) in the anchor."""
+    return struct.unpack(">I", hmac_sha256(lk._master, b"anchor" + lk.locker_id)[:4])[0]
+
+
 def recovery():
     from core import recovery as r
     return r
 
 
+def halted():
+    from core import halted as h
+    return h
+
+
 def drop_recovery():
-    """Forget core/recovery.py so its code leaves the heap (a healthy locker after boot)."""
-    sys.modules.pop("core.recovery", None)
+    """Forget core/recovery.py and core/halted.py so their code leaves the heap."""
     import core
-    try:
-        delattr(core, "recovery")
-    except (AttributeError, KeyError):     # MicroPython raises KeyError
-        pass
+    for name in ("recovery", "halted"):
+        sys.modules.pop("core." + name, None)
+        try:
+            delattr(core, name)
+        except (AttributeError, KeyError):     # MicroPython raises KeyError
+            pass
 
 
 class AnchoredLocker(Locker):
@@ -98,11 +111,11 @@ class AnchoredLocker(Locker):
     def _tech_open(self, session, frame):
         if not self.suspended:
             return Locker._tech_open(self, session, frame)
-        return recovery().halted_tech_open(self, session, frame)
+        return halted().halted_tech_open(self, session, frame)
 
     def _admin(self, session, frame):
         if len(frame) > 2 and frame[2] == ADMIN_RECOVER:
-            return recovery().admin_recover(self, frame)
+            return halted().admin_recover(self, frame)
         if self.suspended:
             raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.suspended)
         return Locker._admin(self, session, frame)
