@@ -20,6 +20,7 @@ from core.throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)
+_ADMIN_PAYLOAD = {P.ADMIN_REVOKE: 8, P.ADMIN_SET_TIME: 4}    # operation -> payload bytes
 
 # Slot status bits in STATUS answers
 ST_OCCUPIED = const(1)
@@ -30,11 +31,16 @@ ST_HAS_SENSOR = const(16)
 
 
 class Session:
-    """One connection's state: the single challenge it may answer next."""
+    """One connection's state: the single challenge it may answer next, and how the answer
+    to the request being handled is authenticated (set once the request's MAC verified)."""
 
     def __init__(self):
         self.challenge = None
         self.issued_at = 0
+        self.answer_key = None      # key of the answer tag (None: the answer is not tagged)
+        self.answer_pre = b""       # MAC input before the answer bytes
+        self.answer_post = b""      # MAC input after the answer bytes
+        self.door = 0               # slot whose pulse this answer waits for (0: none)
 
 
 class Locker:
@@ -176,6 +182,8 @@ class Locker:
     def handle(self, session, frame):
         """One request frame in, one response frame out. Never raises."""
         req_type = P.ERROR_TYPE
+        session.answer_key = None
+        session.door = 0
         try:
             if self.halted:
                 raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
@@ -185,15 +193,25 @@ class Locker:
                 req_type = P.ERROR_TYPE
                 raise P.ProtocolError(P.E_TYPE, "unknown request type 0x%02x" % frame[1])
             body = handler(session, frame)
-            return P.response(req_type, P.OK, self._new_challenge(session), body)
+            return self._tagged(session, P.response(req_type, P.OK,
+                                                    self._new_challenge(session), body))
         except P.ProtocolError as e:
             status, msg, retry = e.status, e.message, e.retry_after
         except credentials.CredentialError as e:
             status, msg, retry = P.E_CREDENTIAL, str(e), 0
         except OSError as e:            # flash full or failing: nothing was applied
             status, msg, retry = P.E_INTERNAL, "storage error %s" % e, 0
-        return P.response(req_type, status, self._new_challenge(session),
-                          P.error_body(msg, retry))
+        return self._tagged(session, P.response(req_type, status, self._new_challenge(session),
+                                                P.error_body(msg, retry)))
+
+    @staticmethod
+    def _tagged(session, answer):
+        """Append the answer tag once the request itself was authenticated (protocol.md 4)."""
+        if session.answer_key is None:
+            return answer
+        tag = P.answer_tag(session.answer_key, session.answer_pre, answer, session.answer_post)
+        session.answer_key = None
+        return answer + tag
 
     def error_answer(self, session, status, message):
         """An error frame for faults found below the handler (fragmentation, size)."""
@@ -208,10 +226,12 @@ class Locker:
         challenge = self._take_challenge(session)
         tag = reader.tag_and_end()
         cred, _ = credentials.decode(frame, 2)
-        expected = hmac_sha256(cred.key(self._master, self.locker_id),
-                               challenge + bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
+        key = cred.key(self._master, self.locker_id)
+        expected = hmac_sha256(key, challenge + bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
         if not equal(expected, tag):
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
+        # From here on every answer, refusals included, is tagged for the phone to check.
+        session.answer_key, session.answer_pre, session.answer_post = key, challenge, b""
         # Authentic from here on: its issue time is time the operator vouches for.
         moved = self.clock.advance_to(cred.issued_at)
         if moved >= FLOOR_PERIOD_S:
@@ -250,8 +270,11 @@ class Locker:
                                             c["ttl_s"])
 
     def _deposit_answer(self, sid):
+        """Everything the phone's code depends on, under the answer tag (bucket_s too: the
+        unauthenticated HELLO must not be able to change the code the courier hands out)."""
         s = self.slots.at(sid)
-        return struct.pack(">HIIBI", sid, s.gen, s.deposit_ts, s.size, self.cfg["ttl_s"])
+        return struct.pack(">HIIBIH", sid, s.gen, s.deposit_ts, s.size, self.cfg["ttl_s"],
+                           self.cfg["bucket_s"])
 
     def _deposit(self, session, frame):
         r = self._read_cred(frame)
@@ -412,7 +435,7 @@ class Locker:
             raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
         out = bytearray()
         count = 0
-        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1
+        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1 - P.TAG_LEN
         try:
             # each line as stored, "<json>\t<chain mac hex>": the operator re-checks the chain
             for line in read_audit(self.store.fs, self.store.key, from_seq, True):
@@ -433,21 +456,29 @@ class Locker:
         expected = hmac_sha256(self._admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
         if not equal(expected, tag):
             raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
+        session.answer_key, session.answer_pre, session.answer_post = self._admin_key, b"", tag
+        want = _ADMIN_PAYLOAD.get(op)
+        if want is None:
+            raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
+        if len(payload) != want:
+            raise P.ProtocolError(P.E_LENGTH, "admin operation %d takes a %d-byte payload, "
+                                              "not %d" % (op, want, len(payload)))
         if seq <= self.admin_seq:
             raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
-        if op == P.ADMIN_REVOKE and len(payload) == 8:
+        if op == P.ADMIN_REVOKE:
             serial, until = struct.unpack(">II", payload)
             self._prune_revoked()
             if len(self.revoked) >= MAX_REVOKED:
                 raise P.ProtocolError(P.E_INTERNAL, "revocation list full")
             self._commit({"e": "revoke", "serial": serial, "until": until, "a": seq})
-        elif op == P.ADMIN_SET_TIME and len(payload) == 4:
+        else:
+            # Never backwards: a time at or behind the clock is delivered (its sequence number
+            # is used, so it cannot void a later message) and moves nothing ("by": 0); the
+            # answer's time field shows the clock as it is.
             (t,) = struct.unpack(">I", payload)
             moved = self.clock.advance_to(t)
             self._commit({"e": "time", "to": t, "by": moved, "a": seq})
-        else:
-            raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
-        return struct.pack(">BI", op, seq)
+        return struct.pack(">BII", op, seq, self.clock.now())
 
     def _prune_revoked(self):
         now = self.clock.now()

@@ -77,6 +77,17 @@ def response(req_type, status, challenge, body=b""):
     return bytes((VERSION, req_type | RESPONSE_BIT, status)) + bytes(challenge) + body
 
 
+def answer_tag(key, pre, answer, post=b""):
+    """Tag that ends an authenticated answer: HMAC(key, pre | answer | post)[:16].
+
+    Signed requests: key = credential key, pre = the challenge the request answered, post
+    empty (the input starts like the request's own MAC input; byte 17, the type, has bit 7
+    set only in answers). ADMIN: key = admin key, pre empty, post = the request's tag.
+    docs/protocol.md section 4."""
+    from core.hmac_sha256 import hmac_sha256
+    return hmac_sha256(key, bytes(pre) + bytes(answer) + bytes(post))[:TAG_LEN]
+
+
 def error_body(message, retry_after=0):
     msg = message.encode()[:120]
     return struct.pack(">IB", retry_after, len(msg)) + msg

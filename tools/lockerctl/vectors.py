@@ -252,7 +252,7 @@ def transcript():
         send("HELLO: locker id, time, slot count, limits", P.request(P.HELLO))
         req1 = bytes.fromhex("0102030405060708")
         dep = signed("DEPOSIT size M: slot 3 opens", P.DEPOSIT, COURIER, req1 + b"\x02")
-        sid, gen, ts, _, _ = struct.unpack(">HIIBI", dep[19:])
+        sid, gen, ts, _, _ = struct.unpack(">HIIBI", dep[19:34])
         steps[-1]["human_code"] = PC.human_code(key, LOCKER_ID, sid, gen, ts)
         steps[-1]["machine_code"] = PC.machine_code(key, LOCKER_ID, sid, gen, ts)
         signed("DEPOSIT retried with the same request id: same slot", P.DEPOSIT, COURIER,

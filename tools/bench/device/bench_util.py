@@ -214,7 +214,7 @@ class Rig:
         resp = self.handle(self.deposit_frame(cred, key, ch, req_id, size))
         if resp[2] != P.OK:
             raise RuntimeError("deposit refused: %d" % resp[2])
-        sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:])
+        sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:34])
         return sid, pickup_code.human_code(key, LOCKER_ID, sid, gen, ts, self.cfg["bucket_s"])
 
     def pickup_frame(self, code, challenge):
