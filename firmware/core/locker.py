@@ -10,16 +10,28 @@ from micropython import const
 
 from core import credentials
 from core import protocol as P
-from core.code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
+from core.code_verifier import EXPIRED, GONE, OUT_OF_SERVICE, REOPEN, VALID, CodeVerifier
 from core.door_monitor import DoorMonitor
 from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
-from core.slot_manager import OCCUPIED, REOPEN_S, SlotManager
+from core.slot_manager import (
+    LEFT_CANCEL,
+    LEFT_PICKUP,
+    LEFT_RECLAIM,
+    LEFT_TECH,
+    OCCUPIED,
+    SlotManager,
+)
 from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)
+_LEFT = {"pick": LEFT_PICKUP, "cancel": LEFT_CANCEL, "recl": LEFT_RECLAIM}  # record -> how
+_GONE = {LEFT_PICKUP: "this parcel was already collected",
+         LEFT_CANCEL: "the courier cancelled this deposit and took the parcel back",
+         LEFT_RECLAIM: "the courier took this expired parcel back",
+         LEFT_TECH: "a technician removed this parcel"}
 _ADMIN_PAYLOAD = {P.ADMIN_REVOKE: 8, P.ADMIN_SET_TIME: 4}    # operation -> payload bytes
 
 # Slot status bits in STATUS answers
@@ -137,12 +149,14 @@ class Locker:
             cred = bytes.fromhex(r["c"])
             holder, _ = credentials.decode(cred)
             self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
-        elif e in ("pick", "cancel", "recl"):
-            self.slots.release(r["s"], t)
+        elif e in _LEFT:
+            self.slots.release(r["s"], t, _LEFT[e])
+        elif e == "rekey":
+            self.slots.rekey(r["s"], bytes.fromhex(r["c"]))
         elif e == "tech":
             act = r["a"]
             if act == P.TECH_CLEAR:
-                self.slots.release(r["s"], t)
+                self.slots.release(r["s"], t, LEFT_TECH)
             elif act == P.TECH_OUT_OF_SERVICE:
                 self.slots.set_service(r["s"], False)
             elif act == P.TECH_IN_SERVICE:
@@ -286,6 +300,11 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is not None:            # a retry after a dropped link: same slot, door again
+            block = cred.encode()
+            if self.slots.at(sid).cred != block:
+                # same holder, renewed credential (new key): the code must be made with the
+                # key this phone holds now, or the answer gives it a code that never works
+                self._commit({"e": "rekey", "s": sid, "c": block.hex(), "serial": cred.serial})
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
             self._open(sid, "reopen")
             return self._deposit_answer(sid)
@@ -309,7 +328,7 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is None:
-            sid = self._just_emptied(cred.holder, lambda s: s.req == req_id)
+            sid = self._just_emptied(LEFT_CANCEL, cred.holder, lambda s: s.req == req_id)
             if sid is not None:        # retry after a cut between record and door: ADR 0004
                 self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
                 self._open(sid, "reopen")
@@ -333,7 +352,7 @@ class Locker:
                 self._open(sid, "recl")
                 return struct.pack(">HI", sid, s.gen)
         ttl = self.cfg["ttl_s"]
-        sid = self._just_emptied(None if any_ok else cred.holder, lambda s: (
+        sid = self._just_emptied(LEFT_RECLAIM, None if any_ok else cred.holder, lambda s: (
             want in (0, s.sid) and s.released_ts > s.deposit_ts + ttl))
         if sid is not None:            # retry after a cut between record and door: ADR 0004
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
@@ -341,14 +360,15 @@ class Locker:
             return struct.pack(">HI", sid, self.slots.at(sid).gen)
         raise P.ProtocolError(P.E_STATE, "no expired parcel you may reclaim")
 
-    def _just_emptied(self, holder, match):
-        """A FREE slot emptied less than REOPEN_S ago (nothing deposited since) whose last
-        parcel was holder's (None: anyone's) and that match(slot) accepts."""
+    def _just_emptied(self, how, holder, match):
+        """A FREE slot that the flow `how` (LEFT_CANCEL / LEFT_RECLAIM) emptied less than
+        REOPEN_S ago (nothing deposited since), whose last parcel was holder's (None:
+        anyone's) and that match(slot) accepts: a retry of that very flow reopens it."""
         now = self.clock.now()
         for sid in self.slots.sids():
             s = self.slots.at(sid)
-            if (s.state != OCCUPIED and s.released_ts and 0 <= now - s.released_ts <= REOPEN_S
-                    and s.cred and (holder is None or s.holder == holder) and match(s)):
+            if (s.reopens_for(how, now) and s.cred and (holder is None or s.holder == holder)
+                    and match(s)):
                 return sid
         return None
 
@@ -380,6 +400,13 @@ class Locker:
         if verdict == EXPIRED:
             self._commit({"e": "late", "s": sid, "g": slot.gen})
             raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim")
+        if verdict == OUT_OF_SERVICE:   # right code: the truth, and no strike (issue 12.4)
+            self._commit({"e": "oos_pick", "s": sid, "g": slot.gen})
+            raise P.ProtocolError(P.E_OUT_OF_SERVICE,
+                                  "slot out of service: a technician must open it")
+        if verdict == GONE:
+            raise P.ProtocolError(P.E_DONE, _GONE.get(slot.released_by,
+                                                      "this parcel has left the locker"))
         strikes, until = self.throttle.failure_fields(now)
         self._commit({"e": "fail", "s": sid, "k": strikes, "u": until})
         raise P.ProtocolError(P.E_CODE, "wrong pickup code", max(0, until - now))

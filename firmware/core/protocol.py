@@ -48,6 +48,7 @@ E_TOO_LARGE = const(14)
 E_INTERNAL = const(15)
 E_REPLAY = const(16)
 E_VALUE = const(17)
+E_OUT_OF_SERVICE = const(18)
 
 
 # Technician actions

@@ -12,6 +12,14 @@ from micropython import const
 
 FREE = const(0)
 OCCUPIED = const(1)
+# How a slot's last parcel left (released_by): only a pickup opens a reopen window for its
+# code (ADR 0004); a cancel or reclaim one for that same courier request; a technician's
+# clear ends any window (the slot was checked empty by hand).
+LEFT_NONE = const(0)
+LEFT_PICKUP = const(1)
+LEFT_CANCEL = const(2)
+LEFT_RECLAIM = const(3)
+LEFT_TECH = const(4)
 RECENT_DEPOSITS = const(32)     # finished deposits remembered for idempotent retries
 REOPEN_S = const(120)           # a pickup code reopens its door this long after use
 
@@ -43,6 +51,17 @@ class Slot:
         self.req = table.req[i]             # deposit request id (idempotent retries)
         self.holder = table.holder[i]       # courier id
         self.released_ts = table.released_ts[i]  # when the last parcel left (0: never)
+        self.released_by = table.released_by[i]  # how it left: LEFT_* (0: never / unknown)
+
+    def reopens_for(self, how, now):
+        return reopens_for(self, how, now)
+
+
+def reopens_for(slot, how, now):
+    """True while slot (FREE) is in the reopen window of the flow `how` (LEFT_*): emptied by
+    that flow less than REOPEN_S ago, nothing deposited since (ADR 0004)."""
+    return (slot.state == FREE and slot.released_by == how and slot.released_ts != 0
+            and 0 <= now - slot.released_ts <= REOPEN_S)
 
 
 class SlotManager:
@@ -58,6 +77,7 @@ class SlotManager:
         self.gen = array("I", bytes(4 * n))
         self.deposit_ts = array("I", bytes(4 * n))
         self.released_ts = array("I", bytes(4 * n))
+        self.released_by = bytearray(n)
         self.cred = [b""] * n     # b"" (a shared constant) marks "never occupied"
         self.req = [b""] * n
         self.holder = [b""] * n
@@ -122,11 +142,16 @@ class SlotManager:
         self.req[i] = req
         self.holder[i] = holder
 
-    def release(self, sid, ts):
+    def release(self, sid, ts, how):
+        """The parcel left (how: LEFT_*). Releasing a FREE slot (a technician clear of an
+        empty slot) only ends its reopen window."""
         i = sid - 1
         if self.state[i] != OCCUPIED:
-            return          # e.g. a technician "clear" of an empty slot: no reopen window
+            if how == LEFT_TECH:
+                self.released_by[i] = LEFT_TECH
+            return
         self.released_ts[i] = ts
+        self.released_by[i] = how
         if self.req[i]:
             self.recent.append(_deposit_key(self.holder[i], self.req[i]))
             if len(self.recent) > RECENT_DEPOSITS:
@@ -143,6 +168,12 @@ class SlotManager:
         if key in self.recent:
             self.recent.remove(key)
 
+    def rekey(self, sid, cred):
+        """The depositing courier's credential was renewed (same holder, new key) and the
+        courier retried the deposit with it: the parcel's code is now made with the new key,
+        so the phone that lost the first answer computes a code that works (issue 11.7)."""
+        self.cred[sid - 1] = cred
+
     def void_deposit(self, sid):
         """A deposit whose door never opened: nothing was put in."""
         self.state[sid - 1] = FREE
@@ -154,7 +185,8 @@ class SlotManager:
 
     def row(self, i):
         return [self.state[i], self.oos[i], self.gen[i], self.deposit_ts[i],
-                self.cred[i].hex(), self.req[i].hex(), self.holder[i].hex(), self.released_ts[i]]
+                self.cred[i].hex(), self.req[i].hex(), self.holder[i].hex(), self.released_ts[i],
+                self.released_by[i]]
 
     def rows(self):
         """The snapshot rows, made one at a time as the store writes them."""
@@ -176,8 +208,9 @@ class SlotManager:
         """Restore slot i+1 from one snapshot row (the store streams them at boot)."""
         if i >= len(self.size):
             raise ValueError("stored slot %d beyond configured %d" % (i + 1, len(self.size)))
-        state, oos, gen, ts, cred, req, holder, released = row
+        state, oos, gen, ts, cred, req, holder, released = row[:8]
         self.released_ts[i] = released
+        self.released_by[i] = row[8] if len(row) > 8 else LEFT_NONE   # older snapshots
         self.state[i] = state
         self.oos[i] = oos
         self.gen[i] = gen

@@ -18,6 +18,7 @@ STATUS_NAMES = {
     P.E_CODE: "wrong-code", P.E_LOCKED_OUT: "locked-out", P.E_EXPIRED: "code-expired",
     P.E_SCOPE: "not-permitted", P.E_DONE: "already-done", P.E_TOO_LARGE: "too-large",
     P.E_INTERNAL: "internal-error", P.E_REPLAY: "replayed", P.E_VALUE: "bad-value",
+    P.E_OUT_OF_SERVICE: "out-of-service",
 }
 
 
