@@ -15,6 +15,8 @@ from drivers.gpio_lock import LockBank
 HW_PERIOD_MS = 20            # pulse timing resolution
 DOOR_PERIOD_MS = 100         # door sensor poll
 TICK_PERIOD_MS = 10000       # clock floor upkeep
+DOOR_WAIT_MS = 30000         # longest an answer waits for its door's pulse (a safety net:
+                             # the queue drains in (doors queued x 2 x pulse_ms) / budget)
 
 
 def log(*args):
@@ -57,6 +59,16 @@ class Runtime:
         if used > self.heap_peak:
             self.heap_peak = used
         return answer
+
+    async def door_started(self, session):
+        """Hold the answer until the door it speaks of has started opening (its pulse is
+        queued behind others within the power budget): the transports call this between
+        handle() and sending, so a phone is never told "open" about a door that is not yet
+        (docs/protocol.md section 4, ADR 0003)."""
+        waited = 0
+        while self.locker.door_pending(session) and waited < DOOR_WAIT_MS:
+            await asyncio.sleep_ms(HW_PERIOD_MS)
+            waited += HW_PERIOD_MS
 
     async def hardware_loop(self):
         ticks, diff = self.board.ticks_ms, self.board.ticks_diff

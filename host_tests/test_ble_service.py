@@ -24,6 +24,10 @@ class Runtime:
     def handle(self, session, frame):
         return self.locker.handle(session, frame)
 
+    async def door_started(self, session):
+        """main.Runtime holds the answer until the door's pulse starts; the bench clock does
+        not run on its own here, so nothing waits (test_door_answers.py checks the wait)."""
+
 
 class Air:
     """The fake radio and the locker's BleService on a loop in a background thread, so the
@@ -318,6 +322,18 @@ def test_fragment_out_of_sequence_gets_a_clear_error(air):
     phone.last_sizes = []
     answer = air.call(air._receive(phone))
     assert P.parse_response(answer)[1] == P.E_LENGTH
+    assert air.service.fragment_errors == 1
+
+
+def test_a_message_over_the_maximum_is_answered_too_large(air):
+    """protocol.md 2: a message growing past MAX_REQUEST is E_TOO_LARGE (type byte 0xFF),
+    the status the spec names for it, not a generic length error."""
+    phone = air.phone()
+    frags = list(fragment.split(bytes(P.MAX_REQUEST + 1), 20))
+    air.send(phone, frags)
+    phone.last_sizes = []
+    answer = air.call(air._receive(phone))
+    assert answer[1] == 0xFF and P.parse_response(answer)[1] == P.E_TOO_LARGE
     assert air.service.fragment_errors == 1
 
 

@@ -3,6 +3,8 @@
 # header: bit7 FIRST, bit6 LAST, bits0-5 sequence number (mod 64) within the message.
 from micropython import const
 
+from core.protocol import E_LENGTH, E_TOO_LARGE
+
 FIRST = const(0x80)
 LAST = const(0x40)
 SEQ_MASK = const(0x3F)
@@ -10,7 +12,12 @@ DEFAULT_LINK_PAYLOAD = const(20)
 
 
 class FragmentError(ValueError):
-    pass
+    """A fragment that cannot belong to a message; status: the locker's answer to it
+    (E_TOO_LARGE for a message growing past the maximum, E_LENGTH for the rest)."""
+
+    def __init__(self, message, status=E_LENGTH):
+        super().__init__(message)
+        self.status = status
 
 
 def split(message, link_payload=DEFAULT_LINK_PAYLOAD):
@@ -59,7 +66,7 @@ class Reassembler:
             raise FragmentError("fragment out of sequence")
         if len(self._buf) + len(fragment) - 1 > self.max_message:
             self.reset()
-            raise FragmentError("message too large")
+            raise FragmentError("message over %d bytes" % self.max_message, E_TOO_LARGE)
         self._buf.extend(fragment[1:])
         self._next = (self._next + 1) & SEQ_MASK
         if head & LAST:

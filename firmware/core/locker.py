@@ -27,6 +27,7 @@ from core.throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)
+_UNDOABLE = ("dep", "pick", "recl", "cancel")     # door purposes a jam undoes (ADR 0003)
 _LEFT = {"pick": LEFT_PICKUP, "cancel": LEFT_CANCEL, "recl": LEFT_RECLAIM}  # record -> how
 _GONE = {LEFT_PICKUP: "this parcel was already collected",
          LEFT_CANCEL: "the courier cancelled this deposit and took the parcel back",
@@ -265,9 +266,20 @@ class Locker:
         reader.pos = end
         return reader
 
-    def _open(self, sid, purpose):
-        self._pending_doors[sid] = purpose
+    def _open(self, session, sid, purpose):
+        """Ask for sid's door; the answer to session waits until its pulse has started
+        (door_pending), so "opened" is never said of a door that is only queued."""
+        old = self._pending_doors.get(sid)
+        if old is None or purpose in _UNDOABLE or old not in _UNDOABLE:
+            self._pending_doors[sid] = purpose    # a jam undoes what really needs undoing
         self.locks.request_open(sid)
+        self.locks.service()                      # an idle bank starts the pulse right now
+        session.door = sid
+
+    def door_pending(self, session):
+        """True while the door that session's last answer speaks of is only queued: the
+        transport holds that answer back until the pulse starts (docs/protocol.md 4)."""
+        return session.door != 0 and self.locks.queued(session.door)
 
     def _pulse_started(self, sid, now_ms):
         """The jam timer starts when the lock is really driven, not when the open was
@@ -306,7 +318,7 @@ class Locker:
                 # key this phone holds now, or the answer gives it a code that never works
                 self._commit({"e": "rekey", "s": sid, "c": block.hex(), "serial": cred.serial})
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
-            self._open(sid, "reopen")
+            self._open(session, sid, "reopen")
             return self._deposit_answer(sid)
         if self.slots.finished_deposit(cred.holder, req_id):
             raise P.ProtocolError(P.E_DONE, "this deposit was already completed")
@@ -315,7 +327,7 @@ class Locker:
             raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %d or larger" % size)
         self._commit({"e": "dep", "s": sid, "g": self.slots.at(sid).gen + 1,
                       "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
-        self._open(sid, "dep")
+        self._open(session, sid, "dep")
         return self._deposit_answer(sid)
 
     def _door_usable(self, sid):
@@ -331,13 +343,13 @@ class Locker:
             sid = self._just_emptied(LEFT_CANCEL, cred.holder, lambda s: s.req == req_id)
             if sid is not None:        # retry after a cut between record and door: ADR 0004
                 self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
-                self._open(sid, "reopen")
+                self._open(session, sid, "reopen")
                 return struct.pack(">H", sid)
             if self.slots.finished_deposit(cred.holder, req_id):
                 raise P.ProtocolError(P.E_DONE, "parcel already collected or cancelled")
             raise P.ProtocolError(P.E_STATE, "no deposit of yours with this request id")
         self._commit({"e": "cancel", "s": sid, "serial": cred.serial})
-        self._open(sid, "cancel")
+        self._open(session, sid, "cancel")
         return struct.pack(">H", sid)
 
     def _reclaim(self, session, frame):
@@ -349,14 +361,14 @@ class Locker:
             s = self.slots.at(sid)
             if (want in (0, sid)) and (any_ok or s.holder == cred.holder):
                 self._commit({"e": "recl", "s": sid, "serial": cred.serial})
-                self._open(sid, "recl")
+                self._open(session, sid, "recl")
                 return struct.pack(">HI", sid, s.gen)
         ttl = self.cfg["ttl_s"]
         sid = self._just_emptied(LEFT_RECLAIM, None if any_ok else cred.holder, lambda s: (
             want in (0, s.sid) and s.released_ts > s.deposit_ts + ttl))
         if sid is not None:            # retry after a cut between record and door: ADR 0004
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
-            self._open(sid, "reopen")
+            self._open(session, sid, "reopen")
             return struct.pack(">HI", sid, self.slots.at(sid).gen)
         raise P.ProtocolError(P.E_STATE, "no expired parcel you may reclaim")
 
@@ -391,11 +403,11 @@ class Locker:
         verdict = self.verifier.verify(slot, form, presented, challenge, now)
         if verdict == VALID:
             self._commit({"e": "pick", "s": sid, "g": slot.gen, "f": form})
-            self._open(sid, "pick")
+            self._open(session, sid, "pick")
             return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
         if verdict == REOPEN:
             self._commit({"e": "reopen", "s": sid, "g": slot.gen})
-            self._open(sid, "reopen")
+            self._open(session, sid, "reopen")
             return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
         if verdict == EXPIRED:
             self._commit({"e": "late", "s": sid, "g": slot.gen})
@@ -423,7 +435,7 @@ class Locker:
             raise P.ProtocolError(P.E_VALUE, "unknown technician action %d" % action)
         self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
         if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
-            self._open(sid, "tech")
+            self._open(session, sid, "tech")
         # bits AFTER the action (slots.get() is a snapshot taken before the commit)
         return struct.pack(">HB", sid, self._slot_bits(self.slots.at(sid), self.clock.now()))
 

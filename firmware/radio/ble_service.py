@@ -123,12 +123,13 @@ class BleService:
                     message = reasm.feed(data)
                 except fragment.FragmentError as e:
                     self.fragment_errors += 1
-                    answer = locker.error_answer(session, P.E_LENGTH, str(e))
+                    answer = locker.error_answer(session, e.status, str(e))
                 else:
                     if message is None:
                         continue
                     self.requests += 1
                     answer = self.runtime.handle(session, message)
+                    await self.runtime.door_started(session)
                 if not await self._send(conn, answer):
                     break
         except ab.DeviceDisconnectedError:

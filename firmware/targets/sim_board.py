@@ -142,12 +142,13 @@ class SimBoard:
                 try:
                     message = reasm.feed(piece)
                 except fragment.FragmentError as e:
-                    answer = locker.error_answer(session, P.E_LENGTH, str(e))
+                    answer = locker.error_answer(session, e.status, str(e))
                 else:
                     if message is None:
                         continue
                     try:
                         answer = self.runtime.handle(session, message)
+                        await self.runtime.door_started(session)
                     except MemoryError:
                         # Runtime.handle never raises otherwise; answer rather than leave
                         # the phone waiting for its timeout.
