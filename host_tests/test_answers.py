@@ -128,7 +128,7 @@ def _prepare(bench):
                           flags=credentials.SCOPE_AUDIT | credentials.SCOPE_RECLAIM_ANY)
     tech = bench.technician()
     bench.client.challenge = None
-    live = bench.client.deposit(courier, size=1, request_id=b"L" * 8)
+    bench.client.deposit(courier, size=1, request_id=b"L" * 8)
     bench.run_hardware()
     return {
         "DEPOSIT": lambda c: c.deposit(courier, size=2),

@@ -8,6 +8,7 @@
   gets an answer from which its phone computes a code that works."""
 import pytest
 from core import protocol as P
+from core.hmac_sha256 import hmac_sha256
 from core.slot_manager import OCCUPIED, REOPEN_S
 from core.store import read_audit
 from lockerctl.client import LockerRefused
@@ -137,3 +138,56 @@ def test_deposit_retry_with_a_renewed_credential_gives_a_working_code(bench):
     bench.boot()
     assert refused(lambda: bench.client.pickup(first.code)).status == P.E_CODE
     assert bench.client.pickup(again.code)["slot"] == first.slot
+
+
+# ---- the protocol document's promises (issue 12.6) -----------------------------------------
+
+def test_a_size_without_slots_of_its_own_gets_the_next_size(tmp_path):
+    """protocol.md 5.2: S on a locker without S slots is the next size, not E_VALUE; a size
+    above the largest is E_VALUE."""
+    from lockerctl.rig import Bench
+    b = Bench(str(tmp_path / "store"), layout="M*2,L")
+    assert b.client.deposit(b.courier(), size=1).slot == 1          # an M slot
+    e = refused(lambda: b.client.deposit(b.courier(), size=4))
+    assert e.status == P.E_VALUE and "size 4" in e.message
+
+
+def test_set_time_with_a_wrong_payload_length_is_a_length_error_and_uses_nothing(bench):
+    import struct
+
+    from core.kdf import admin_key
+    from lockerctl import operator as op
+    from lockerctl.rig import LOCKER_ID, MASTER
+    key = admin_key(MASTER, LOCKER_ID)
+    unsigned = P.request(P.ADMIN, struct.pack(">BIB", P.ADMIN_SET_TIME, 1, 8)
+                         + struct.pack(">II", bench.time.rtc + 60, 0))
+    signed = unsigned + hmac_sha256(key, unsigned)[:16]
+    e = refused(lambda: bench.client.admin(signed, key))
+    assert e.status == P.E_LENGTH and e.verified and "4-byte payload" in e.message
+    e = refused(lambda: bench.client.admin(op.admin_message(MASTER, LOCKER_ID, 9, 1, b""),
+                                           key))
+    assert e.status == P.E_VALUE and e.verified
+    # sequence number 1 was not used up by either refusal
+    assert bench.client.admin(op.set_time_message(MASTER, LOCKER_ID, 1, bench.time.rtc + 60),
+                              key)[:2] == (P.ADMIN_SET_TIME, 1)
+
+
+def test_every_0xff_answer_is_one_the_document_lists(bench):
+    """protocol.md 3: type byte 0xFF exactly when the request type is not known yet."""
+    from core import fragment
+    s = bench.locker.new_session()
+    cases = [(b"\x01", P.E_LENGTH), (bytes([1, P.HELLO]) + bytes(300), P.E_TOO_LARGE),
+             (bytes([2, P.HELLO]), P.E_VERSION), (bytes([1, 0x55]), P.E_TYPE)]
+    for frame, status in cases:
+        answer = bench.locker.handle(s, frame)
+        assert (answer[1], answer[2]) == (0xFF, status), frame[:4]
+    for bad in (b"", bytes([0x05]) + b"x"):                 # empty fragment, out of sequence
+        with pytest.raises(fragment.FragmentError) as e:
+            fragment.Reassembler(P.MAX_REQUEST).feed(bad)
+        answer = bench.locker.error_answer(s, e.value.status, str(e.value))
+        assert (answer[1], answer[2]) == (0xFF, P.E_LENGTH)
+    # a known type with a bad body echoes its type
+    assert bench.locker.handle(s, bytes([1, P.HELLO, 0]))[1] == P.HELLO | 0x80
+    bench.locker.halted = "store corrupt: test"
+    answer = bench.locker.handle(s, bytes([1, P.HELLO]))
+    assert (answer[1], answer[2]) == (0xFF, P.E_INTERNAL)

@@ -56,9 +56,9 @@ def check_codecs():
     check("audit key", kdf.audit_key(master).hex(), K["audit_key"]["key"])
     check("admin key", kdf.admin_key(master, lid).hex(), K["admin_key"]["key"])
 
-    creds = {}
     for c in section("credentials"):
-        cred = credentials.Credential(c["kind"], c["holder"].encode(), c["serial"], c["issued_at"],
+        cred = credentials.Credential(c["kind"], c["holder"].encode(), c["serial"],
+                                      c["issued_at"],
                                       c["not_after"], c["flags"])
         check("credential block " + c["name"], cred.encode().hex(), c["block"])
         check("credential key " + c["name"], cred.key(master, lid).hex(), c["key"])
