@@ -320,11 +320,12 @@ def _deliver_admin(args, lid):
     """Send every pending admin message, oldest first (a newer one makes older replays)."""
     store_ = _keystore()
     sent = []
+    admin_key = kdf.admin_key(_master(lid), bytes.fromhex(lid))  # the answers are checked
     with connected(args) as client:
         _locker_id(args, client.hello_info.locker_id)
         for blob in store_.pending_admin(lid):
             try:
-                client.admin(blob)
+                client.admin(blob, admin_key)
             except LockerRefused as e:
                 if e.status != P.E_REPLAY:       # replayed: a phone already delivered it
                     raise

@@ -46,6 +46,7 @@ class AnswerNotAuthentic(LockerRefused):
     def __init__(self, message):
         LockerRefused.__init__(self, P.E_AUTH, message)
         self.name = "answer-not-authentic"
+        self.args = ("%s: %s" % (self.name, message),)
 
 
 @dataclass
