@@ -105,7 +105,10 @@ def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
             continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         cross = cross or mpy_cross_cmd()
-        cmd = cross + (["-march=" + march] if march else []) + ["-o", dst, src]
+        # -s: the image names its modules by their path in the tree ("core/store.py"), not
+        # by where this checkout happens to live: the same bytes on every machine, and a
+        # short qstr in the board's heap.
+        cmd = cross + (["-march=" + march] if march else []) + ["-s", rel, "-o", dst, src]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise BuildError("mpy-cross failed on %s: %s" % (rel, done.stderr.strip()))
