@@ -104,7 +104,7 @@ def test_second_courier_hears_open_only_when_the_door_opens(bench):
     second = b.deposit(bench.courier("courier-2", serial=2), size=1)
     assert first.slot != second.slot
     (_, asked1, ans1, _), (_, asked2, ans2, _) = log
-    assert ans1 == asked1                               # idle bank: the pulse starts at once
+    assert ans1 - asked1 <= HW_STEP_S * 1000            # idle bank: the next loop pass
     assert ans2 - asked2 >= bench.cfg["pulse_ms"]        # queued behind the first pulse
     check_every_answered_door_opened(bench, log)
 

@@ -4,7 +4,7 @@
 # of occupied slots, and only by (2*skew_buckets + 1) with the window.
 #
 # Two steps, kept apart so another proof of the code (a PAKE) can reuse the second:
-#   matches()  does the proof match the code of the slot's current, or last, occupancy?
+#   verify()   does the proof match the code of the slot's current, or last, occupancy?
 #   outcome()  what a matching code does (open, reopen, expired, out of service, gone).
 # Only a proof that matches nothing is a wrong code (a throttle strike): a right code is
 # told the truth and never charged (issue 12.4).
@@ -51,11 +51,12 @@ class CodeVerifier:
         self.ttl_s = ttl_s
         self.candidates_tried = 0     # for the benchmarks: proofs computed so far
 
-    def matches(self, slot, form, presented_proof, challenge):
-        """True if the proof is one of the window codes of the slot's current or last
-        occupancy (2*skew_buckets + 1 proofs computed, whatever the outcome)."""
+    def verify(self, slot, form, presented_proof, challenge, now):
+        """VALID, WRONG, EXPIRED, REOPEN, OUT_OF_SERVICE or GONE for a proof naming slot:
+        WRONG unless the proof is one of the window codes of the slot's current or last
+        occupancy (2*skew_buckets + 1 proofs computed, whatever the outcome), else outcome()."""
         if slot is None or not slot.cred:
-            return False
+            return WRONG
         cred, _ = decode(slot.cred)
         key = cred.key(self._master, self._locker_id)
         hit = False
@@ -66,10 +67,4 @@ class CodeVerifier:
                                                    slot.gen, bucket)
             if equal(pickup_code.proof(form, material, challenge, slot.sid), presented_proof):
                 hit = True
-        return hit
-
-    def verify(self, slot, form, presented_proof, challenge, now):
-        """VALID, WRONG, EXPIRED, REOPEN, OUT_OF_SERVICE or GONE for a proof naming slot."""
-        if not self.matches(slot, form, presented_proof, challenge):
-            return WRONG
-        return outcome(slot, now, self.ttl_s)
+        return outcome(slot, now, self.ttl_s) if hit else WRONG

@@ -12,12 +12,13 @@ DEFAULT_LINK_PAYLOAD = const(20)
 
 
 class FragmentError(ValueError):
-    """A fragment that cannot belong to a message; status: the locker's answer to it
-    (E_TOO_LARGE for a message growing past the maximum, E_LENGTH for the rest)."""
+    """A fragment that cannot belong to a message; status: the locker's answer to it."""
+    status = E_LENGTH
 
-    def __init__(self, message, status=E_LENGTH):
-        super().__init__(message)
-        self.status = status
+
+class MessageTooLarge(FragmentError):
+    """The message grew past the maximum size (protocol.md 2)."""
+    status = E_TOO_LARGE
 
 
 def split(message, link_payload=DEFAULT_LINK_PAYLOAD):
@@ -66,7 +67,7 @@ class Reassembler:
             raise FragmentError("fragment out of sequence")
         if len(self._buf) + len(fragment) - 1 > self.max_message:
             self.reset()
-            raise FragmentError("message over %d bytes" % self.max_message, E_TOO_LARGE)
+            raise MessageTooLarge("message over %d bytes" % self.max_message)
         self._buf.extend(fragment[1:])
         self._next = (self._next + 1) & SEQ_MASK
         if head & LAST:

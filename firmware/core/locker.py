@@ -19,28 +19,16 @@ from core.slot_manager import (
     LEFT_PICKUP,
     LEFT_RECLAIM,
     LEFT_TECH,
-    OCCUPIED,
     SlotManager,
+    reopens_for,
 )
-from core.store import Store, StoreCorrupt, read_audit
+from core.store import Store
 from core.throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
-MAX_REVOKED = const(256)
 _UNDOABLE = ("dep", "pick", "recl", "cancel")     # door purposes a jam undoes (ADR 0003)
 _LEFT = {"pick": LEFT_PICKUP, "cancel": LEFT_CANCEL, "recl": LEFT_RECLAIM}  # record -> how
-_GONE = {LEFT_PICKUP: "this parcel was already collected",
-         LEFT_CANCEL: "the courier cancelled this deposit and took the parcel back",
-         LEFT_RECLAIM: "the courier took this expired parcel back",
-         LEFT_TECH: "a technician removed this parcel"}
-_ADMIN_PAYLOAD = {P.ADMIN_REVOKE: 8, P.ADMIN_SET_TIME: 4}    # operation -> payload bytes
 
-# Slot status bits in STATUS answers
-ST_OCCUPIED = const(1)
-ST_EXPIRED = const(2)
-ST_OUT_OF_SERVICE = const(4)
-ST_DOOR_OPEN = const(8)
-ST_HAS_SENSOR = const(16)
 
 
 class Session:
@@ -50,9 +38,7 @@ class Session:
     def __init__(self):
         self.challenge = None
         self.issued_at = 0
-        self.answer_key = None      # key of the answer tag (None: the answer is not tagged)
-        self.answer_pre = b""       # MAC input before the answer bytes
-        self.answer_post = b""      # MAC input after the answer bytes
+        self.answer = None          # (key, MAC input before, after) of the answer tag, or None
         self.door = 0               # slot whose pulse this answer waits for (0: none)
 
 
@@ -61,7 +47,7 @@ class Locker:
         self.cfg = cfg
         self.locker_id = cfg["locker_id_bytes"]
         self._master = master
-        self._admin_key = admin_key(master, self.locker_id)
+        self.admin_key = admin_key(master, self.locker_id)
         self.clock = clock
         self.locks = locks
         self._ticks_ms = ticks_ms
@@ -152,8 +138,8 @@ class Locker:
             self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
         elif e in _LEFT:
             self.slots.release(r["s"], t, _LEFT[e])
-        elif e == "rekey":
-            self.slots.rekey(r["s"], bytes.fromhex(r["c"]))
+        elif e == "reopen" and "c" in r:   # a deposit retry with a renewed credential
+            self.slots.cred[r["s"] - 1] = bytes.fromhex(r["c"])
         elif e == "tech":
             act = r["a"]
             if act == P.TECH_CLEAR:
@@ -197,7 +183,7 @@ class Locker:
     def handle(self, session, frame):
         """One request frame in, one response frame out. Never raises."""
         req_type = P.ERROR_TYPE
-        session.answer_key = None
+        session.answer = None
         session.door = 0
         try:
             if self.halted:
@@ -207,26 +193,19 @@ class Locker:
             if handler is None:
                 req_type = P.ERROR_TYPE
                 raise P.ProtocolError(P.E_TYPE, "unknown request type 0x%02x" % frame[1])
-            body = handler(session, frame)
-            return self._tagged(session, P.response(req_type, P.OK,
-                                                    self._new_challenge(session), body))
+            status, body = P.OK, handler(session, frame)
         except P.ProtocolError as e:
-            status, msg, retry = e.status, e.message, e.retry_after
+            status, body = e.status, P.error_body(e.message, e.retry_after)
         except credentials.CredentialError as e:
-            status, msg, retry = P.E_CREDENTIAL, str(e), 0
+            status, body = P.E_CREDENTIAL, P.error_body(str(e))
         except OSError as e:            # flash full or failing: nothing was applied
-            status, msg, retry = P.E_INTERNAL, "storage error %s" % e, 0
-        return self._tagged(session, P.response(req_type, status, self._new_challenge(session),
-                                                P.error_body(msg, retry)))
-
-    @staticmethod
-    def _tagged(session, answer):
-        """Append the answer tag once the request itself was authenticated (protocol.md 4)."""
-        if session.answer_key is None:
-            return answer
-        tag = P.answer_tag(session.answer_key, session.answer_pre, answer, session.answer_post)
-        session.answer_key = None
-        return answer + tag
+            status, body = P.E_INTERNAL, P.error_body("storage error %s" % e)
+        answer = P.response(req_type, status, self._new_challenge(session), body)
+        if session.answer is not None:  # the request was authenticated: tag (protocol.md 4)
+            key, pre, post = session.answer
+            session.answer = None
+            answer += P.answer_tag(key, pre, answer, post)
+        return answer
 
     def error_answer(self, session, status, message):
         """An error frame for faults found below the handler (fragmentation, size)."""
@@ -246,7 +225,7 @@ class Locker:
         if not equal(expected, tag):
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
         # From here on every answer, refusals included, is tagged for the phone to check.
-        session.answer_key, session.answer_pre, session.answer_post = key, challenge, b""
+        session.answer = (key, challenge, b"")
         # Authentic from here on: its issue time is time the operator vouches for.
         moved = self.clock.advance_to(cred.issued_at)
         if moved >= FLOOR_PERIOD_S:
@@ -273,7 +252,6 @@ class Locker:
         if old is None or purpose in _UNDOABLE or old not in _UNDOABLE:
             self._pending_doors[sid] = purpose    # a jam undoes what really needs undoing
         self.locks.request_open(sid)
-        self.locks.service()                      # an idle bank starts the pulse right now
         session.door = sid
 
     def door_pending(self, session):
@@ -312,12 +290,13 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is not None:            # a retry after a dropped link: same slot, door again
+            record = {"e": "reopen", "s": sid, "serial": cred.serial}
             block = cred.encode()
             if self.slots.at(sid).cred != block:
                 # same holder, renewed credential (new key): the code must be made with the
                 # key this phone holds now, or the answer gives it a code that never works
-                self._commit({"e": "rekey", "s": sid, "c": block.hex(), "serial": cred.serial})
-            self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
+                record["c"] = block.hex()
+            self._commit(record)
             self._open(session, sid, "reopen")
             return self._deposit_answer(sid)
         if self.slots.finished_deposit(cred.holder, req_id):
@@ -379,7 +358,7 @@ class Locker:
         now = self.clock.now()
         for sid in self.slots.sids():
             s = self.slots.at(sid)
-            if (s.reopens_for(how, now) and s.cred and (holder is None or s.holder == holder)
+            if (reopens_for(s, how, now) and s.cred and (holder is None or s.holder == holder)
                     and match(s)):
                 return sid
         return None
@@ -417,112 +396,30 @@ class Locker:
             raise P.ProtocolError(P.E_OUT_OF_SERVICE,
                                   "slot out of service: a technician must open it")
         if verdict == GONE:
-            raise P.ProtocolError(P.E_DONE, _GONE.get(slot.released_by,
-                                                      "this parcel has left the locker"))
+            raise P.ProtocolError(P.E_DONE, "parcel already collected, taken back or removed")
         strikes, until = self.throttle.failure_fields(now)
         self._commit({"e": "fail", "s": sid, "k": strikes, "u": until})
         raise P.ProtocolError(P.E_CODE, "wrong pickup code", max(0, until - now))
 
+    # TECH_OPEN, STATUS, AUDIT_READ and ADMIN come from technicians and operators, rarely:
+    # their code is loaded on first use (core/operator_requests.py), not kept on the heap
+    # through every deposit and pickup.
+
     def _tech_open(self, session, frame):
-        r = self._read_cred(frame)
-        sid = r.u16()
-        action = r.u8()
-        cred = self._authenticate(session, frame, r, credentials.TECHNICIAN)
-        slot = self.slots.get(sid)
-        if slot is None:
-            raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
-        if action > P.TECH_IN_SERVICE:
-            raise P.ProtocolError(P.E_VALUE, "unknown technician action %d" % action)
-        self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
-        if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
-            self._open(session, sid, "tech")
-        # bits AFTER the action (slots.get() is a snapshot taken before the commit)
-        return struct.pack(">HB", sid, self._slot_bits(self.slots.at(sid), self.clock.now()))
+        from core import operator_requests
+        return operator_requests.tech_open(self, session, frame)
 
     def _status(self, session, frame):
-        r = self._read_cred(frame)
-        self._authenticate(session, frame, r)
-        now = self.clock.now()
-        out = bytearray(struct.pack(">IH", now, len(self.slots)))
-        for sid in self.slots.sids():
-            s = self.slots.at(sid)
-            out.append(s.size)
-            out.append(self._slot_bits(s, now))
-        return bytes(out)
-
-    def _slot_bits(self, s, now):
-        bits = 0
-        if s.state == OCCUPIED:
-            bits |= ST_OCCUPIED
-            if now > s.deposit_ts + self.cfg["ttl_s"]:
-                bits |= ST_EXPIRED
-        if s.out_of_service:
-            bits |= ST_OUT_OF_SERVICE
-        door = self.locks.driver.door_open(s.sid)
-        if door is not None:
-            bits |= ST_HAS_SENSOR
-            if door:
-                bits |= ST_DOOR_OPEN
-        return bits
+        from core import operator_requests
+        return operator_requests.status(self, session, frame)
 
     def _audit_read(self, session, frame):
-        r = self._read_cred(frame)
-        from_seq = r.u32()
-        limit = r.u8()
-        cred = self._authenticate(session, frame, r)
-        if cred.kind != credentials.TECHNICIAN and not cred.has_scope(credentials.SCOPE_AUDIT):
-            raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
-        out = bytearray()
-        count = 0
-        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1 - P.TAG_LEN
-        try:
-            # each line as stored, "<json>\t<chain mac hex>": the operator re-checks the chain
-            for line in read_audit(self.store.fs, self.store.key, from_seq, True):
-                if count >= limit or len(out) + 2 + len(line) > budget:
-                    break
-                out += struct.pack(">H", len(line)) + line
-                count += 1
-        except StoreCorrupt as e:
-            raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
-        return bytes((count,)) + bytes(out)
+        from core import operator_requests
+        return operator_requests.audit_read(self, session, frame)
 
     def _admin(self, session, frame):
-        r = P.Reader(frame)
-        op = r.u8()
-        seq = r.u32()
-        payload = r.take(r.u8())
-        tag = r.tag_and_end()
-        expected = hmac_sha256(self._admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
-        if not equal(expected, tag):
-            raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
-        session.answer_key, session.answer_pre, session.answer_post = self._admin_key, b"", tag
-        want = _ADMIN_PAYLOAD.get(op)
-        if want is None:
-            raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
-        if len(payload) != want:
-            raise P.ProtocolError(P.E_LENGTH, "admin operation %d takes a %d-byte payload, "
-                                              "not %d" % (op, want, len(payload)))
-        if seq <= self.admin_seq:
-            raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
-        if op == P.ADMIN_REVOKE:
-            serial, until = struct.unpack(">II", payload)
-            self._prune_revoked()
-            if len(self.revoked) >= MAX_REVOKED:
-                raise P.ProtocolError(P.E_INTERNAL, "revocation list full")
-            self._commit({"e": "revoke", "serial": serial, "until": until, "a": seq})
-        else:
-            # Never backwards: a time at or behind the clock is delivered (its sequence number
-            # is used, so it cannot void a later message) and moves nothing ("by": 0); the
-            # answer's time field shows the clock as it is.
-            (t,) = struct.unpack(">I", payload)
-            moved = self.clock.advance_to(t)
-            self._commit({"e": "time", "to": t, "by": moved, "a": seq})
-        return struct.pack(">BII", op, seq, self.clock.now())
-
-    def _prune_revoked(self):
-        now = self.clock.now()
-        for serial in [s for s, u in self.revoked.items() if u < now]:
-            del self.revoked[serial]
+        from core import operator_requests
+        return operator_requests.admin(self, session, frame)
 
     # ---- background work (main loop) --------------------------------------------------
 

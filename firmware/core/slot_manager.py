@@ -53,9 +53,6 @@ class Slot:
         self.released_ts = table.released_ts[i]  # when the last parcel left (0: never)
         self.released_by = table.released_by[i]  # how it left: LEFT_* (0: never / unknown)
 
-    def reopens_for(self, how, now):
-        return reopens_for(self, how, now)
-
 
 def reopens_for(slot, how, now):
     """True while slot (FREE) is in the reopen window of the flow `how` (LEFT_*): emptied by
@@ -167,12 +164,6 @@ class SlotManager:
         key = _deposit_key(self.holder[i], self.req[i])
         if key in self.recent:
             self.recent.remove(key)
-
-    def rekey(self, sid, cred):
-        """The depositing courier's credential was renewed (same holder, new key) and the
-        courier retried the deposit with it: the parcel's code is now made with the new key,
-        so the phone that lost the first answer computes a code that works (issue 11.7)."""
-        self.cred[sid - 1] = cred
 
     def void_deposit(self, sid):
         """A deposit whose door never opened: nothing was put in."""

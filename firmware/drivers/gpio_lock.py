@@ -59,7 +59,8 @@ class LockBank:
         return sid in self._queue
 
     def busy(self):
-        return bool(self._queue or self._active or self._rest)
+        """A pulse is queued or energised (a lock merely resting is not busy)."""
+        return bool(self._queue or self._active)
 
     def pending(self, sid):
         """Queued or energised: the door has been asked to open and not yet released."""
