@@ -9,6 +9,7 @@ import struct
 from micropython import const
 
 from core import credentials
+from core import operator_requests
 from core import protocol as P
 from core.code_verifier import EXPIRED, GONE, OUT_OF_SERVICE, REOPEN, VALID, CodeVerifier
 from core.door_monitor import DoorMonitor
@@ -40,6 +41,11 @@ class Session:
         self.issued_at = 0
         self.answer = None          # (key, MAC input before, after) of the answer tag, or None
         self.door = 0               # slot whose pulse this answer waits for (0: none)
+
+    def begin(self):
+        """A new request: nothing authenticated yet, no door to wait for."""
+        self.answer = None
+        self.door = 0
 
 
 class Locker:
@@ -183,8 +189,7 @@ class Locker:
     def handle(self, session, frame):
         """One request frame in, one response frame out. Never raises."""
         req_type = P.ERROR_TYPE
-        session.answer = None
-        session.door = 0
+        session.begin()
         try:
             if self.halted:
                 raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
@@ -406,19 +411,15 @@ class Locker:
     # through every deposit and pickup.
 
     def _tech_open(self, session, frame):
-        from core import operator_requests
         return operator_requests.tech_open(self, session, frame)
 
     def _status(self, session, frame):
-        from core import operator_requests
         return operator_requests.status(self, session, frame)
 
     def _audit_read(self, session, frame):
-        from core import operator_requests
         return operator_requests.audit_read(self, session, frame)
 
     def _admin(self, session, frame):
-        from core import operator_requests
         return operator_requests.admin(self, session, frame)
 
     # ---- background work (main loop) --------------------------------------------------
