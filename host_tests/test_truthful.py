@@ -149,7 +149,7 @@ def test_a_size_without_slots_of_its_own_gets_the_next_size(tmp_path):
     b = Bench(str(tmp_path / "store"), layout="M*2,L")
     assert b.client.deposit(b.courier(), size=1).slot == 1          # an M slot
     e = refused(lambda: b.client.deposit(b.courier(), size=4))
-    assert e.status == P.E_VALUE and "size 4" in e.message
+    assert e.status == P.E_VALUE and "XL" in e.message
 
 
 def test_set_time_with_a_wrong_payload_length_is_a_length_error_and_uses_nothing(bench):

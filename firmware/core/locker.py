@@ -20,6 +20,7 @@ from core.slot_manager import (
     LEFT_PICKUP,
     LEFT_RECLAIM,
     LEFT_TECH,
+    SIZE_NAMES,
     SlotManager,
     reopens_for,
 )
@@ -291,7 +292,8 @@ class Locker:
         size = r.u8()
         if not 1 <= size <= self.slots.max_size():
             session.challenge = None
-            raise P.ProtocolError(P.E_VALUE, "no slot size %d on this locker" % size)
+            raise P.ProtocolError(P.E_VALUE, "no %s slots on this locker"
+                                  % (SIZE_NAMES[size - 1] if 0 < size < 5 else size))
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is not None:            # a retry after a dropped link: same slot, door again
@@ -308,7 +310,8 @@ class Locker:
             raise P.ProtocolError(P.E_DONE, "this deposit was already completed")
         sid = self.slots.allocate(size, self._door_usable)
         if sid is None:
-            raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %d or larger" % size)
+            raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %s or larger"
+                                  % SIZE_NAMES[size - 1])
         self._commit({"e": "dep", "s": sid, "g": self.slots.at(sid).gen + 1,
                       "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
         self._open(session, sid, "dep")

@@ -21,12 +21,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
+from core import protocol as P  # noqa: E402
 from lockerctl import firmware  # noqa: E402
 from report import kb, ms, num, ratio, table  # noqa: E402  (this script's own folder)
 
-MICROPYTHON = firmware.micropython_binary()
-MP_HEAP = os.environ.get("MP_HEAP") or "100k"
-WORK_HEAP = os.environ.get("BENCH_WORK_HEAP") or "1m"
+try:                             # a missing binary or a typo in a heap setting: one line
+    MICROPYTHON = firmware.micropython_binary()
+    MP_HEAP = firmware.heap_setting("MP_HEAP", "100k")
+    WORK_HEAP = firmware.heap_setting("BENCH_WORK_HEAP", "1m")
+except (firmware.BuildError, firmware.SettingError) as e:
+    sys.exit("bench: %s" % e)
 SIM_ONLY = tuple(rel[:-3] for rel in firmware.SIM_ONLY)   # simulator board, never flashed
 
 FULL = {"occupancies": [1, 10, 100, 200], "skews": [0, 1, 12], "verify_budget_us": 100000,
@@ -43,10 +47,7 @@ class BenchError(RuntimeError):
     pass
 
 
-def heap_bytes(text):
-    text = str(text).lower()
-    mult = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
-    return int(text.rstrip("km")) * mult
+heap_bytes = firmware.heap_bytes
 
 
 # ---- building and running on MicroPython --------------------------------------------------
@@ -296,7 +297,58 @@ def section_protocol(ctx):
                             "fragments (writes + notifications)", "message bytes",
                             "bytes incl. fragment headers", "+ ATT/L2CAP headers (7 B each)"],
                            rows)
-    return text, {"sizes": sizes, "flows": data}
+    link_text, link_data = link_figures(sizes, flows)
+    text += "\n\n" + link_text
+    return text, {"sizes": sizes, "flows": data, "link": link_data}
+
+
+def _frags(n, payload):
+    return max(1, -(-n // (payload - 1)))
+
+
+def link_figures(sizes, flows):
+    """BLE link cost per flow under the flow control of docs/protocol.md 2 (core/link.py):
+    requests in 244-byte fragments written with response (a long write below MTU 247:
+    Prepare Write of MTU-5 bytes each + Execute Write), or in ATT_MTU-3 fragments with a
+    credit wait every link.WINDOW; answers notified in ATT_MTU-3 fragments. Worst-case
+    queue depth: request fragments the locker's capture queue can hold at once."""
+    from core import link
+    from radio import ble_service as svc
+    big = svc.MAX_LINK_PAYLOAD
+    cases = dict(flows)
+    sizes = dict(sizes)
+    sizes["longest"] = [P.MAX_REQUEST, sizes["hello"][1]]
+    cases["longest request (256 B)"] = ["longest"]
+    rows, data = [], {}
+    for mtu in (23, 247):
+        att = mtu - 3
+        for flow, msgs in cases.items():
+            for mode in ("long writes", "ATT_MTU-3 writes"):
+                payload = big if mode == "long writes" else att
+                writes = pdus = credits = depth = notes = 0
+                for m in msgs:
+                    req, ans = sizes[m]
+                    n = _frags(req, payload)
+                    writes += n
+                    for i in range(n):
+                        size = min(payload, req - i * (payload - 1) + 1)
+                        pdus += 1 if size <= att else -(-size // (att - 2)) + 1
+                    credits += link.credit_points(n)
+                    depth = max(depth, min(n, link.WINDOW))
+                    notes += _frags(ans, min(att, big))
+                trips = len(msgs) + credits
+                key = "%s@%d/%s" % (flow, mtu, mode)
+                data[key] = {"writes": writes, "att_pdus": pdus, "credits": credits,
+                             "notifications": notes, "round_trips": trips,
+                             "queue_depth": depth}
+                if mtu == 247 and mode != "long writes":
+                    continue                  # the same fragments at MTU 247
+                rows.append([flow, mtu, mode if mtu == 23 else "244-byte writes", writes,
+                             pdus, credits, notes, trips, depth])
+    text = table(["flow (after connecting)", "ATT MTU", "request fragments as",
+                  "request fragments", "ATT write PDUs", "credit waits",
+                  "answer notifications", "round trips", "worst queue depth (of 10)"], rows)
+    return text, data
 
 
 def section_host(ctx):
