@@ -366,18 +366,6 @@ def test_fragment_out_of_sequence_gets_a_clear_error(air):
     assert air.service.fragment_errors == 1
 
 
-def test_a_message_over_the_maximum_is_answered_too_large(air):
-    """protocol.md 2: a message growing past MAX_REQUEST is E_TOO_LARGE (type byte 0xFF),
-    the status the spec names for it, not a generic length error."""
-    phone = air.phone()
-    frags = list(fragment.split(bytes(P.MAX_REQUEST + 1), 20))
-    air.send(phone, frags)
-    phone.last_sizes = []
-    answer = air.call(air._receive(phone))
-    assert answer[1] == 0xFF and P.parse_response(answer)[1] == P.E_TOO_LARGE
-    assert air.service.fragment_errors == 1
-
-
 def test_without_aioble_construction_says_what_to_install(bench):
     from radio import ble_service
     saved = {k: sys.modules.pop(k) for k in ("aioble", "bluetooth") if k in sys.modules}
@@ -495,8 +483,9 @@ def test_a_phone_ignoring_credits_loses_fragments_in_the_real_queue(slow_air):
 
 
 def test_one_bad_request_gets_one_answer_then_silence_until_first(air):
-    # 300 bytes in 20-byte fragments, sent blindly: 'message too large' at fragment 14,
-    # the 2 fragments after it are dropped silently; a new FIRST is served (resync).
+    # 300 bytes in 20-byte fragments, sent blindly: 'message too large' at fragment 14
+    # (E_TOO_LARGE, protocol.md 2), the 2 fragments after it are dropped silently; a new
+    # FIRST is served (resync).
     phone = air.phone(mtu=23, starts_mtu=True)
     air.send(phone, list(fragment.split(bytes((P.VERSION, P.HELLO)) + bytes(298), 20)))
     air.settle(lambda: air.service.fragment_errors == 1)
@@ -509,7 +498,7 @@ def test_one_bad_request_gets_one_answer_then_silence_until_first(air):
     assert air.service.fragment_errors == 1
     reasm = fragment.Reassembler(P.MAX_RESPONSE)
     msg = [reasm.feed(p) for p in pieces if not core_link.is_credit(p)][-1]
-    assert P.parse_response(msg)[:2] == (P.ERROR_TYPE & 0x7F, P.E_LENGTH)
+    assert msg[1] == 0xFF and P.parse_response(msg)[1] == P.E_TOO_LARGE
     hello = air.transport(phone).exchange(P.request(P.HELLO))
     assert P.parse_response(hello)[1] == P.OK
 

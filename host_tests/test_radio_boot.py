@@ -7,13 +7,14 @@ import os
 import subprocess
 
 import mp_runner
-from lockerctl import cli, sim
+from lockerctl import sim
+from lockerctl.commands.operator import provision_state
 
 
 def _run(tmp_path, monkeypatch, mode):
     monkeypatch.setenv("LOCKERCTL_HOME", str(tmp_path / "keys"))
     state = str(tmp_path / "state")
-    cli.provision_state(state, "S*2,M")
+    provision_state(state, "S*2,M")
     # the simulator's heap (SIM_HEAP): main.py runs as source, like `lockerctl sim`
     proc = subprocess.run([mp_runner.micropython(), "-X", "heapsize=" + sim.sim_heap(),
                            os.path.join(mp_runner.MP_SCRIPTS, "radio_boot_check.py"),

@@ -10,7 +10,8 @@ import pytest
 from core import fragment
 from core import link
 from core import protocol as P
-from lockerctl import cli, sim
+from lockerctl import sim
+from lockerctl.commands.operator import provision_state
 from lockerctl.client import LockerClient
 from lockerctl.transport import SimSocketTransport
 
@@ -29,7 +30,7 @@ class Sim:
         self.state = str(tmp / "state")
         os.makedirs(self.state)
         shutil.copytree(fw, os.path.join(self.state, "fw"))
-        cli.provision_state(self.state, "S*2,M")
+        provision_state(self.state, "S*2,M")
         self.pid, _, _ = sim.start(self.state, port=0, link_ms=link_ms)
         self.port = sim.sim_config(self.state)["port"]
 
@@ -91,7 +92,7 @@ def test_one_bad_request_gets_one_answer_then_silence_until_first(make_sim):
     assert sum(1 for p in answers if p[0] & fragment.FIRST) == 1
     reasm = fragment.Reassembler(P.MAX_RESPONSE)
     msg = [reasm.feed(p) for p in answers][-1]
-    assert P.parse_response(msg)[:2] == (P.ERROR_TYPE & 0x7F, P.E_LENGTH)
+    assert msg[1] == 0xFF and P.parse_response(msg)[1] == P.E_TOO_LARGE  # protocol.md 2
     assert sum(1 for p in pieces if link.is_credit(p)) == 1      # after fragment 8
     # a new FIRST resyncs the same connection
     for piece in fragment.split(P.request(P.HELLO), 20):

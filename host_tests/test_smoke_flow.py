@@ -29,7 +29,7 @@ def test_code_is_single_use_after_the_reopen_window(bench):
     with pytest.raises(LockerRefused) as e:
         bench.client.pickup(dep.code)
     # the truth, and no strike: the code was right, the parcel has been collected
-    assert e.value.name == "already-done" and "already collected" in e.value.message
+    assert e.value.name == "already-done" and "gone" in e.value.message
     assert not [r for r in read_audit(bench.fs, bench.locker.store.key) if r["e"] == "fail"]
     assert bench.locker.slots.get(dep.slot).state == 0
 

@@ -79,7 +79,7 @@ class Receiver:
             self._silent = True
             self._first = None
             self.error = str(e)
-            self.status = e.status
+            self.status = self._reasm.status
             return ERROR
         self._count += 1
         if message is None:

@@ -9,7 +9,6 @@ import struct
 from micropython import const
 
 from core import credentials
-from core import operator_requests
 from core import protocol as P
 from core.code_verifier import EXPIRED, GONE, OUT_OF_SERVICE, REOPEN, VALID, CodeVerifier
 from core.door_monitor import DoorMonitor
@@ -17,19 +16,26 @@ from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
 from core.slot_manager import (
     LEFT_CANCEL,
-    LEFT_PICKUP,
     LEFT_RECLAIM,
     LEFT_TECH,
+    OCCUPIED,
     SIZE_NAMES,
     SlotManager,
     reopens_for,
 )
-from core.store import Store
+from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
-_UNDOABLE = ("dep", "pick", "recl", "cancel")     # door purposes a jam undoes (ADR 0003)
-_LEFT = {"pick": LEFT_PICKUP, "cancel": LEFT_CANCEL, "recl": LEFT_RECLAIM}  # record -> how
+MAX_REVOKED = const(256)
+
+# Slot status bits in STATUS and TECH_OPEN answers
+ST_OCCUPIED = const(1)
+ST_EXPIRED = const(2)
+ST_OUT_OF_SERVICE = const(4)
+ST_DOOR_OPEN = const(8)
+ST_HAS_SENSOR = const(16)
+_RELEASES = ("pick", "cancel", "recl")     # records that empty a slot: index + 1 = LEFT_*
 
 
 
@@ -71,10 +77,11 @@ class Locker:
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
         self._last_floor_write = 0
         self.halted = ""            # why the locker refuses to serve ("" = serving)
+        # handler(locker, session, frame) -> answer body (plain functions: no bound methods)
         self._handlers = {
-            P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
-            P.RECLAIM: self._reclaim, P.PICKUP: self._pickup, P.TECH_OPEN: self._tech_open,
-            P.AUDIT_READ: self._audit_read, P.STATUS: self._status, P.ADMIN: self._admin,
+            P.HELLO: Locker._hello, P.DEPOSIT: Locker._deposit, P.CANCEL: Locker._cancel,
+            P.RECLAIM: Locker._reclaim, P.PICKUP: Locker._pickup, P.TECH_OPEN: Locker._tech_open,
+            P.AUDIT_READ: Locker._audit_read, P.STATUS: Locker._status, P.ADMIN: Locker._admin,
         }
 
     # ---- boot and persistence ---------------------------------------------------------
@@ -143,8 +150,8 @@ class Locker:
             cred = bytes.fromhex(r["c"])
             holder, _ = credentials.decode(cred)
             self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
-        elif e in _LEFT:
-            self.slots.release(r["s"], t, _LEFT[e])
+        elif e in _RELEASES:            # LEFT_PICKUP, LEFT_CANCEL, LEFT_RECLAIM
+            self.slots.release(r["s"], t, _RELEASES.index(e) + 1)
         elif e == "reopen" and "c" in r:   # a deposit retry with a renewed credential
             self.slots.cred[r["s"] - 1] = bytes.fromhex(r["c"])
         elif e == "tech":
@@ -199,7 +206,7 @@ class Locker:
             if handler is None:
                 req_type = P.ERROR_TYPE
                 raise P.ProtocolError(P.E_TYPE, "unknown request type 0x%02x" % frame[1])
-            status, body = P.OK, handler(session, frame)
+            status, body = P.OK, handler(self, session, frame)
         except P.ProtocolError as e:
             status, body = e.status, P.error_body(e.message, e.retry_after)
         except credentials.CredentialError as e:
@@ -254,9 +261,8 @@ class Locker:
     def _open(self, session, sid, purpose):
         """Ask for sid's door; the answer to session waits until its pulse has started
         (door_pending), so "opened" is never said of a door that is only queued."""
-        old = self._pending_doors.get(sid)
-        if old is None or purpose in _UNDOABLE or old not in _UNDOABLE:
-            self._pending_doors[sid] = purpose    # a jam undoes what really needs undoing
+        if purpose not in ("tech", "reopen") or sid not in self._pending_doors:
+            self._pending_doors[sid] = purpose    # a jam undoes the pending parcel move
         self.locks.request_open(sid)
         session.door = sid
 
@@ -400,30 +406,112 @@ class Locker:
             self._commit({"e": "late", "s": sid, "g": slot.gen})
             raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim")
         if verdict == OUT_OF_SERVICE:   # right code: the truth, and no strike (issue 12.4)
-            self._commit({"e": "oos_pick", "s": sid, "g": slot.gen})
-            raise P.ProtocolError(P.E_OUT_OF_SERVICE,
-                                  "slot out of service: a technician must open it")
+            raise P.ProtocolError(P.E_OUT_OF_SERVICE, "slot out of service")
         if verdict == GONE:
-            raise P.ProtocolError(P.E_DONE, "parcel already collected, taken back or removed")
+            raise P.ProtocolError(P.E_DONE, "parcel already gone")
         strikes, until = self.throttle.failure_fields(now)
         self._commit({"e": "fail", "s": sid, "k": strikes, "u": until})
         raise P.ProtocolError(P.E_CODE, "wrong pickup code", max(0, until - now))
 
-    # TECH_OPEN, STATUS, AUDIT_READ and ADMIN come from technicians and operators, rarely:
-    # their code is loaded on first use (core/operator_requests.py), not kept on the heap
-    # through every deposit and pickup.
+    # ---- technicians and operators: TECH_OPEN, STATUS, AUDIT_READ, ADMIN ---------------
 
     def _tech_open(self, session, frame):
-        return operator_requests.tech_open(self, session, frame)
+        """TECH_OPEN: slot u16, action u8 -> slot u16, slot bits u8 after the action."""
+        r = self._read_cred(frame)
+        sid = r.u16()
+        action = r.u8()
+        cred = self._authenticate(session, frame, r, credentials.TECHNICIAN)
+        if self.slots.get(sid) is None:
+            raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
+        if action > P.TECH_IN_SERVICE:
+            raise P.ProtocolError(P.E_VALUE, "unknown technician action %d" % action)
+        self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
+        if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
+            self._open(session, sid, "tech")
+        return struct.pack(">HB", sid, self._slot_bits(self.slots.at(sid), self.clock.now()))
 
     def _status(self, session, frame):
-        return operator_requests.status(self, session, frame)
+        """STATUS: time u32, slot count u16, then per slot size u8, bits u8."""
+        self._authenticate(session, frame, self._read_cred(frame))
+        now = self.clock.now()
+        out = bytearray(struct.pack(">IH", now, len(self.slots)))
+        for sid in self.slots.sids():
+            s = self.slots.at(sid)
+            out.append(s.size)
+            out.append(self._slot_bits(s, now))
+        return bytes(out)
+
+    def _slot_bits(self, s, now):
+        bits = 0
+        if s.state == OCCUPIED:
+            bits |= ST_OCCUPIED
+            if now > s.deposit_ts + self.cfg["ttl_s"]:
+                bits |= ST_EXPIRED
+        if s.out_of_service:
+            bits |= ST_OUT_OF_SERVICE
+        door = self.locks.driver.door_open(s.sid)
+        if door is not None:
+            bits |= ST_HAS_SENSOR
+            if door:
+                bits |= ST_DOOR_OPEN
+        return bits
 
     def _audit_read(self, session, frame):
-        return operator_requests.audit_read(self, session, frame)
+        """AUDIT_READ: count u8, then count x (len u16 | line), lines as stored (the operator
+        re-checks the chain over those very bytes)."""
+        r = self._read_cred(frame)
+        from_seq = r.u32()
+        limit = r.u8()
+        cred = self._authenticate(session, frame, r)
+        if cred.kind != credentials.TECHNICIAN and not cred.has_scope(credentials.SCOPE_AUDIT):
+            raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
+        out = bytearray()
+        count = 0
+        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1 - P.TAG_LEN
+        try:
+            for line in read_audit(self.store.fs, self.store.key, from_seq, True):
+                if count >= limit or len(out) + 2 + len(line) > budget:
+                    break
+                out += struct.pack(">H", len(line)) + line
+                count += 1
+        except StoreCorrupt as e:
+            raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
+        return bytes((count,)) + bytes(out)
 
     def _admin(self, session, frame):
-        return operator_requests.admin(self, session, frame)
+        """ADMIN: operation u8, sequence u32, payload; answer: operation, sequence, locker time."""
+        r = P.Reader(frame)
+        op = r.u8()
+        seq = r.u32()
+        payload = r.take(r.u8())
+        tag = r.tag_and_end()
+        if not equal(hmac_sha256(self.admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN], tag):
+            raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
+        session.answer = (self.admin_key, b"", tag)        # authentic: the answer is tagged
+        if op not in (P.ADMIN_REVOKE, P.ADMIN_SET_TIME):
+            raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
+        want = 8 if op == P.ADMIN_REVOKE else 4
+        if len(payload) != want:
+            raise P.ProtocolError(P.E_LENGTH, "admin operation %d takes a %d-byte payload"
+                                  % (op, want))
+        if seq <= self.admin_seq:
+            raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
+        if op == P.ADMIN_REVOKE:
+            serial, until = struct.unpack(">II", payload)
+            now = self.clock.now()
+            for s in [s for s, u in self.revoked.items() if u < now]:
+                del self.revoked[s]                          # expired anyway: make room
+            if len(self.revoked) >= MAX_REVOKED:
+                raise P.ProtocolError(P.E_INTERNAL, "revocation list full")
+            self._commit({"e": "revoke", "serial": serial, "until": until, "a": seq})
+        else:
+            # Never backwards: a time at or behind the clock is delivered (its sequence number is
+            # used, so it cannot void a later message) and moves nothing ("by": 0); the answer's
+            # time field shows the clock as it is.
+            (t,) = struct.unpack(">I", payload)
+            moved = self.clock.advance_to(t)
+            self._commit({"e": "time", "to": t, "by": moved, "a": seq})
+        return struct.pack(">BII", op, seq, self.clock.now())
 
     # ---- background work (main loop) --------------------------------------------------
 

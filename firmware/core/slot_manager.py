@@ -199,16 +199,21 @@ class SlotManager:
         """Restore slot i+1 from one snapshot row (the store streams them at boot)."""
         if i >= len(self.size):
             raise ValueError("stored slot %d beyond configured %d" % (i + 1, len(self.size)))
-        state, oos, gen, ts, cred, req, holder, released = row[:8]
+        if len(row) > 8:
+            state, oos, gen, ts, cred, req, holder, released, self.released_by[i] = row
+        else:                                   # a snapshot from before released_by
+            state, oos, gen, ts, cred, req, holder, released = row
+            self.released_by[i] = LEFT_NONE
         self.released_ts[i] = released
-        self.released_by[i] = row[8] if len(row) > 8 else LEFT_NONE   # older snapshots
         self.state[i] = state
         self.oos[i] = oos
         self.gen[i] = gen
         self.deposit_ts[i] = ts
-        self.cred[i] = bytes.fromhex(cred)
-        self.req[i] = bytes.fromhex(req)
-        self.holder[i] = bytes.fromhex(holder)
+        # empty fields keep the shared b"": on MicroPython bytes.fromhex("") allocates a new
+        # object (64 bytes of heap each: 19 KB for an empty 100-slot locker after a reboot)
+        self.cred[i] = bytes.fromhex(cred) if cred else b""
+        self.req[i] = bytes.fromhex(req) if req else b""
+        self.holder[i] = bytes.fromhex(holder) if holder else b""
 
 
 class _Rows:

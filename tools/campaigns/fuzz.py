@@ -189,8 +189,7 @@ class Harness:
                                                                                    opened))
             self.figs["answers: ok"] = self.figs.get("answers: ok", 0) + 1
         else:
-            expect = {P.E_CODE: ["fail"], P.E_EXPIRED: ["late"],
-                      P.E_OUT_OF_SERVICE: ["oos_pick"]}.get(status, [])
+            expect = {P.E_CODE: ["fail"], P.E_EXPIRED: ["late"]}.get(status, [])
             same = self.fingerprint() == before or status == P.E_CODE
             if records != expect or opened or not same:
                 self.bad("state changed on refusal", frame, "status %d records %s doors %d"
