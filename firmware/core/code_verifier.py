@@ -54,17 +54,16 @@ class CodeVerifier:
     def verify(self, slot, form, presented_proof, challenge, now):
         """VALID, WRONG, EXPIRED, REOPEN, OUT_OF_SERVICE or GONE for a proof naming slot:
         WRONG unless the proof is one of the window codes of the slot's current or last
-        occupancy (2*skew_buckets + 1 proofs computed, whatever the outcome), else outcome()."""
+        occupancy (at most 2*skew_buckets + 1 proofs computed), else outcome()."""
         if slot is None or not slot.cred:
             return WRONG
         cred, _ = decode(slot.cred)
         key = cred.key(self._master, self._locker_id)
-        hit = False
         for bucket in pickup_code.candidate_buckets(slot.deposit_ts, self.bucket_s,
                                                     self.skew_buckets):
             self.candidates_tried += 1
             material = pickup_code.secret_material(key, form, self._locker_id, slot.sid,
                                                    slot.gen, bucket)
             if equal(pickup_code.proof(form, material, challenge, slot.sid), presented_proof):
-                hit = True
-        return outcome(slot, now, self.ttl_s) if hit else WRONG
+                return outcome(slot, now, self.ttl_s)
+        return WRONG
