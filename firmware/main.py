@@ -11,6 +11,7 @@ import gc
 import sys
 
 from core import config
+from core import protocol as P
 from core.clock import LockerClock
 from core.locker import Locker
 from core.store import StoreCorrupt
@@ -22,6 +23,7 @@ DOOR_PERIOD_MS = const(100)  # door sensor poll
 TICK_PERIOD_MS = const(10000)   # clock floor upkeep
 RADIO_TRIES = const(3)       # attempts to bring the radio up before a watchdog reset
 RADIO_RETRY_MS = const(3000)    # between attempts (lets the heap settle after a collect)
+HEAP_MARGIN = const(16384)   # free heap a measured request needs (docs/performance.md)
 DOOR_WAIT_MS = const(30000)  # longest an answer waits for its door's pulse (a safety net:
                              # the queue drains in (doors queued x 2 x pulse_ms) / budget)
 
@@ -43,9 +45,13 @@ class Runtime:
         self.clock = LockerClock(board.rtc_unix, board.uptime_s)
         self.locker = Locker(self.cfg, board.read_secret(), board.store_fs(), self.clock,
                              self.bank, board.ticks_ms, board.ticks_diff, board.random_bytes)
-        self.heap_peak = 0
+        self.heap_peak = 0            # see handle()
+        self.heap_measured = 0        # requests that went into heap_peak
         self.requests = 0
         self.fault = None             # why this boot gave up (then the watchdog resets)
+        # Boards that want the heap peak (the simulator) say so: measuring it runs a request
+        # with the collector off, which a board in the field should not do.
+        self.measure_heap = getattr(board, "measure_heap", False)
         # Boards with a hardware watchdog return it; the simulator has none.
         self.watchdog = board.watchdog() if hasattr(board, "watchdog") else None
 
@@ -59,13 +65,32 @@ class Runtime:
             log("HALTED:", self.locker.halted)
 
     def handle(self, session, frame):
-        """Called by the transport for each reassembled request."""
-        answer = self.locker.handle(session, frame)
-        self.requests += 1
+        """Called by the transport for each reassembled request.
+
+        heap_peak is the largest heap a request has needed: what was retained when it
+        started plus everything it allocated, counted with the collector off (nothing is
+        freed until it ends, so its end is its high point: a true peak, an upper bound on
+        the live heap). Measured only where that is safe: a request that changes state
+        allocates a bounded amount by design, so it runs that way when at least
+        HEAP_MARGIN bytes are free; STATUS and AUDIT_READ stream (slots, journal lines)
+        and rely on the collector, so they are never measured this way."""
         gc.collect()                  # keeps the small heap unfragmented between requests
-        used = gc.mem_alloc()         # retained heap incl. this answer: the high-water mark
-        if used > self.heap_peak:
-            self.heap_peak = used
+        measure = (self.measure_heap and len(frame) > 1
+                   and frame[1] not in (P.STATUS, P.AUDIT_READ)
+                   and gc.mem_free() >= HEAP_MARGIN)
+        if measure:
+            gc.disable()
+        try:
+            answer = self.locker.handle(session, frame)
+            used = gc.mem_alloc()
+        finally:
+            gc.enable()
+        self.requests += 1
+        if measure:
+            self.heap_measured += 1
+            if used > self.heap_peak:
+                self.heap_peak = used
+        gc.collect()
         return answer
 
     async def door_started(self, session):

@@ -462,15 +462,17 @@ def test_demo_with_a_bad_sim_heap_says_so(tmp_path):
 def _status(halted="", heap_peak=91360):
     return {"locker_id": "00" * 8, "time": 1_800_000_000, "rtc": 1_800_000_000,
             "slots": [[1, 1, 0, 0, 0, 0, 0, 0], [2, 4, 1, 0, 0, 1, 0, 0]], "halted": halted,
-            "journal_seq": 3, "requests": 2, "heap_peak": heap_peak, "heap_now": 80000,
+            "journal_seq": 3, "requests": 2, "heap_peak": heap_peak, "heap_measured": 1,
+            "heap_now": 80000,
             "heap_total": 129536, "throttle": [0, 0, 0]}
 
 
 def test_status_text_names_sizes_and_labels_the_heap_figure_honestly():
     from lockerctl.commands import sim as simcmd
     text = simcmd.status_text(simcmd.status_view(_status(heap_peak=91361)))
-    assert "91361" in text and "most retained after a request" in text
-    assert "high-water" not in text             # it is sampled after a collection
+    assert "91361" in text and "peak during a request" in text
+    assert "collector off" in text and "1 of 2 requests measured" in text
+    assert "high-water" not in text
     assert "  XL  " in text and "   4  " not in text
 
 

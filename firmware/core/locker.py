@@ -88,7 +88,7 @@ class Locker:
 
     def boot(self):
         """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
-        if not self.store.recover(self._load_state, self._apply, self.slots.load_row):
+        if not self.store.recover(self._load_state, self._apply, self.slots):
             self.store.create(self._state())
         try:
             self._commit({"e": "boot"})
@@ -96,8 +96,9 @@ class Locker:
             pass
 
     def _state(self):
-        """Live state for a snapshot; slot rows stay lazy (streamed by the store)."""
-        d = {"slots": self.slots.rows(), "recent": self.slots.recent}
+        """Live state for a snapshot; the slot table goes in as it is (the store writes its
+        columns without copying them)."""
+        d = {"slots": self.slots, "recent": self.slots.recent}
         d["thr"] = self.throttle.to_list()
         d["rev"] = [[s, u] for s, u in self.revoked.items()]
         d["adm"] = self.admin_seq
@@ -107,15 +108,12 @@ class Locker:
     def state(self):
         """A materialised copy of the live state (tests and tools compare these)."""
         d = self._state()
-        d["slots"] = list(d["slots"])
+        d["slots"] = self.slots.rows()
         d["recent"] = list(d["recent"])
         return d
 
     def _load_state(self, d):
-        if "slots" in d:
-            self.slots.load(d)
-        else:                           # rows were streamed into self.slots already
-            self.slots.recent = d["recent"]
+        self.slots.recent = d["recent"]     # the table itself was read in place
         self.throttle.load(d["thr"])
         self.revoked = {s: u for s, u in d["rev"]}
         self.admin_seq = d["adm"]
@@ -147,13 +145,11 @@ class Locker:
         t = r["t"]
         self.clock.raise_floor(t)
         if e == "dep":
-            cred = bytes.fromhex(r["c"])
-            holder, _ = credentials.decode(cred)
-            self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
+            self.slots.deposit(r["s"], r["g"], t, bytes.fromhex(r["c"]), bytes.fromhex(r["r"]))
         elif e in _RELEASES:            # LEFT_PICKUP, LEFT_CANCEL, LEFT_RECLAIM
             self.slots.release(r["s"], t, _RELEASES.index(e) + 1)
         elif e == "reopen" and "c" in r:   # a deposit retry with a renewed credential
-            self.slots.cred[r["s"] - 1] = bytes.fromhex(r["c"])
+            self.slots.rekey(r["s"], bytes.fromhex(r["c"]))
         elif e == "tech":
             act = r["a"]
             if act == P.TECH_CLEAR:

@@ -73,6 +73,8 @@ class PersistentDoors(sim_hw.SimLockDriver):
 
 
 class SimBoard:
+    measure_heap = True     # main.Runtime reports each request's heap peak (a bench, not a board)
+
     def __init__(self, state_dir):
         self.state_dir = state_dir
         self.sim = _read_json(self.path("sim.json"), {})
@@ -234,19 +236,21 @@ class SimBoard:
         slots: [slot, size, state, out_of_service, expired, door_open, jammed, output_on]"""
         lk = self.runtime.locker
         drv = self.lock_driver()
+        gc.collect()                # heap_now: the retained heap, not the garbage so far
         now = lk.clock.now()
         ttl = lk.cfg["ttl_s"]
         slots = []
         for sid in lk.slots.sids():
             i = sid - 1
             state = lk.slots.state[i]
-            slots.append((sid, lk.slots.size[i], state, lk.slots.oos[i],
-                          int(state == 1 and now > lk.slots.deposit_ts[i] + ttl),
+            slots.append((sid, lk.slots.size[i], state, lk.slots.flags[i] & 1,
+                          int(state == 1 and now > lk.slots.deposit_time(sid) + ttl),
                           drv.doors[sid], int(sid in drv.jammed), drv.outputs[sid]))
         return {"ok": True, "locker_id": lk.cfg["locker_id"], "time": now,
                 "rtc": self.rtc_unix(), "slots": slots, "halted": lk.halted,
                 "journal_seq": lk.store.seq, "requests": self.runtime.requests,
-                "heap_peak": self.runtime.heap_peak, "heap_now": gc.mem_alloc(),
+                "heap_peak": self.runtime.heap_peak,
+                "heap_measured": self.runtime.heap_measured, "heap_now": gc.mem_alloc(),
                 "heap_total": gc.mem_alloc() + gc.mem_free(),
                 "max_pulse_ms": drv.max_on_ms, "peak_outputs": drv.peak_on,
                 "throttle": lk.throttle.to_list()}

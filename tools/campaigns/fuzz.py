@@ -151,7 +151,7 @@ class Harness:
     def fingerprint(self):
         lk = self.bench.locker
         s = lk.slots
-        return (bytes(s.state), bytes(s.oos), bytes(s.gen), bytes(s.deposit_ts),
+        return (bytes(s.state), bytes(s.flags), bytes(s.gen), bytes(s.deposit_ts),
                 bytes(s.released_ts), len(s.recent), tuple(lk.throttle.to_list()),
                 tuple(sorted(lk.revoked.items())), lk.admin_seq)
 
