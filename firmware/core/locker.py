@@ -230,7 +230,7 @@ class Locker:
         tag = reader.tag_and_end()
         cred, _ = credentials.decode(frame, 2)
         key = cred.key(self._master, self.locker_id)
-        expected = hmac_sha256(key, challenge + bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
+        expected = hmac_sha256(key, challenge, memoryview(frame)[:-P.TAG_LEN])[:P.TAG_LEN]
         if not equal(expected, tag):
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
         # From here on every answer, refusals included, is tagged for the phone to check.

@@ -86,7 +86,7 @@ def answer_tag(key, pre, answer, post=b""):
     set only in answers). ADMIN: key = admin key, pre empty, post = the request's tag.
     docs/protocol.md section 4."""
     from core.hmac_sha256 import hmac_sha256
-    return hmac_sha256(key, bytes(pre) + bytes(answer) + bytes(post))[:TAG_LEN]
+    return hmac_sha256(key, pre, answer, post)[:TAG_LEN]     # parts: no joined copy
 
 
 def error_body(message, retry_after=0):
