@@ -1,0 +1,232 @@
+// The JS protocol code against docs/protocol_vectors.json (written by `python -m
+// lockerctl.vectors` from the firmware). Run: node --test test/ (in tools/webapp).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { hex, unhex, concat } from "../src/bytes.js";
+import { split, Reassembler, FragmentError } from "../src/fragment.js";
+import {
+  hmacSha256, sign, request, parseResponse, parseError, parseHello, LockerRefused,
+  E_CODE, STATUS_NAMES,
+} from "../src/frames.js";
+import { decodeBlock, parseCredential, serializeCredential, CredentialError } from "../src/credential.js";
+import {
+  codeMac, humanCode, machineCode, parseCode, bucketOf, CodeFormatError, pickupLink,
+  codeFromFragment,
+} from "../src/pickupcode.js";
+import { proofKey, proof, pickupRequest, pickup } from "../src/pickup.js";
+import { depositRequest, cancelRequest, deposit, cancel } from "../src/deposit.js";
+import { LockerClient } from "../src/client.js";
+
+const V = JSON.parse(readFileSync(new URL("../../../docs/protocol_vectors.json", import.meta.url)));
+const courier = V.credentials.find((c) => c.name === "courier");
+const LOCKER_ID = unhex(V.keys.locker_id);
+
+test("HMAC-SHA256 (noble) matches every hmac_sha256 vector", () => {
+  assert.ok(V.hmac_sha256.length >= 5);
+  for (const v of V.hmac_sha256) {
+    assert.equal(hex(hmacSha256(unhex(v.key), unhex(v.msg))), v.mac, v.name);
+  }
+});
+
+test("credential blocks decode to their fields", () => {
+  for (const c of V.credentials) {
+    const d = decodeBlock(unhex(c.block));
+    assert.deepEqual([d.kind, d.flags, d.serial, d.issuedAt, d.notAfter, d.holder],
+      [c.kind, c.flags, c.serial, c.issued_at, c.not_after, c.holder], c.name);
+  }
+});
+
+test("bad credential blocks are refused with a reason", () => {
+  const good = unhex(courier.block);
+  assert.throws(() => decodeBlock(good.subarray(0, 15)), CredentialError);
+  const zeroHolder = good.slice(0, 16);
+  zeroHolder[14] = 0;
+  assert.throws(() => decodeBlock(zeroHolder), /holder length/);
+  const longer = concat(good, Uint8Array.of(0x41));
+  assert.throws(() => decodeBlock(longer), /length does not match/);
+  const kind = good.slice();
+  kind[0] = 9;
+  assert.throws(() => decodeBlock(kind), /kind/);
+});
+
+test("a credential file (lockerctl format) round-trips; broken files are refused", () => {
+  const file = JSON.stringify({ format: "lockerctl-credential/1", locker_id: V.keys.locker_id,
+    kind: "courier", block: courier.block, key: courier.key });
+  const cred = parseCredential(file);
+  assert.equal(hex(cred.key), courier.key);
+  assert.equal(cred.info.holder, "courier-1");
+  assert.equal(hex(parseCredential(serializeCredential(cred)).block), courier.block);
+  assert.throws(() => parseCredential("hello"), /not JSON/);
+  assert.throws(() => parseCredential(JSON.stringify({ format: "x" })), /format/);
+  assert.throws(() => parseCredential(file.replace(courier.key, "zz" + courier.key.slice(2))),
+    /not hex/);
+  assert.throws(() => parseCredential(file.replace(courier.key, courier.key.slice(2))),
+    /32 bytes/);
+});
+
+test("pickup codes: MAC inputs, MACs, both forms, material, proof keys and proofs", () => {
+  assert.ok(V.pickup_codes.length >= 2);
+  for (const p of V.pickup_codes) {
+    const key = unhex(p.courier_key), lid = unhex(p.locker_id), ch = unhex(p.challenge);
+    assert.equal(bucketOf(p.deposit_ts, p.bucket_s), p.bucket);
+    for (const [form, f] of [[0, p.human], [1, p.machine]]) {
+      assert.equal(hex(codeMac(key, form, lid, p.slot, p.generation, p.bucket)), f.mac);
+      const parsed = parseCode(f.code);
+      assert.deepEqual([parsed.slot, parsed.form, hex(parsed.material)], [p.slot, form, f.material]);
+      assert.equal(hex(proofKey(form, parsed.material)), f.proof_key);
+      assert.equal(hex(proof(form, parsed.material, ch, p.slot)), f.proof);
+    }
+    assert.equal(humanCode(key, lid, p.slot, p.generation, p.deposit_ts, p.bucket_s), p.human.code);
+    assert.equal(machineCode(key, lid, p.slot, p.generation, p.deposit_ts, p.bucket_s), p.machine.code);
+  }
+});
+
+test("code parsing: spaces, dashes and case accepted; malformed codes refused", () => {
+  const p = V.pickup_codes[0];
+  assert.equal(parseCode(" 003 06931 09185 ").slot, 3);
+  assert.equal(hex(parseCode(p.machine.code.toUpperCase()).material), p.machine.material);
+  for (const bad of ["", "003-0693-09185", "000-06931-09185", "abc-06931-09185",
+    "003.6ee9", "003.6ee9b502cfcd94bc1e05e4efedd92d0g", "1000.6ee9b502cfcd94bc1e05e4efedd92d01",
+    "003.6ee9b502cfcd94bc1e05e4efedd92d01.00"]) {
+    assert.throws(() => parseCode(bad), CodeFormatError, bad);
+  }
+});
+
+test("the recipient's link carries the machine code in the fragment only", () => {
+  const link = pickupLink("https://lockers.example/app/?x=1#old", "003.6ee9b502cfcd94bc1e05e4efedd92d01");
+  assert.equal(link, "https://lockers.example/app/?x=1#code=003.6ee9b502cfcd94bc1e05e4efedd92d01");
+  assert.equal(codeFromFragment(new URL(link).hash), "003.6ee9b502cfcd94bc1e05e4efedd92d01");
+  assert.equal(codeFromFragment(""), null);
+  assert.equal(codeFromFragment("#other=1"), null);
+});
+
+test("request frames byte for byte (signed types: unsigned, tag, frame)", () => {
+  for (const r of V.requests) {
+    if (r.name === "HELLO") {
+      assert.equal(hex(request(r.type)), r.frame);
+    } else if (r.type === 0x20) {
+      assert.equal(hex(pickupRequest(r.code, unhex(r.challenge))), r.frame, r.name);
+    } else {
+      const cred = { block: unhex(r.credential_block), key: unhex(r.credential_key) };
+      const unsigned = request(r.type, concat(cred.block, unhex(r.fields)));
+      assert.equal(hex(unsigned), r.unsigned, r.name);
+      assert.equal(hex(sign(unsigned, cred.key, unhex(r.challenge))), r.frame, r.name);
+    }
+  }
+  const dep = V.requests.find((r) => r.type === 0x10);
+  const fields = unhex(dep.fields);
+  const cred = { block: unhex(dep.credential_block), key: unhex(dep.credential_key) };
+  assert.equal(hex(depositRequest(cred, fields.subarray(0, 8), fields[8], unhex(dep.challenge))),
+    dep.frame);
+  const can = V.requests.find((r) => r.type === 0x11);
+  assert.equal(hex(cancelRequest(cred, unhex(can.fields), unhex(can.challenge))), can.frame);
+});
+
+test("error bodies decode", () => {
+  for (const e of V.error_bodies) {
+    assert.deepEqual(parseError(unhex(e.body)), { retryAfter: e.retry_after, message: e.message });
+  }
+});
+
+test("fragments: split at 20 and 64 bytes; reassembly gives the message back", () => {
+  for (const f of V.fragments) {
+    const msg = unhex(f.message);
+    assert.deepEqual(split(msg, f.link_payload).map(hex), f.fragments, f.name);
+    const r = new Reassembler(1024);
+    const out = f.fragments.map((x) => r.feed(unhex(x)));
+    assert.equal(hex(out.at(-1)), f.message);
+    assert.ok(out.slice(0, -1).every((x) => x === null));
+  }
+});
+
+// A small seeded generator stands in for a property-testing library here: the properties are
+// checked on 3000 random messages and link payloads, the same each run.
+function prng(seed) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+test("property: split then reassemble is the identity; every fragment fits the link", () => {
+  const rnd = prng(7);
+  for (let i = 0; i < 3000; i++) {
+    const n = Math.floor(rnd() * 1025), L = 2 + Math.floor(rnd() * 243);
+    const msg = Uint8Array.from({ length: n }, () => Math.floor(rnd() * 256));
+    const frags = split(msg, L);
+    assert.ok(frags.every((f) => f.length <= L && f.length >= 1));
+    const r = new Reassembler(1024);
+    let got = null;
+    for (const f of frags) got = r.feed(f);
+    assert.deepEqual(got, msg);
+  }
+});
+
+test("reassembly faults: out of sequence, no FIRST, empty, too long, FIRST restarts", () => {
+  const frags = split(Uint8Array.from({ length: 60 }, (_, i) => i), 20);
+  let r = new Reassembler(1024);
+  r.feed(frags[0]);
+  assert.throws(() => r.feed(frags[2]), FragmentError);
+  assert.throws(() => r.feed(frags[1]), /without FIRST/); // dropped after the fault
+  assert.throws(() => new Reassembler(10).feed(Uint8Array.of()), /empty/);
+  assert.throws(() => { r = new Reassembler(30); for (const f of frags) r.feed(f); }, /longer/);
+  r = new Reassembler(1024);
+  r.feed(frags[0]);
+  const single = split(Uint8Array.of(1, 2, 3), 20)[0];
+  assert.deepEqual(r.feed(single), Uint8Array.of(1, 2, 3));
+});
+
+// ---- the recorded conversation with the firmware, replayed through LockerClient -----------
+
+/** A link that plays the locker's side of transcript.steps: it checks every request the
+ * client sends against the recording and answers with the recorded response. */
+class TranscriptLink {
+  constructor(steps, linkPayload = 20) {
+    this.steps = steps.filter((s) => s.request);
+    this.i = 0;
+    this.linkPayload = linkPayload;
+    this.reasm = new Reassembler(256);
+    this.onFragment = null;
+    this.onClose = null;
+  }
+
+  async send(fragment) {
+    const msg = this.reasm.feed(fragment);
+    if (!msg) return;
+    const step = this.steps[this.i++];
+    assert.equal(hex(msg), step.request, step.note);
+    const answer = split(unhex(step.response), this.linkPayload);
+    queueMicrotask(() => answer.forEach((f) => this.onFragment(f)));
+  }
+
+  close() {}
+}
+
+test("transcript: the JS client produces the firmware's recorded requests, parses its answers", async () => {
+  const steps = V.transcript.steps;
+  const cred = parseCredential(JSON.stringify({ format: "lockerctl-credential/1",
+    locker_id: V.keys.locker_id, block: courier.block, key: courier.key }));
+  const link = new TranscriptLink(steps);
+  const c = new LockerClient(link);
+  const hello = await c.sayHello();
+  assert.deepEqual([hex(hello.lockerId), hello.slotCount, hello.bucketS, hello.ttlS],
+    [V.keys.locker_id, 5, 300, 259200]);
+  const rid = unhex("0102030405060708");
+  const d = await deposit(c, cred, 2, rid);
+  const rec = steps[1];
+  assert.deepEqual([d.slot, d.code, d.machineCode], [3, rec.human_code, rec.machine_code]);
+  const again = await deposit(c, cred, 2, rid);
+  assert.equal(again.slot, d.slot);
+  const opened = await pickup(c, d.code);
+  assert.equal(opened.slot, 3);
+  await c.sayHello(); // after advance_s 600 the challenge is stale: a new HELLO
+  await assert.rejects(pickup(c, d.machineCode), (e) => e instanceof LockerRefused &&
+    e.status === E_CODE && e.lockerMessage === "wrong pickup code");
+  await assert.rejects(cancel(c, cred, rid), (e) => STATUS_NAMES[e.status] === "already-done");
+  assert.equal(link.i, 7);
+  // the remaining responses parse (status and body) whatever their type
+  for (const s of steps.slice(7).filter((x) => x.response)) {
+    const r = parseResponse(unhex(s.response));
+    if (r.status) assert.ok(parseError(r.body).message.length > 0, s.note);
+    if (r.type === 0x81) parseHello(r.body);
+  }
+});
