@@ -99,7 +99,7 @@ def test_browser_deposit_pickup_wrong_code_dropped_link(built_app, web_locker):
     env = dict(os.environ, SIM_PORT=str(web_locker["port"]),
                SIM_CONTROL_PORT=str(web_locker["control_port"]), CRED_FILE=web_locker["cred"],
                WEBAPP_DIR=built_app, SCREENS_DIR=SCREENS, CHROMIUM=CHROMIUM)
-    code, out = _run_node(["--test", "--test-concurrency=1", "e2e/"], env=env)
+    code, out = _run_node(["--test", "e2e/browser.test.mjs"], env=env)
     print(out[-6000:])
     totals = _summary(out)
     assert code == 0 and totals.get("fail") == 0, out[-6000:]
@@ -107,3 +107,91 @@ def test_browser_deposit_pickup_wrong_code_dropped_link(built_app, web_locker):
     for name in ("04-courier-deposited", "07-recipient-open", "06-recipient-wrong-code",
                  "08-courier-link-dropped"):
         assert os.path.getsize(os.path.join(SCREENS, name + ".png")) > 2000, name
+
+
+# ---- lockerctl sim web: static files and the WebSocket relay to the simulator ---------------
+
+def _serve_in_thread(app_dir, sim_port):
+    """Run webrelay.serve_web on a free port in a thread; returns (port, stop)."""
+    import asyncio
+    import threading
+
+    from lockerctl import webrelay
+    loop = asyncio.new_event_loop()
+    got = threading.Event()
+    box = {}
+
+    def ready(port):
+        box["port"] = port
+        got.set()
+
+    task = loop.create_task(webrelay.serve_web(app_dir, sim_port, "127.0.0.1", 0, ready))
+    t = threading.Thread(target=lambda: loop.run_until_complete(
+        asyncio.wait([task])), daemon=True)
+    t.start()
+    assert got.wait(10), "relay did not start"
+
+    def stop():
+        loop.call_soon_threadsafe(task.cancel)
+        t.join(10)
+    return box["port"], stop
+
+
+def test_sim_web_serves_the_app_and_relays_fragments(built_app, web_locker):
+    import urllib.error
+    import urllib.request
+
+    from core import fragment
+    from core import protocol as P
+    from websockets.sync.client import connect
+    port, stop = _serve_in_thread(built_app, web_locker["port"])
+    try:
+        base = "http://127.0.0.1:%d/" % port
+        page = urllib.request.urlopen(base).read().decode()
+        assert '<script type="module" src="app.js">' in page
+        assert json.loads(urllib.request.urlopen(base + "relay.json").read()) == {"relay": "relay"}
+        for bad in ("../pyproject.toml", "%2e%2e/pyproject.toml", "nothing.js"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(base + bad)
+            assert e.value.code == 404, bad
+        with connect("ws://127.0.0.1:%d/relay" % port) as ws:
+            link = ws.recv(timeout=10)
+            assert link == bytes((244,))          # the simulator agreed the largest payload
+            for piece in fragment.split(P.request(P.HELLO), 244):
+                ws.send(piece)
+            reasm = fragment.Reassembler(P.MAX_RESPONSE)
+            answer = None
+            while answer is None:
+                answer = reasm.feed(ws.recv(timeout=10))
+            rtype, status, challenge, body = P.parse_response(answer)
+            assert (rtype, status, len(challenge), len(body)) == (P.HELLO, P.OK, 16, 23)
+            ws.send("not a fragment")             # text frames are refused: the relay closes
+            with pytest.raises(Exception):
+                ws.recv(timeout=10)
+    finally:
+        stop()
+
+
+def test_sim_web_refuses_without_a_built_app(tmp_path):
+    import asyncio
+
+    from lockerctl import webrelay
+    with pytest.raises(webrelay.WebAppMissing, match="make webapp"):
+        asyncio.run(webrelay.serve_web(str(tmp_path), 1, "127.0.0.1", 0))
+
+
+def test_browser_through_sim_web_relay(built_app, web_locker):
+    """The `make demo` path: no Bluetooth, the app talks to the simulator through the relay."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no Chromium at %s: `apt-get install chromium` (as root; .ci/run does it)"
+                    % CHROMIUM)
+    port, stop = _serve_in_thread(built_app, web_locker["port"])
+    try:
+        env = dict(os.environ, RELAY_BASE="http://127.0.0.1:%d/" % port,
+                   SIM_CONTROL_PORT=str(web_locker["control_port"]),
+                   CRED_FILE=web_locker["cred"], CHROMIUM=CHROMIUM)
+        code, out = _run_node(["--test", "e2e/relay.test.mjs"], env=env)
+    finally:
+        stop()
+    totals = _summary(out)
+    assert code == 0 and totals.get("pass") == 1 and totals.get("skipped") == 0, out[-4000:]

@@ -645,6 +645,37 @@ def cmd_sim_door(args):
             "slot %d: door %s%s" % (args.slot, s["door"], ", jammed" if s["jammed"] else ""))
 
 
+def cmd_sim_web(args):
+    """The phone web app and a WebSocket relay to this simulator (tools/lockerctl/webrelay.py);
+    runs until Ctrl-C."""
+    import asyncio
+    try:
+        from . import webrelay
+    except ImportError as e:
+        raise CliError(EXIT_USAGE, "`sim web` needs the websockets package (%s): "
+                       "pip install -e '.[web]'" % e)
+    state = _state(args)
+    cfg = sim.sim_config(state)
+    if not cfg or not sim.running_pid(state):
+        raise CliError(EXIT_UNREACHABLE, "no simulator running in %s: `lockerctl sim start` "
+                       "first" % state)
+    app = args.app or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "build", "webapp")
+
+    def ready(port):
+        print("open http://%s:%d to try it in your browser (Ctrl-C to stop)" % (args.host, port),
+              flush=True)
+    try:
+        asyncio.run(webrelay.serve_web(app, cfg["port"], args.host, args.port, ready))
+    except KeyboardInterrupt:
+        pass
+    except webrelay.WebAppMissing as e:
+        raise CliError(EXIT_MISSING, str(e))
+    except OSError as e:
+        raise CliError(EXIT_USAGE, "cannot serve on %s:%d: %s" % (args.host, args.port, e))
+    return {"app": app}, "web app stopped"
+
+
 # ---- argument parsing --------------------------------------------------------------------
 
 def _common(transport=False):
@@ -699,6 +730,13 @@ def build_parser():
     p.add_argument("slot", type=_slot_number)
     p.add_argument("action", choices=["close", "open", "jam", "unjam"])
     p.set_defaults(func=cmd_sim_door)
+
+    p = simsub.add_parser("web", parents=[common], help="serve the phone web app with a "
+                          "relay to the simulator (http://127.0.0.1:8080)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--app", metavar="DIR", help="built app (default: build/webapp)")
+    p.set_defaults(func=cmd_sim_web)
 
     p = sub.add_parser("provision", parents=[common], help="new locker id and master secret")
     p.add_argument("--layout", help="slot sizes in slot order (default S*4,M*4,L*2)")
