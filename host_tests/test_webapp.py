@@ -103,9 +103,9 @@ def test_browser_deposit_pickup_wrong_code_dropped_link(built_app, web_locker):
     print(out[-6000:])
     totals = _summary(out)
     assert code == 0 and totals.get("fail") == 0, out[-6000:]
-    assert totals.get("skipped") == 0 and totals.get("pass", 0) >= 7, totals
+    assert totals.get("skipped") == 0 and totals.get("pass", 0) >= 9, totals
     for name in ("04-courier-deposited", "07-recipient-open", "06-recipient-wrong-code",
-                 "08-courier-link-dropped"):
+                 "08-courier-link-dropped", "10-recipient-expired", "11-recipient-locked-out"):
         assert os.path.getsize(os.path.join(SCREENS, name + ".png")) > 2000, name
 
 

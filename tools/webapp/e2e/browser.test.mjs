@@ -409,6 +409,48 @@ test("courier: the link drops before the answer; retry with the same request id 
   await closeDoor(slot);
 });
 
+test("recipient: a code past its lifetime is refused: ask the courier", { skip }, async () => {
+  await load(base);
+  await page.click("#go-courier");
+  await waitView("v-courier");
+  await page.click('.size[data-size="1"]');
+  await page.click("#c-deposit");
+  await waitView("v-c-result");
+  const slot = Number(/Slot (\d+) is open/.exec(await text("#cr-title"))[1]);
+  const link = await page.$eval("#cr-link", (e) => e.value);
+  await closeDoor(slot);
+  await control({ cmd: "clock", advance: 73 * 3600 }); // past the 72 h lifetime
+  await load(link);
+  await page.click("#r-open");
+  await waitView("v-r-result");
+  assert.equal(await text("#rr-title"), "Code expired");
+  assert.match(await text("#rr-detail"), /Ask the courier/);
+  assert.equal((await slotRow(slot))[5], 0, "door stays shut");
+  await shot("10-recipient-expired");
+});
+
+test("recipient: repeated wrong codes: the wait is shown, then the lockout in minutes", { skip }, async () => {
+  await load(base);
+  await page.click("#go-recipient");
+  await waitView("v-recipient");
+  await page.type("#r-code", "001-00000-00000");
+  const seen = [];
+  for (let i = 0; i < 8; i++) {
+    await page.click("#r-open");
+    await waitView("v-r-result");
+    seen.push([await text("#rr-title"), await text("#rr-detail")]);
+    if (seen.at(-1)[0] !== "Wrong code") break;
+    await page.click("#rr-again");
+    await waitView("v-recipient");
+  }
+  const [title, detail] = seen.at(-1);
+  assert.equal(title, "Please wait", JSON.stringify(seen));
+  assert.match(detail, /Wait \d+ minutes?, then try again/);
+  assert.ok(seen.some(([t, d]) => t === "Wrong code" && /try again in \d+ seconds/.test(d)),
+    "a wrong code with a wait says how long: " + JSON.stringify(seen));
+  await shot("11-recipient-locked-out");
+});
+
 test("offline: once loaded, the app opens with no network (service worker)", { skip }, async () => {
   await page.goto(base);
   await page.waitForFunction(() => navigator.serviceWorker.controller !== null ||

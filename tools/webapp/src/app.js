@@ -114,7 +114,7 @@ function recipientRefusal(e, slot) {
         (e.retryAfter ? ` You can try again in ${plural(e.retryAfter, "second")}.` : ""));
     }
     if (s === "locked-out") {
-      return recipientResult("wait", "Locker busy", `Too many wrong codes were tried at this locker. ` +
+      return recipientResult("wait", "Please wait", `Too many wrong codes were tried at this locker. ` +
         `Wait ${plural(minutes(e.retryAfter), "minute")}, then try again.`);
     }
     if (s === "code-expired") {
