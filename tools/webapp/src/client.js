@@ -1,5 +1,5 @@
-// The phone's side of a connection: frames over a link, challenges carried from answer to
-// answer (docs/protocol.md section 4). A link moves fragments: {linkPayload, send(fragment),
+// The phone's side of a connection: frames over a link with the locker's credits
+// (docs/protocol.md section 2.1), challenges carried from answer to answer (section 4). A link moves fragments: {linkPayload, send(fragment),
 // onFragment = fn, onClose = fn, close()} (links.js: Web Bluetooth, WebSocket relay).
 import { split, Reassembler, FragmentError } from "./fragment.js";
 import {
@@ -9,6 +9,11 @@ import {
 
 export class LinkLost extends Error {}
 
+/** The locker grants a credit after every WINDOW fragments of a request (section 2.1). */
+export const WINDOW = 8;
+/** A credit: the 1-byte fragment 0xFF (FIRST|LAST with sequence 63, never a data fragment). */
+export const isCredit = (f) => f.length === 1 && f[0] === 0xff;
+
 export class LockerClient {
   constructor(link, { timeoutMs = 10000 } = {}) {
     this.link = link;
@@ -17,11 +22,18 @@ export class LockerClient {
     this.hello = null;
     this.reasm = new Reassembler(MAX_RESPONSE);
     this.waiting = null; // {resolve, reject, timer}
+    this.credits = 0; // credits received and not yet used
+    this.creditWaiter = null; // resolve(true on a credit, false when the answer came instead)
     link.onFragment = (f) => this._onFragment(f);
     link.onClose = () => this._fail(new LinkLost("the connection to the locker dropped"));
   }
 
   _onFragment(fragment) {
+    if (isCredit(fragment)) {
+      if (this.creditWaiter) this._wake(true);
+      else this.credits++;
+      return; // a credit where an answer is expected is ignored
+    }
     let message;
     try {
       message = this.reasm.feed(fragment);
@@ -30,6 +42,7 @@ export class LockerClient {
       throw e;
     }
     if (message && this.waiting) {
+      this._wake(false); // an answer instead of a credit: stop sending, read it
       const w = this.waiting;
       this.waiting = null;
       clearTimeout(w.timer);
@@ -37,7 +50,23 @@ export class LockerClient {
     }
   }
 
+  _wake(credit) {
+    const w = this.creditWaiter;
+    this.creditWaiter = null;
+    if (w) w(credit);
+  }
+
+  _nextCredit() {
+    if (!this.waiting) return Promise.resolve(false); // answered (or failed) meanwhile
+    if (this.credits > 0) {
+      this.credits--;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => { this.creditWaiter = resolve; });
+  }
+
   _fail(err) {
+    this._wake(false);
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = null;
@@ -51,14 +80,18 @@ export class LockerClient {
     if (this.waiting) throw new Error("one request at a time");
     this.reasm = new Reassembler(MAX_RESPONSE);
     const answer = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting = null;
-        reject(new LinkLost("the locker did not answer in time"));
-      }, this.timeoutMs);
+      const timer = setTimeout(() => this._fail(new LinkLost("the locker did not answer in time")),
+        this.timeoutMs);
       this.waiting = { resolve, reject, timer };
     });
+    this.credits = 0;
     try {
-      for (const f of split(frame, this.link.linkPayload)) await this.link.send(f);
+      const fragments = split(frame, this.link.linkPayload);
+      for (let i = 0; i < fragments.length && this.waiting; i++) {
+        // fragments 1-8, wait for the credit, 9-16, ...; an answer instead ends the sending
+        if (i > 0 && i % WINDOW === 0 && !(await this._nextCredit())) break;
+        if (this.waiting) await this.link.send(fragments[i]);
+      }
     } catch (e) {
       this._fail(new LinkLost("could not send to the locker: " + (e.message || e)));
     }

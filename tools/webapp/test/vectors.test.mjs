@@ -230,3 +230,79 @@ test("transcript: the JS client produces the firmware's recorded requests, parse
     if (r.type === 0x81) parseHello(r.body);
   }
 });
+
+// ---- flow control: the locker's credits (docs/protocol.md section 2.1) ----------------------
+
+/** The locker's side of section 2.1: a credit after every 8 fragments of a request that were
+ * not its LAST; counts how many fragments were ever queued unread (it reads a window at once
+ * when it grants a credit). refuseAfter: answer E_LENGTH after that many fragments. */
+class CreditLocker {
+  constructor({ refuseAfter = 0 } = {}) {
+    this.linkPayload = 20;
+    this.reasm = new Reassembler(256);
+    this.received = [];
+    this.sinceCredit = 0;
+    this.maxUnread = 0;
+    this.refuseAfter = refuseAfter;
+    this.onFragment = null;
+    this.onClose = null;
+  }
+
+  async send(fragment) {
+    this.received.push(fragment);
+    this.sinceCredit++;
+    this.maxUnread = Math.max(this.maxUnread, this.sinceCredit);
+    if (this.refuseAfter && this.received.length === this.refuseAfter) {
+      const err = concat(Uint8Array.of(1, 0xff, 3), new Uint8Array(16), unhex("00000000026e6f"));
+      return queueMicrotask(() => split(err, 20).forEach((f) => this.onFragment(f)));
+    }
+    const msg = this.reasm.feed(fragment);
+    if (msg) {
+      const ok = concat(Uint8Array.of(1, 0x81, 0), new Uint8Array(16), new Uint8Array(23));
+      this.echo = msg;
+      queueMicrotask(() => split(ok, 20).forEach((f) => this.onFragment(f)));
+    } else if (this.sinceCredit === 8) {
+      this.sinceCredit = 0;
+      queueMicrotask(() => this.onFragment(Uint8Array.of(0xff)));
+    }
+  }
+
+  close() {}
+}
+
+test("credits: a 200-byte request in 20-byte fragments waits for the credit after 8", async () => {
+  const link = new CreditLocker();
+  const c = new LockerClient(link);
+  const frame = Uint8Array.from({ length: 200 }, (_, i) => i);
+  const answer = parseResponse(await c.exchange(frame));
+  assert.equal(answer.status, 0);
+  assert.deepEqual(link.echo, frame, "the whole request arrived in order");
+  assert.equal(link.received.length, 11);
+  assert.ok(link.maxUnread <= 8, `never more than 8 unread fragments (saw ${link.maxUnread})`);
+});
+
+test("credits: without the credit the phone stops after 8 fragments", async () => {
+  const link = new CreditLocker();
+  link.send = async function (f) { this.received.push(f); }; // a locker that never answers
+  const c = new LockerClient(link, { timeoutMs: 100 });
+  await assert.rejects(c.exchange(new Uint8Array(200)), /did not answer/);
+  assert.equal(link.received.length, 8);
+});
+
+test("credits: an answer instead of a credit ends the sending and is the answer", async () => {
+  const link = new CreditLocker({ refuseAfter: 3 });
+  const c = new LockerClient(link);
+  const r = parseResponse(await c.exchange(new Uint8Array(200)));
+  assert.equal(r.status, 3);
+  assert.equal(parseError(r.body).message, "no");
+  assert.ok(link.received.length <= 8, `stopped sending (sent ${link.received.length})`);
+});
+
+test("a stray credit where an answer is expected is ignored", async () => {
+  const link = new TranscriptLink(V.transcript.steps);
+  const c = new LockerClient(link);
+  const orig = link.send.bind(link);
+  link.send = async (f) => { queueMicrotask(() => link.onFragment(Uint8Array.of(0xff))); return orig(f); };
+  const hello = await c.sayHello();
+  assert.equal(hex(hello.lockerId), V.keys.locker_id);
+});
