@@ -121,6 +121,10 @@ function recipientRefusal(e, slot) {
       return recipientResult("bad", "Code expired", "This code is too old. Ask the courier or " +
         "the sender: the parcel goes back to the courier.", false);
     }
+    if (s === "already-done") {
+      return recipientResult("bad", "Already collected", "The parcel for this code has already " +
+        "left the locker. If you did not take it, contact the sender.", false);
+    }
     if (s === "bad-value") {
       return recipientResult("bad", "Wrong code", `This locker has no slot ${slot}: check the code, ` +
         "and that you are at the right locker.");

@@ -346,3 +346,14 @@ test("SPAKE2 pickup: a phone and a locker with the same code agree; another code
   const other = Pake.keys({ x, w, pA, pB: lockerShare(wrong), idB, aadBytes });
   assert.notEqual(hex(other.cB), hex(phone.cB));
 });
+
+test("credential hand-over text (credential_handoff vectors)", {
+  skip: V.credential_handoff ? false : "docs/protocol_vectors.json has no credential_handoff " +
+    "section yet (the lockerctl file format is checked above)",
+}, () => {
+  const h = V.credential_handoff;
+  const cred = parseCredential(h.text);
+  assert.deepEqual([hex(cred.lockerId), hex(cred.block), hex(cred.key)], [h.locker_id, h.block, h.key]);
+  assert.equal(parseCredential(h.text.toUpperCase().replace("LOCKERCTL-CREDENTIAL", "lockerctl-credential")
+    .replace(/"FORMAT"|"LOCKER_ID"|"BLOCK"|"KEY"/g, (m) => m.toLowerCase())).key.length, 32);
+});
