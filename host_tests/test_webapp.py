@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 
 import mp_runner
@@ -32,10 +33,18 @@ def _node():
 
 
 def _run_node(args, env=None, timeout=600):
-    done = subprocess.run([_node(), *args], cwd=APP, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    out = done.stdout + done.stderr
-    return done.returncode, out
+    """Run node in its own process group: on a timeout the whole group (node and the Chromium
+    that puppeteer started) is killed, so no browser outlives the test."""
+    proc = subprocess.Popen([_node(), *args], cwd=APP, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail("node %s did not finish in %d s:\n%s" % (" ".join(args), timeout,
+                                                            out[-4000:]))
+    return proc.returncode, out
 
 
 def _summary(out):
