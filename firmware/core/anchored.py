@@ -115,7 +115,7 @@ class AnchoredLocker(Locker):
 
     def _admin(self, session, frame):
         if len(frame) > 2 and frame[2] == ADMIN_RECOVER:
-            return halted().admin_recover(self, frame)
+            return halted().admin_recover(self, session, frame)
         if self.suspended:
             raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.suspended)
         return Locker._admin(self, session, frame)

@@ -21,23 +21,24 @@ def halted_tech_open(lk, session, frame):
     return tech_open(lk, sid, action)
 
 
-def admin_recover(lk, frame):
+def admin_recover(lk, session, frame):
     """ADMIN RECOVER: signed by the operator, counter-checked, then recover()."""
     r = P.Reader(frame)
     op = r.u8()
     seq = r.u32()
     payload = r.take(r.u8())
     tag = r.tag_and_end()
-    expected = hmac_sha256(lk._admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
+    expected = hmac_sha256(lk.admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
     if not equal(expected, tag):
         raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
+    session.answer = (lk.admin_key, b"", tag)      # authentic: the answer is tagged
     if seq <= lk.admin_seq:
         raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
     if len(payload) != 8:
         raise P.ProtocolError(P.E_LENGTH, "RECOVER payload is journal u32, anchor u32")
     gc.collect()                  # the new snapshot and record are written next
     recover(lk, seq, payload)
-    return struct.pack(">BI", op, seq)
+    return struct.pack(">BII", op, seq, lk.clock.now())
 
 
 def recover(lk, seq, payload):
