@@ -56,6 +56,9 @@ class AnchoredLocker(Locker):
                         random_bytes)
         self.anchor = anchor
         self.halt_seqs = None     # [journal seq, anchor seq, technician opens, store missing]
+        h = self._handlers        # Locker maps request types to its own functions
+        h[P.TECH_OPEN] = AnchoredLocker._tech_open
+        h[P.ADMIN] = AnchoredLocker._admin
         self.suspended = ""       # the halt reason while a halted locker serves a request
 
     def boot(self):

@@ -18,7 +18,7 @@ def halted_tech_open(lk, session, frame):
     lk._authenticate(session, frame, r, credentials.TECHNICIAN)
     if lk.slots.get(sid) is None:
         raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
-    return tech_open(lk, sid, action)
+    return tech_open(lk, session, sid, action)
 
 
 def admin_recover(lk, session, frame):
@@ -76,7 +76,7 @@ def recover(lk, seq, payload):
     lk.halt_seqs = None
 
 
-def tech_open(lk, sid, action):
+def tech_open(lk, session, sid, action):
     """TECH_OPEN on a halted locker: the journal is in doubt, so the door opens and nothing
     is recorded (counted, and the count goes into the RECOVER record)."""
     if action > P.TECH_IN_SERVICE:
@@ -86,5 +86,5 @@ def tech_open(lk, sid, action):
                               "until an operator recovers it")
     if lk.halt_seqs is not None:
         lk.halt_seqs[2] += 1
-    lk._open(sid, "tech")
+    lk._open(session, sid, "tech")
     return struct.pack(">HB", sid, lk._slot_bits(lk.slots.at(sid), lk.clock.now()))
