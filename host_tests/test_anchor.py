@@ -217,7 +217,7 @@ def test_anchor_time_written_once_a_minute_at_most(tmp_path):
 # ---- the simulator board keeps its anchor outside store/ ---------------------------------
 
 def test_sim_nvs_file_commits_atomically_and_outlives_the_store(tmp_path):
-    path = str(tmp_path / "sim_nvs.json")
+    path = str(tmp_path / "sim_nvs.txt")
     nvs = SimNvs(path)
     with pytest.raises(OSError):
         nvs.get_i32("seq")

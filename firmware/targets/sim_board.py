@@ -3,7 +3,7 @@
 # radio is a TCP socket on 127.0.0.1 carrying the same fragments as BLE; flash is a folder.
 #
 # Files in the state folder: locker.json (config), secret.bin (master secret), store/
-# (journal), sim_nvs.json (the NVS partition: the journal's anchor, docs/adr/0005),
+# (journal), sim_nvs.txt (the NVS partition: the journal's anchor, docs/adr/0005),
 # flash.img (the store on littlefs, with sim.json "flash_kb"), sim.json (ports, sensors,
 # optional link_ms limits), sim_rtc.json (RTC offset: the battery-backed RTC survives power
 # cuts), sim_doors.json (the physical doors survive them too).
@@ -120,8 +120,8 @@ class SimBoard:
         return FolderFs(self.path("store"))
 
     def anchor(self):
-        """The journal's anchor in the simulated NVS: sim_nvs.json, outside store/."""
-        return NvsAnchor(sim_nvs.SimNvs(self.path("sim_nvs.json")))
+        """The journal's anchor in the simulated NVS: sim_nvs.txt, outside store/."""
+        return NvsAnchor(sim_nvs.SimNvs(self.path("sim_nvs.txt")))
 
     def rtc_unix(self):
         return int(time.time()) + self.rtc_offset

@@ -1,12 +1,13 @@
 # The simulator's NVS partition (esp32.NVS stand-in): fake hardware like sim_hw, in its own
 # module so that boards and tests that do not keep an anchor do not load it.
 class SimNvs:
-    """esp32.NVS as the locker uses it (get_i32/set_i32/commit), kept in a JSON file outside
-    the store folder, or in RAM with path None (tests).
+    """esp32.NVS as the locker uses it (get_i32/set_i32/commit), kept in a small file outside
+    the store folder (one "key value" line per key), or in RAM with path None (tests).
 
     Like ESP-IDF NVS, a committed key survives a power cut and a cut during commit leaves
     the old or the new values (temp file + rename); get_i32 of a key never written raises
-    OSError (ESP_ERR_NVS_NOT_FOUND). fail_writes makes every commit raise OSError (NVS full)."""
+    OSError (ESP_ERR_NVS_NOT_FOUND). fail_writes makes every commit raise OSError (NVS full).
+    No json: the real NVS costs the heap nothing, this stand-in as little as it can."""
 
     def __init__(self, path=None):
         self._path = path
@@ -15,10 +16,11 @@ class SimNvs:
         self.fail_writes = False
         self.commits = 0
         if path is not None:
-            import json
             try:
                 with open(path) as f:
-                    self._saved = json.load(f)
+                    for line in f:
+                        k, _, v = line.partition(" ")
+                        self._saved[k] = int(v)
             except (OSError, ValueError):
                 self._saved = {}
 
@@ -46,14 +48,14 @@ class SimNvs:
         if self.fail_writes:
             self._pending = {}
             raise OSError(28, "ESP_ERR_NVS_NOT_ENOUGH_SPACE")
-        data = dict(self._saved)
-        data.update(self._pending)
+        saved = self._saved
+        for k in self._pending:
+            saved[k] = self._pending[k]
+        self._pending = {}
         if self._path is not None:
-            import json
             import os
             with open(self._path + ".tmp", "w") as f:
-                json.dump(data, f)
+                for k in saved:
+                    f.write("%s %d\n" % (k, saved[k]))
             os.rename(self._path + ".tmp", self._path)
-        self._saved = data
-        self._pending = {}
         self.commits += 1
