@@ -368,7 +368,8 @@ def check(run, flash, nvs):
         st, opened = b.pickup(run.live[sid][0])
         if st == P.OK and opened != sid:
             return "code for slot %d opened %s" % (sid, opened)
-        if st != P.OK and sid not in run.oos and st != P.E_CODE:
+        inflight_here = kind == "tech" and what[0] == sid   # its clear / out-of-service
+        if st != P.OK and sid not in run.oos and st != P.E_CODE and not inflight_here:
             return "code for slot %d refused with status %d" % (sid, st)
         b.settle()
     return None

@@ -174,11 +174,11 @@ def _log_tail(state, lines=8):
 
 
 def sim_heap():
-    """Heap cap of the simulator process: SIM_HEAP, default 136k (docs/performance.md: the
+    """Heap cap of the simulator process: SIM_HEAP, default 144k (docs/performance.md: the
     firmware core is held to 100k; the simulator adds its own board, socket streams and
     control channel, and the 64-bit unix port keeps all bytecode in the heap).
     Raises firmware.SettingError (a ValueError) naming the variable when it is not a size."""
-    return firmware.heap_setting("SIM_HEAP", "136k")
+    return firmware.heap_setting("SIM_HEAP", "144k")
 
 
 def _spawn(state):
