@@ -10,8 +10,8 @@ import asyncio
 import gc
 import sys
 
-from core import config
 from core import protocol as P
+from core import unload
 from core.clock import LockerClock
 from core.locker import Locker
 from core.store import StoreCorrupt
@@ -37,6 +37,7 @@ class Runtime:
         self.board = board
         driver = board.lock_driver()
         driver.all_off()                       # before anything can fail
+        from core import config                # boot only: dropped by boot()
         self.cfg = config.load(board.path("locker.json"))
         self.bank = LockBank(driver, self.cfg["pulse_ms"], self.cfg["rated_pulse_ms"],
                              self.cfg["max_concurrent"], board.ticks_ms, board.ticks_diff)
@@ -61,6 +62,9 @@ class Runtime:
         except StoreCorrupt as e:
             self.locker.halted = "store corrupt: %s" % e
             log("HALTED:", self.locker.halted)
+        # What only boot needed leaves the heap before the radio comes up: config
+        # validation and the board's own (BOOT_ONLY: profile check, RTC chip read).
+        unload.drop("core.config", *getattr(self.board, "BOOT_ONLY", ()))
 
     def handle(self, session, frame):
         """Called by the transport for each reassembled request.

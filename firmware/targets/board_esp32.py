@@ -12,8 +12,6 @@ import time
 from core.clock import EPOCH_2000
 from drivers.flash_fs import FolderFs
 
-from targets import board_profile
-
 PROFILE_PATH = "/board.json"
 DATA_DIR = "/locker"
 
@@ -47,10 +45,15 @@ class Uptime:
 
 
 class Esp32Board:
+    # Modules only boot uses, imported inside the methods that need them: main.Runtime
+    # drops them after boot (core.unload), so their code leaves the heap.
+    BOOT_ONLY = ("targets.board_profile", "drivers.rtc_ds3231")
+
     def __init__(self, profile_path=PROFILE_PATH, data_dir=DATA_DIR, ticks=None):
         """ticks: (ticks_ms, ticks_diff) stand-ins for host tests; the board's own otherwise."""
         if ticks is not None:
             self.ticks_ms, self.ticks_diff = ticks
+        from targets import board_profile
         self.profile, self.warnings = board_profile.load(profile_path)
         self.data_dir = data_dir
         self._driver = None
@@ -103,12 +106,14 @@ class Esp32Board:
                                       sensor_chips=m.get("sensor_chips"),
                                       sensor_open_level=m["sensor_open_level"],
                                       debounce_ms=m["debounce_ms"])
-        raise board_profile.ProfileError("driver %r does not run on a real board: use the "
+        from targets.board_profile import ProfileError
+        raise ProfileError("driver %r does not run on a real board: use the "
                                          "simulator (main.py sim <dir>)" % p["driver"])
 
     def _check_config(self):
         """After the outputs are off: refuse a locker.json that does not fit this board."""
         from core import config
+        from targets import board_profile
         try:
             cfg = config.load(self.path("locker.json"))
         except config.ConfigError:
