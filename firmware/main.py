@@ -24,6 +24,9 @@ TICK_PERIOD_MS = const(10000)   # clock floor upkeep
 RADIO_TRIES = const(3)       # attempts to bring the radio up before a watchdog reset
 RADIO_RETRY_MS = const(3000)    # between attempts (lets the heap settle after a collect)
 HEAP_MARGIN = const(16384)   # free heap a measured request needs (docs/performance.md)
+# Modules only boot runs, imported inside it and dropped after it (core.unload): config
+# validation and the store's recovery; a board adds its own (board.BOOT_ONLY).
+BOOT_ONLY = ("core.config", "core.store_recover")
 
 
 def log(*args):
@@ -62,9 +65,8 @@ class Runtime:
         except StoreCorrupt as e:
             self.locker.halted = "store corrupt: %s" % e
             log("HALTED:", self.locker.halted)
-        # What only boot needed leaves the heap before the radio comes up: config
-        # validation and the board's own (BOOT_ONLY: profile check, RTC chip read).
-        unload.drop("core.config", *getattr(self.board, "BOOT_ONLY", ()))
+        # What only boot needed leaves the heap before the radio comes up (BOOT_ONLY).
+        unload.drop(*BOOT_ONLY + getattr(self.board, "BOOT_ONLY", ()))
 
     def handle(self, session, frame):
         """Called by the transport for each reassembled request.

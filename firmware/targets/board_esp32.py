@@ -82,43 +82,14 @@ class Esp32Board:
 
     def lock_driver(self):
         if self._driver is None:
-            self._driver = self._make_driver()
+            # boot only: board_profile builds the driver and checks the config against the
+            # profile, then main.Runtime drops it with BOOT_ONLY
+            from targets import board_profile
+            self._driver = board_profile.make_driver(self.profile, self._i2c, self.ticks_ms,
+                                                     self.ticks_diff)
             self._driver.all_off()
-            self._check_config()
+            board_profile.check_locker_json(self.profile, self.path("locker.json"))
         return self._driver
-
-    def _make_driver(self):
-        p = self.profile
-        if p["driver"] == "gpio":
-            from drivers.lock_gpio import GpioLockDriver
-            g = p["gpio"]
-            return GpioLockDriver(g["outputs"], self.ticks_ms, self.ticks_diff,
-                                  active_low=g["active_low"], sensors=g.get("sensors"),
-                                  sensor_open_level=g["sensor_open_level"],
-                                  sensor_pull=g["sensor_pull"], debounce_ms=g["debounce_ms"])
-        if p["driver"] == "mcp23017":
-            from drivers.lock_mcp23017 import Mcp23017LockDriver
-            m = p["mcp23017"]
-            return Mcp23017LockDriver(self._i2c(m["i2c"]),
-                                      [(c["address"], c["doors"]) for c in m["chips"]],
-                                      self.ticks_ms, self.ticks_diff,
-                                      active_low=m["active_low"],
-                                      sensor_chips=m.get("sensor_chips"),
-                                      sensor_open_level=m["sensor_open_level"],
-                                      debounce_ms=m["debounce_ms"])
-        from targets.board_profile import ProfileError
-        raise ProfileError("driver %r does not run on a real board: use the "
-                                         "simulator (main.py sim <dir>)" % p["driver"])
-
-    def _check_config(self):
-        """After the outputs are off: refuse a locker.json that does not fit this board."""
-        from core import config
-        from targets import board_profile
-        try:
-            cfg = config.load(self.path("locker.json"))
-        except config.ConfigError:
-            return                      # not provisioned yet: Runtime reports it clearly
-        board_profile.check_config(self.profile, cfg)
 
     # ---- board interface ----------------------------------------------------------------
     def read_secret(self):

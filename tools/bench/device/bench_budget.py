@@ -7,8 +7,8 @@
 # them). The `bluetooth` module in the tree is a measurement stand-in (the VM has no radio):
 # just enough for `import aioble` to run its module-level code.
 #
-# Boot: the modules only boot uses (core.config and the board's BOOT_ONLY) are imported as
-# boot imports them, then dropped with the firmware's own call (core.unload.drop, the names
+# Boot: the modules only boot uses (main.BOOT_ONLY and the board's) are imported as boot
+# imports them, then dropped with the firmware's own call (core.unload.drop, the names
 # main.Runtime.boot passes): "dropped" is what the collector really got back, "firmware
 # after boot" what stays for the board's life.
 import gc
@@ -21,7 +21,6 @@ DEVICE = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.prot
           "targets.board_esp32", "core.link", "radio",
           "radio.ble_service",
           "main")
-BOOT_MODULE = "core.config"     # main.Runtime imports it, Runtime.boot drops it
 
 R = {}
 
@@ -35,9 +34,11 @@ def _import(names, into):
 
 
 def boot_only():
-    """The modules main.Runtime.boot drops on the ESP32 board: core.config + BOOT_ONLY."""
+    """The modules main.Runtime.boot drops on the ESP32 board: main.BOOT_ONLY and the
+    board's Esp32Board.BOOT_ONLY (the firmware's own lists)."""
     import sys
-    return (BOOT_MODULE,) + sys.modules["targets.board_esp32"].Esp32Board.BOOT_ONLY
+    return (sys.modules["main"].BOOT_ONLY
+            + sys.modules["targets.board_esp32"].Esp32Board.BOOT_ONLY)
 
 
 def steps(with_aioble):
