@@ -3,8 +3,8 @@
 // onFragment = fn, onClose = fn, close()} (links.js: Web Bluetooth, WebSocket relay).
 import { split, Reassembler, FragmentError } from "./fragment.js";
 import {
-  E_CHALLENGE, HELLO, LockerRefused, MAX_RESPONSE, OK, ProtocolError, RESPONSE_BIT,
-  parseError, parseHello, parseResponse, request,
+  AnswerNotAuthentic, E_CHALLENGE, HELLO, LockerRefused, MAX_RESPONSE, OK, ProtocolError,
+  RESPONSE_BIT, checkAnswerTag, parseError, parseHello, parseResponse, request,
 } from "./frames.js";
 
 export class LinkLost extends Error {}
@@ -98,13 +98,19 @@ export class LockerClient {
     return answer;
   }
 
-  /** Send a frame of reqType; return the answer body or throw LockerRefused. */
-  async call(reqType, frame) {
-    const r = parseResponse(await this.exchange(frame));
+  /** Send a frame of reqType; return the answer body or throw LockerRefused. auth =
+   * {key, challenge} for a signed request: the answer tag is checked (AnswerNotAuthentic)
+   * before anything in the answer is used, and removed from the body. */
+  async call(reqType, frame, auth = null) {
+    const answer = await this.exchange(frame);
+    const r = parseResponse(answer);
     this.challenge = r.challenge;
+    let verified = false;
+    if (auth) ({ body: r.body, verified } = checkAnswerTag(answer, r.status, r.body, auth.key,
+      auth.challenge));
     if (r.status !== OK) {
       const { retryAfter, message } = parseError(r.body);
-      throw new LockerRefused(r.status, message, retryAfter);
+      throw new LockerRefused(r.status, message, retryAfter, verified);
     }
     if (r.type !== (reqType | RESPONSE_BIT)) {
       throw new ProtocolError(`answer of type 0x${r.type.toString(16)} to 0x${reqType.toString(16)}`);
@@ -118,15 +124,17 @@ export class LockerClient {
   }
 
   /** build(challenge) -> frame; on E_CHALLENGE (nothing evaluated) once more with the
-   * challenge that the refusal carries. */
-  async fresh(reqType, build) {
+   * challenge that the refusal carries. key: the request is signed with it, so its answer
+   * is tagged with it over that challenge (section 4). */
+  async fresh(reqType, build, key = null) {
     for (let attempt = 0; ; attempt++) {
       if (!this.challenge) await this.sayHello();
       const challenge = this.challenge;
       this.challenge = null;
       try {
-        return await this.call(reqType, build(challenge));
+        return await this.call(reqType, build(challenge), key ? { key, challenge } : null);
       } catch (e) {
+        if (e instanceof AnswerNotAuthentic) throw e;
         if (!(e instanceof LockerRefused && e.status === E_CHALLENGE) || attempt) throw e;
       }
     }

@@ -20,12 +20,13 @@ export function cancelRequest(cred, requestId, challenge) {
   return sign(request(CANCEL, concat(cred.block, requestId)), cred.key, challenge);
 }
 
-/** DEPOSIT answer body (15 bytes): slot u16, generation u32, deposit_ts u32, size u8, ttl u32. */
+/** DEPOSIT answer body (17 bytes, its tag already checked and removed): slot u16,
+ * generation u32, deposit_ts u32, size u8, ttl u32, bucket_s u16. */
 export function parseDepositAnswer(body) {
-  if (body.length !== 15) throw new ProtocolError("DEPOSIT answer must be 15 bytes");
+  if (body.length !== 17) throw new ProtocolError("DEPOSIT answer must be 17 bytes");
   return {
     slot: readU16(body, 0), generation: readU32(body, 2), depositTs: readU32(body, 6),
-    size: body[10], ttlS: readU32(body, 11),
+    size: body[10], ttlS: readU32(body, 11), bucketS: readU16(body, 15),
   };
 }
 
@@ -33,9 +34,9 @@ export function parseDepositAnswer(body) {
  * same slot (idempotent on the locker). Returns the answer plus both forms of the code. */
 export async function deposit(client, cred, size, requestId) {
   const body = await client.fresh(DEPOSIT,
-    (challenge) => depositRequest(cred, requestId, size, challenge));
+    (challenge) => depositRequest(cred, requestId, size, challenge), cred.key);
   const a = parseDepositAnswer(body);
-  const bucketS = client.hello.bucketS;
+  const bucketS = a.bucketS; // from the authenticated answer, never from HELLO
   return {
     ...a,
     code: humanCode(cred.key, cred.lockerId, a.slot, a.generation, a.depositTs, bucketS),
@@ -46,7 +47,8 @@ export async function deposit(client, cred, size, requestId) {
 
 /** Cancel the deposit with that request id: returns the slot that opened. */
 export async function cancel(client, cred, requestId) {
-  const body = await client.fresh(CANCEL, (challenge) => cancelRequest(cred, requestId, challenge));
+  const body = await client.fresh(CANCEL, (challenge) => cancelRequest(cred, requestId, challenge),
+    cred.key);
   if (body.length !== 2) throw new ProtocolError("CANCEL answer must be 2 bytes");
   return readU16(body, 0);
 }

@@ -29,22 +29,50 @@ export const STATUS_NAMES = {
   5: "stale-challenge", 6: "credential-refused", 7: "no-free-slot", 8: "wrong-state",
   9: "wrong-code", 10: "locked-out", 11: "code-expired", 12: "not-permitted",
   13: "already-done", 14: "too-large", 15: "internal-error", 16: "replayed", 17: "bad-value",
+  18: "out-of-service",
 };
 
 export class ProtocolError extends Error {}
 
 /** The locker answered with a status other than OK. */
 export class LockerRefused extends Error {
-  constructor(status, message, retryAfter = 0) {
+  constructor(status, message, retryAfter = 0, verified = false) {
     super(`${STATUS_NAMES[status] ?? status}: ${message}`);
     this.status = status;
     this.name_ = STATUS_NAMES[status] ?? String(status);
     this.lockerMessage = message;
     this.retryAfter = retryAfter;
+    this.verified = verified; // a tagged refusal (section 4); untagged ones may be forged
   }
 }
 
 export const hmacSha256 = (key, msg) => hmac(sha256, key, msg);
+
+/** The answer to a signed request was altered (or made up) on the way: nothing in it may be
+ * used (section 4, "Authenticated answers"). */
+export class AnswerNotAuthentic extends ProtocolError {}
+
+/** Check the answer tag of an answer to a signed request (section 4):
+ * tag = HMAC(credential_key, challenge the request answered | answer without tag)[:16].
+ * An OK answer must carry it; a refusal may (after the request was authenticated).
+ * Returns {body (tag removed), verified}; throws AnswerNotAuthentic. */
+export function checkAnswerTag(frame, status, body, key, challenge) {
+  let tagged = true;
+  if (status !== OK) {
+    const n = body.length >= 5 ? body[4] : -1;
+    if (body.length === 5 + n) tagged = false;
+    else if (body.length !== 5 + n + TAG_LEN) throw new AnswerNotAuthentic("malformed refusal");
+  } else if (body.length < TAG_LEN) {
+    throw new AnswerNotAuthentic("answer without its tag");
+  }
+  if (!tagged) return { body, verified: false };
+  const cut = frame.length - TAG_LEN;
+  const want = hmacSha256(key, concat(challenge, frame.subarray(0, cut))).subarray(0, TAG_LEN);
+  let diff = 0;
+  for (let i = 0; i < TAG_LEN; i++) diff |= want[i] ^ frame[cut + i];
+  if (diff) throw new AnswerNotAuthentic("answer tag does not verify: altered on the way");
+  return { body: body.subarray(0, body.length - TAG_LEN), verified: true };
+}
 export { sha256 };
 
 /** version | type | body (no tag). */

@@ -7,7 +7,7 @@ import { hex, unhex, concat } from "../src/bytes.js";
 import { split, Reassembler, FragmentError } from "../src/fragment.js";
 import {
   hmacSha256, sign, request, parseResponse, parseError, parseHello, LockerRefused,
-  E_CODE, STATUS_NAMES,
+  E_CODE, STATUS_NAMES, AnswerNotAuthentic,
 } from "../src/frames.js";
 import { decodeBlock, parseCredential, serializeCredential, CredentialError } from "../src/credential.js";
 import {
@@ -68,7 +68,7 @@ test("a credential file (lockerctl format) round-trips; broken files are refused
 test("pickup codes: MAC inputs, MACs, both forms, material, proof keys and proofs", () => {
   assert.ok(V.pickup_codes.length >= 2);
   for (const p of V.pickup_codes) {
-    const key = unhex(p.courier_key), lid = unhex(p.locker_id), ch = unhex(p.challenge);
+    const key = unhex(p.credential_key), lid = unhex(p.locker_id), ch = unhex(p.challenge);
     assert.equal(bucketOf(p.deposit_ts, p.bucket_s), p.bucket);
     for (const [form, f] of [[0, p.human], [1, p.machine]]) {
       assert.equal(hex(codeMac(key, form, lid, p.slot, p.generation, p.bucket)), f.mac);
@@ -220,14 +220,34 @@ test("transcript: the JS client produces the firmware's recorded requests, parse
   assert.equal(opened.slot, 3);
   await c.sayHello(); // after advance_s 600 the challenge is stale: a new HELLO
   await assert.rejects(pickup(c, d.machineCode), (e) => e instanceof LockerRefused &&
+    STATUS_NAMES[e.status] === "already-done");          // a right code: the parcel is gone
+  await assert.rejects(pickup(c, "003-00000-00000"), (e) => e instanceof LockerRefused &&
     e.status === E_CODE && e.lockerMessage === "wrong pickup code");
-  await assert.rejects(cancel(c, cred, rid), (e) => STATUS_NAMES[e.status] === "already-done");
-  assert.equal(link.i, 7);
+  await assert.rejects(cancel(c, cred, rid), (e) => STATUS_NAMES[e.status] === "already-done" &&
+    e.verified);                                        // a tagged refusal: really the locker's
+  assert.equal(link.i, 8);
   // the remaining responses parse (status and body) whatever their type
-  for (const s of steps.slice(7).filter((x) => x.response)) {
+  for (const s of steps.slice(8).filter((x) => x.response)) {
     const r = parseResponse(unhex(s.response));
     if (r.status) assert.ok(parseError(r.body).message.length > 0, s.note);
     if (r.type === 0x81) parseHello(r.body);
+  }
+});
+
+test("answer tags: a relay that alters any byte of the DEPOSIT answer is detected", async () => {
+  const cred = parseCredential(JSON.stringify({ format: "lockerctl-credential/1",
+    locker_id: V.keys.locker_id, block: courier.block, key: courier.key }));
+  const rid = unhex("0102030405060708");
+  const answer = unhex(V.transcript.steps[1].response);
+  for (let i = 0; i < answer.length; i++) {
+    const steps = V.transcript.steps.map((x) => ({ ...x }));
+    const flipped = Uint8Array.from(answer);
+    flipped[i] ^= 0x01;
+    steps[1].response = hex(flipped);
+    const c = new LockerClient(new TranscriptLink(steps));
+    await c.sayHello();
+    await assert.rejects(deposit(c, cred, 2, rid), (e) => e instanceof AnswerNotAuthentic ||
+      (e instanceof LockerRefused && !e.verified) || /version/.test(e.message), "byte " + i);
   }
 });
 
