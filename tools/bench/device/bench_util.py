@@ -183,7 +183,8 @@ class Rig:
         """Construct (not boot) a locker over the folder: the object a board would build."""
         t = self.time
         n = len(self.cfg["sizes"])
-        self.driver = sim_hw.SimLockDriver(n, ticks_ms=t.ticks_ms)
+        # no pulse recordings: they are the fake's, not firmware state (retained figures)
+        self.driver = sim_hw.SimLockDriver(n, ticks_ms=t.ticks_ms, record=False)
         self.bank = gpio_lock.LockBank(self.driver, self.cfg["pulse_ms"],
                                        self.cfg["rated_pulse_ms"], self.cfg["max_concurrent"],
                                        t.ticks_ms, t.ticks_diff)
