@@ -34,7 +34,7 @@ class SimLockDriver(gpio_lock.LockDriver):
         now = self._ticks() if self._ticks else 0
         if on and not self.outputs[sid]:
             self._on_since[sid] = now
-            if self.pulses is not None:
+            if self.pulses is not None and self.pulse_log is not None:
                 self.pulses.append(sid)
                 self.pulse_log.append((sid, now))
             if sid not in self.jammed:
