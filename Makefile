@@ -121,7 +121,8 @@ bench: $(STAMP) mp32-if-possible
 # ---- real boards (docs/hardware.md) -------------------------------------------------------
 # deploy: PORT=/dev/ttyUSB0 BOARD=esp32-devkitc-4door (a profile in boards/). The board must
 # already run stock MicroPython (esptool); the firmware is compiled with mpy-cross, aioble is
-# installed with `mpremote mip install aioble`, the profile becomes /board.json.
+# installed with `mpremote mip install aioble-peripheral aioble-server`, the profile becomes
+# /board.json.
 .PHONY: deploy hil hil-sim typecheck
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "make deploy needs PORT=<serial port> BOARD=<profile>"; exit 2; }

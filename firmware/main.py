@@ -10,8 +10,8 @@ import asyncio
 import gc
 import sys
 
-from core import config
 from core import protocol as P
+from core import unload
 from core.clock import LockerClock
 from core.locker import Locker
 from core.store import StoreCorrupt
@@ -26,6 +26,9 @@ RADIO_RETRY_MS = const(3000)    # between attempts (lets the heap settle after a
 HEAP_MARGIN = const(16384)   # free heap a measured request needs (docs/performance.md)
 DOOR_WAIT_MS = const(30000)  # longest an answer waits for its door's pulse (a safety net:
                              # the queue drains in (doors queued x 2 x pulse_ms) / budget)
+# Modules only boot runs, imported inside it and dropped after it (core.unload): config
+# validation and the store's recovery; a board adds its own (board.BOOT_ONLY).
+BOOT_ONLY = ("core.config", "core.store_recover")
 
 
 def log(*args):
@@ -39,6 +42,7 @@ class Runtime:
         self.board = board
         driver = board.lock_driver()
         driver.all_off()                       # before anything can fail
+        from core import config                # boot only: dropped by boot()
         self.cfg = config.load(board.path("locker.json"))
         self.bank = LockBank(driver, self.cfg["pulse_ms"], self.cfg["rated_pulse_ms"],
                              self.cfg["max_concurrent"], board.ticks_ms, board.ticks_diff)
@@ -69,6 +73,8 @@ class Runtime:
             if not self.locker.halted:    # the anchor check names its own reason
                 self.locker.halted = "store corrupt: %s" % e
             log("HALTED:", self.locker.halted)
+        # What only boot needed leaves the heap before the radio comes up (BOOT_ONLY).
+        unload.drop(*BOOT_ONLY + getattr(self.board, "BOOT_ONLY", ()))
 
     def handle(self, session, frame):
         """Called by the transport for each reassembled request.

@@ -7,7 +7,8 @@
 # The board profile and provisioning files are still written by `make deploy` and
 # `lockerctl provision --port`; a frozen image only replaces the copied .mpy modules.
 include("$(PORT_DIR)/boards/manifest.py")  # noqa: F821 (manifest builtins)
-require("aioble")  # noqa: F821
+require("aioble-peripheral")  # noqa: F821 (the parts make deploy installs)
+require("aioble-server")  # noqa: F821
 # The firmware's packages as they are laid out on a board (docs/architecture.md); the
 # simulator's board and its fake hardware stay home. main.py is copied as source.
 package("core")  # noqa: F821

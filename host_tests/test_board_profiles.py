@@ -171,7 +171,8 @@ def test_deploy_copies_the_image_and_the_profile(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
-    assert calls[0] == "connect /dev/ttyFAKE mip install aioble"
+    # the peripheral GATT server's parts of aioble only (docs/performance.md: heap budget)
+    assert calls[0] == "connect /dev/ttyFAKE mip install aioble-peripheral aioble-server"
     copy = [c for c in calls if c.startswith("connect /dev/ttyFAKE fs cp -r") and c.endswith(":/")]
     assert len(copy) == 1
     copied = {os.path.basename(p) for p in copy[0].split()[5:-1]}

@@ -43,6 +43,8 @@ def test_out_of_memory_bringing_the_radio_up_is_retried(tmp_path, monkeypatch):
     got, out, _ = _run(tmp_path, monkeypatch, "oom-once")
     assert got["event"] == "serving"
     assert got["attempts"] == 2
+    # main.Runtime.boot dropped what only boot runs (core.unload), before the radio came up
+    assert got["boot_only_loaded"] == []
     assert got["fault"] is None
     assert got["outputs_on"] == 0
     assert "radio did not come up (try 1 of 3): MemoryError" in out

@@ -5,7 +5,8 @@ esptool first, see docs/hardware.md):
   1. validate the board profile (a wrong pin is refused before anything is copied);
   2. compile the firmware tree (core/, drivers/, targets/, radio/) with mpy-cross for
      xtensawin (lockerctl.firmware; the simulator's board and fake hardware stay home);
-  3. `mpremote mip install aioble` (BLE; not frozen into stock ESP32 images);
+  3. `mpremote mip install aioble-peripheral aioble-server` (BLE; not frozen into stock ESP32
+     images): only the parts a peripheral GATT server imports, not the whole `aioble`;
   4. copy the packages, main.py, a generated board.py that selects targets.board_esp32, and the
      profile as /board.json; remove stale .py copies that would shadow the .mpy;
   5. reset the board.
@@ -67,7 +68,7 @@ def deploy(port, board, out, mpy_cross, mpremote=None, dry_run=False, echo=print
     entries, mpys = compile_firmware(out, mpy_cross)
     dev = board_io.Board(port, mpremote=mpremote, dry_run=dry_run, echo=echo)
     try:
-        dev.mip_install("aioble")
+        dev.mip_install(*firmware.AIOBLE_PACKAGES)
         # .py copies would shadow the .mpy; flat modules are left over from older images.
         rels = [os.path.relpath(m, out)[:-4] for m in mpys]
         stale = ["/" + r + ".py" for r in rels] + ["/" + r.split("/")[-1] + ".mpy" for r in rels]

@@ -119,86 +119,14 @@ class Store:
 
     def recover(self, load_state, apply, table=None):
         """Load the latest snapshot through load_state(dict), then replay its segment
-        through apply(record). Returns False for a brand-new (empty) store.
+        through apply(record). Returns False for a brand-new (empty) store; raises
+        StoreCorrupt. table: the live slot table (its columns() are filled from the
+        snapshot in place); without one, a snapshot that holds a table is refused.
 
-        table: the live slot table (its columns() are filled from the snapshot in place);
-        without one, a snapshot that holds a table is refused."""
-        self.fs.ensure()
-        for name in self.fs.listdir():
-            if name.endswith(".tmp"):
-                self.fs.remove(name)        # an interrupted atomic write: never live
-        snaps = _names(self.fs, "s.")
-        if not snaps:
-            if _names(self.fs, "j."):
-                raise StoreCorrupt("journal present but no snapshot")
-            return False
-        n = snaps[-1]
-        load_state(self._load_snapshot(n, table))
-        self.segment = n
-        self.in_segment = 0
-        if not self.fs.exists("j.%d" % n):
-            self._start_segment()           # cut between snapshot and segment creation
-            return True
-        rows = read_segment(self.fs, self.key, n)
-        header, prev = next(rows)
-        if header["n"] != self.seq or prev != self.head:
-            raise StoreCorrupt("segment %d does not continue snapshot %d" % (n, n))
-        for record, mac in rows:
-            apply(record)
-            self.seq = record["n"]
-            self.head = mac
-            self.in_segment += 1
-        self.torn_tail = self._has_torn_tail(n)
-        return True
-
-    def _has_torn_tail(self, n):
-        with self.fs.open_read("j.%d" % n) as f:
-            lines = 0
-            while f.readline():
-                lines += 1
-        return lines != self.in_segment + 1
-
-    def _load_snapshot(self, n, table=None):
-        """Read s.N, checking its MAC as it goes: the header line, then the table's columns
-        straight into table.columns() (no per-slot allocation), then the MAC line.
-
-        The columns are filled before the MAC at the end is checked: on a MAC failure the
-        caller gets StoreCorrupt and must not serve whatever was loaded."""
-        mac = HmacSha256(self.key)
-        mac.update(b"snapshot")
-        with self.fs.open_read("s.%d" % n) as f:
-            head_line = f.readline()
-            mac.update(head_line)
-            try:
-                head = json.loads(head_line)
-                cols = head.get("cols")
-                state = head["state"]
-                seq, prev = head["n"], bytes.fromhex(head["h"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise StoreCorrupt("snapshot %d is malformed" % n)
-            if cols is not None:
-                if table is None:
-                    raise StoreCorrupt("snapshot %d holds a slot table nobody loads" % n)
-                mine = table.columns()
-                if [len(c) for c in mine] != cols:
-                    raise StoreCorrupt("snapshot %d holds a table of another shape (%d slots"
-                                       " configured)" % (n, len(table)))
-                for col in mine:
-                    if f.readinto(col) != len(col):
-                        raise StoreCorrupt("snapshot %d is truncated" % n)
-                    mac.update(col)
-            line = f.readline()
-            try:
-                stored = bytes.fromhex(line[:-1].decode())
-            except ValueError:
-                raise StoreCorrupt("snapshot %d is malformed" % n)
-            if not line.endswith(b"\n"):
-                raise StoreCorrupt("snapshot %d is truncated" % n)
-            if f.readline() or stored != mac.digest()[:MAC_LEN]:
-                raise StoreCorrupt("snapshot %d fails its MAC" % n)
-        self.seq = seq
-        self.head = prev
-        return state
+        The code lives in core/store_recover.py: only boot runs it, and main.Runtime
+        drops that module after boot (core.unload) so its bytecode leaves the heap."""
+        from core import store_recover
+        return store_recover.recover(self, load_state, apply, table)
 
     # ---- writing ------------------------------------------------------------------
 

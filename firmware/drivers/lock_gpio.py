@@ -1,14 +1,9 @@
 # Lock driver for boards that wire each door straight to the ESP32: one GPIO per lock output
 # (relay or MOSFET) and, optionally, one GPIO per door sensor (reed switch).
 # Outputs are created already at their OFF level, so constructing the driver never pulses a
-# lock (ADR 0003). Sensors are debounced in software: a reed switch chatters for a few ms
-# when the door swings, and the door monitor would otherwise log open/close pairs.
-from micropython import const
-
+# lock (ADR 0003). Sensors are debounced in software (drivers/debounce.py).
 from drivers import gpio_lock
-
-DEBOUNCE_MS = const(50)
-_NONE = const(2)               # debouncer: no reading yet
+from drivers.debounce import DEBOUNCE_MS, Debouncer
 
 
 def _machine():
@@ -18,31 +13,6 @@ def _machine():
     except (ImportError, AttributeError):
         raise ImportError("this lock driver needs machine.Pin (an ESP32 board)")
     return machine
-
-
-class Debouncer:
-    """Per-door debounce over packed arrays: a new level counts once stable debounce_ms.
-
-    feed(i, level, now) -> the debounced level (bool); the first reading counts at once."""
-
-    def __init__(self, count, debounce_ms, ticks_diff):
-        self.stable = bytearray([_NONE] * count)
-        self.candidate = bytearray([_NONE] * count)
-        self.since = [0] * count
-        self.debounce_ms = debounce_ms
-        self._diff = ticks_diff
-
-    def feed(self, i, level, now):
-        level = 1 if level else 0
-        if self.stable[i] == _NONE:
-            self.stable[i] = self.candidate[i] = level
-            self.since[i] = now
-        elif level != self.candidate[i]:
-            self.candidate[i] = level
-            self.since[i] = now
-        elif level != self.stable[i] and self._diff(now, self.since[i]) >= self.debounce_ms:
-            self.stable[i] = level
-        return self.stable[i] == 1
 
 
 class GpioLockDriver(gpio_lock.LockDriver):

@@ -7,7 +7,7 @@
 from micropython import const
 
 from drivers import gpio_lock
-from drivers.lock_gpio import DEBOUNCE_MS, Debouncer
+from drivers.debounce import DEBOUNCE_MS, Debouncer
 
 IODIRA = const(0x00)           # IOCON.BANK = 0 (power-on default) register map
 GPPUA = const(0x0C)

@@ -64,7 +64,8 @@ def _radio():
         import bluetooth
     except ImportError as e:
         raise ImportError("BLE needs the bluetooth module and aioble "
-                          "(`mpremote mip install aioble`): %s" % e)
+                          "(`mpremote mip install aioble-peripheral aioble-server`): %s"
+                          % e)
     # aioble's __init__ hides a failed submodule import behind a bare `except:` (a
     # MemoryError becomes a missing attribute): say what is missing instead.
     for name in ("advertise", "Service", "BufferedCharacteristic", "register_services"):

@@ -12,8 +12,6 @@ import time
 from core.clock import EPOCH_2000
 from drivers.flash_fs import FolderFs
 
-from targets import board_profile
-
 PROFILE_PATH = "/board.json"
 DATA_DIR = "/locker"
 
@@ -47,10 +45,15 @@ class Uptime:
 
 
 class Esp32Board:
+    # Modules only boot uses, imported inside the methods that need them: main.Runtime
+    # drops them after boot (core.unload), so their code leaves the heap.
+    BOOT_ONLY = ("targets.board_profile", "drivers.rtc_ds3231")
+
     def __init__(self, profile_path=PROFILE_PATH, data_dir=DATA_DIR, ticks=None):
         """ticks: (ticks_ms, ticks_diff) stand-ins for host tests; the board's own otherwise."""
         if ticks is not None:
             self.ticks_ms, self.ticks_diff = ticks
+        from targets import board_profile
         self.profile, self.warnings = board_profile.load(profile_path)
         self.data_dir = data_dir
         self._driver = None
@@ -79,41 +82,14 @@ class Esp32Board:
 
     def lock_driver(self):
         if self._driver is None:
-            self._driver = self._make_driver()
+            # boot only: board_profile builds the driver and checks the config against the
+            # profile, then main.Runtime drops it with BOOT_ONLY
+            from targets import board_profile
+            self._driver = board_profile.make_driver(self.profile, self._i2c, self.ticks_ms,
+                                                     self.ticks_diff)
             self._driver.all_off()
-            self._check_config()
+            board_profile.check_locker_json(self.profile, self.path("locker.json"))
         return self._driver
-
-    def _make_driver(self):
-        p = self.profile
-        if p["driver"] == "gpio":
-            from drivers.lock_gpio import GpioLockDriver
-            g = p["gpio"]
-            return GpioLockDriver(g["outputs"], self.ticks_ms, self.ticks_diff,
-                                  active_low=g["active_low"], sensors=g.get("sensors"),
-                                  sensor_open_level=g["sensor_open_level"],
-                                  sensor_pull=g["sensor_pull"], debounce_ms=g["debounce_ms"])
-        if p["driver"] == "mcp23017":
-            from drivers.lock_mcp23017 import Mcp23017LockDriver
-            m = p["mcp23017"]
-            return Mcp23017LockDriver(self._i2c(m["i2c"]),
-                                      [(c["address"], c["doors"]) for c in m["chips"]],
-                                      self.ticks_ms, self.ticks_diff,
-                                      active_low=m["active_low"],
-                                      sensor_chips=m.get("sensor_chips"),
-                                      sensor_open_level=m["sensor_open_level"],
-                                      debounce_ms=m["debounce_ms"])
-        raise board_profile.ProfileError("driver %r does not run on a real board: use the "
-                                         "simulator (main.py sim <dir>)" % p["driver"])
-
-    def _check_config(self):
-        """After the outputs are off: refuse a locker.json that does not fit this board."""
-        from core import config
-        try:
-            cfg = config.load(self.path("locker.json"))
-        except config.ConfigError:
-            return                      # not provisioned yet: Runtime reports it clearly
-        board_profile.check_config(self.profile, cfg)
 
     # ---- board interface ----------------------------------------------------------------
     def read_secret(self):

@@ -214,3 +214,39 @@ def load(path):
     except ValueError:
         raise ProfileError("board profile %s is not valid JSON" % path)
     return validate(raw)
+
+
+# ---- on the board at boot (targets/board_esp32.py; dropped with the rest of this module) ----
+
+def make_driver(profile, i2c, ticks_ms, ticks_diff):
+    """The lock driver a validated profile describes: GpioLockDriver or Mcp23017LockDriver
+    (drivers/), i2c(spec) -> the machine.I2C bus of an "i2c" section. ProfileError for a
+    driver that only the simulator runs."""
+    if profile["driver"] == "gpio":
+        from drivers.lock_gpio import GpioLockDriver
+        g = profile["gpio"]
+        return GpioLockDriver(g["outputs"], ticks_ms, ticks_diff,
+                              active_low=g["active_low"], sensors=g.get("sensors"),
+                              sensor_open_level=g["sensor_open_level"],
+                              sensor_pull=g["sensor_pull"], debounce_ms=g["debounce_ms"])
+    if profile["driver"] == "mcp23017":
+        from drivers.lock_mcp23017 import Mcp23017LockDriver
+        m = profile["mcp23017"]
+        return Mcp23017LockDriver(i2c(m["i2c"]), [(c["address"], c["doors"]) for c in m["chips"]],
+                                  ticks_ms, ticks_diff, active_low=m["active_low"],
+                                  sensor_chips=m.get("sensor_chips"),
+                                  sensor_open_level=m["sensor_open_level"],
+                                  debounce_ms=m["debounce_ms"])
+    raise ProfileError("driver %r does not run on a real board: use the simulator "
+                       "(main.py sim <dir>)" % profile["driver"])
+
+
+def check_locker_json(profile, path):
+    """After the outputs are off: refuse a locker.json (at path) that does not fit this
+    board (check_config). A locker not provisioned yet passes: main.Runtime reports it."""
+    from core import config
+    try:
+        cfg = config.load(path)
+    except config.ConfigError:
+        return
+    check_config(profile, cfg)

@@ -57,7 +57,8 @@ class PersistentDoors(sim_hw.SimLockDriver):
     """Sim doors whose physical state outlives the firmware process (power cuts)."""
 
     def __init__(self, count, sensors, path):
-        sim_hw.SimLockDriver.__init__(self, count, sensors, time.ticks_ms)
+        # no pulse recordings: the simulator runs for days, they would grow with history
+        sim_hw.SimLockDriver.__init__(self, count, sensors, time.ticks_ms, record=False)
         self._path = path
         saved = _read_json(path, None)
         if saved and len(saved.get("doors", [])) == count + 1:

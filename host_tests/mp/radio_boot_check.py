@@ -46,7 +46,9 @@ class Board(sim_board.SimBoard):
         drv = self.lock_driver()
         print(json.dumps({"event": event, "attempts": self.attempts, "feeds": self.wdt.feeds,
                           "fault": self.runtime.fault, "recorded": self.recorded,
-                          "outputs_on": sum(drv.outputs)}))
+                          "outputs_on": sum(drv.outputs),
+                          # what boot imported only for itself, still loaded (should be none)
+                          "boot_only_loaded": [n for n in main.BOOT_ONLY if n in sys.modules]}))
         raise SystemExit(0)
 
     async def monitor(self):

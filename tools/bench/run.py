@@ -216,21 +216,26 @@ def esp32_budget(ctx, mem):
     if not mem.get("mp32"):
         return "ESP32 budget not computed: %s" % mem.get("mp32_vm"), None
     tree = os.path.join(ctx["tmp"], "budget-tree")
+    shutil.rmtree(tree, ignore_errors=True)
     firmware.compile_tree(tree, "device", incremental=False, extra=[
         (os.path.join(HERE, "device", "bench_budget.py"), "bench_budget.py")])
-    mpy_bytes = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(tree)
-                    for f in fs if f.endswith(".mpy") and not f.startswith("bench_"))
+    mpy_size = {}                  # dotted module name -> .mpy bytes of the device image
+    for dp, _, fs in os.walk(tree):
+        for f in fs:
+            if f.endswith(".mpy") and not f.startswith("bench_"):
+                rel = os.path.relpath(os.path.join(dp, f[:-4]), tree).replace(os.sep, ".")
+                mpy_size[rel[:-9] if rel.endswith(".__init__") else rel] = os.path.getsize(
+                    os.path.join(dp, f))
     main_mpy = os.path.join(ctx["tmp"], "main-size.mpy")
-    subprocess.run(firmware.mpy_cross_cmd() + ["-o", main_mpy,
-                                               os.path.join(firmware.FIRMWARE, "main.py")],
-                   check=True)
-    mpy_bytes += os.path.getsize(main_mpy)
+    subprocess.run(firmware.mpy_cross_cmd() + list(firmware.DEVICE_MPY_OPTS) + [
+        "-o", main_mpy, os.path.join(firmware.FIRMWARE, "main.py")], check=True)
+    mpy_size["main"] = os.path.getsize(main_mpy)
     aio = aioble_dir()
     aio_bytes = 0
-    if aio:
+    if aio:                        # the aioble parts `make deploy` installs
         os.makedirs(os.path.join(tree, "aioble"), exist_ok=True)
         for name in sorted(os.listdir(aio)):
-            if name.endswith(".py"):
+            if name.endswith(".py") and name[:-3] in firmware.AIOBLE_MODULES:
                 dst = os.path.join(tree, "aioble", name[:-3] + ".mpy")
                 subprocess.run(firmware.mpy_cross_cmd() + ["-o", dst, os.path.join(aio, name)],
                                check=True)
@@ -241,19 +246,26 @@ def esp32_budget(ctx, mem):
     with open(script, "w") as f:
         f.write(BUDGET_LAUNCHER % bool(aio))
     b = mp32.run_json(script, [], [(tree, "/fw")])
-    fw = sum(n for _, n in b["firmware"])
+    kept = sum(n for _, n in b["firmware"])          # imported and kept for the board's life
+    boot_only = sum(n for _, n in b["boot_only"])    # imported by boot, dropped after it
+    fw = kept + boot_only - b["dropped"]              # what boot leaves of the firmware
+    mpy_bytes = sum(mpy_size.get(n, 0) for n, _ in b["firmware"])
     n100 = str(100 if 100 in mem["slot_counts"] else mem["slot_counts"][0])
     per = mem["mp32"]["per_slots"][n100]
     worst_name, worst = max(((t[0], t[1]) for t in per["transient"]), key=lambda x: x[1])
-    aio_kb = sum(n for _, n in b["aioble"]) / 1024 if "aioble" in b else 14.0
-    aio_how = ("measured: `import aioble`, %s B of .mpy" % num(aio_bytes) if "aioble" in b
-               else "estimate (set AIOBLE_SRC to measure)")
+    aio_kb = sum(n for _, n in b["aioble"]) / 1024 if "aioble" in b else 12.2
+    aio_how = ("measured: `import aioble` of %s (%s), %s B of .mpy" % (
+        " + ".join(firmware.AIOBLE_PACKAGES), ", ".join(firmware.AIOBLE_MODULES),
+        num(aio_bytes)) if "aioble" in b else "estimate (set AIOBLE_SRC to measure)")
     frozen_fw = max(0, fw - mpy_bytes)
     rows_in = [
-        ("firmware bytecode (%d modules incl. main.py)" % len(b["firmware"]),
+        ("firmware bytecode after boot (%d modules incl. main.py)" % len(b["firmware"]),
          fw / 1024, frozen_fw / 1024,
-         ".mpy: measured import; frozen: estimate = import minus the %s B of .mpy, which "
-         "stays in flash" % num(mpy_bytes)),
+         ".mpy (`-X no-source-lines`): measured import, plus %s B left of the %s B that "
+         "the boot-only modules (%s) take until boot drops them; frozen: estimate = import "
+         "minus the %s B of .mpy, which stays in flash" % (
+             num(boot_only - b["dropped"]), num(boot_only),
+             ", ".join(n for n, _ in b["boot_only"]), num(mpy_bytes))),
         ("aioble bytecode", aio_kb, aio_kb, aio_how),
         ("asyncio (frozen in the stock ESP32 firmware)", b["asyncio"] / 1024,
          b["asyncio"] / 1024, "measured import on the VM"),
@@ -278,7 +290,20 @@ def esp32_budget(ctx, mem):
     text = ("ESP32 without PSRAM, ~%d KB MicroPython heap with BLE running; figures from the "
             "32-bit VM:\n\n" % ESP32_HEAP_KB) + table(
         ["heap", "firmware as .mpy", "firmware frozen", "source"], rows)
+    # Boot: every module (boot-only ones too) before the drop, no aioble yet (the radio comes
+    # up after boot), retained state and the boot-from-snapshot transient.
+    boot_kb = ((kept + boot_only + b["asyncio"] + per["retained_full"]) / 1024
+               + _by_name(mem["mp32"], int(n100)).get("boot from the full locker's snapshot",
+                                                       0) / 1024)
+    text += ("\n\nBoot, before the radio: all %d modules imported (%.1f KB, of which %.1f KB "
+             "only boot uses and %.1f KB comes back when boot drops them), asyncio, the "
+             "retained state and booting from the full locker's snapshot: %.1f KB in use, "
+             "below the serving peak above." % (
+                 len(b["firmware"]) + len(b["boot_only"]), (kept + boot_only) / 1024,
+                 boot_only / 1024, b["dropped"] / 1024, boot_kb))
     data = {"budget": b, "mpy_bytes": mpy_bytes, "aioble_mpy_bytes": aio_bytes,
+            "firmware_after_boot": fw, "firmware_kept": kept, "boot_only": boot_only,
+            "dropped": b["dropped"], "boot_kb": boot_kb,
             "used_mpy_kb": used_mpy, "used_frozen_kb": used_frozen,
             "free_mpy_pct": 100 * (ESP32_HEAP_KB - used_mpy) / ESP32_HEAP_KB,
             "free_frozen_pct": 100 * (ESP32_HEAP_KB - used_frozen) / ESP32_HEAP_KB,
@@ -291,16 +316,30 @@ def _by_name(d, n):
     return {t[0]: t[1] for t in per["transient"]} if per else {}
 
 
+def capped_run(ctx, n):
+    """bench_memory at MP_HEAP: a full n-slot locker, else an empty one, else nothing. The
+    harness is in this heap too, so it can outgrow the cap before the firmware does (a new
+    qstr pool, docs/performance.md): then the table says so instead of the bench failing."""
+    why = None
+    for fill in (True, False):
+        try:
+            cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap-%d" % fill, [n],
+                                                      fill], MP_HEAP)
+        except BenchError as e:
+            why = why or [ln for ln in str(e).splitlines() if ln.strip()][-1]
+            continue
+        if why:
+            for c in cap["per_slots"].values():
+                c["filled"], c["fill_error"] = 0, why
+        return cap
+    return {"error": why, "per_slots": {}}
+
+
 def section_memory(ctx):
     p = ctx["p"]
     counts = p["slot_counts"]
     big = counts[-1]
-    try:
-        cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", [counts[0]]],
-                     MP_HEAP)
-    except BenchError as e:            # the capped heap did not even hold the harness's locker
-        cap = {"imports": None, "harness": None, "per_slots": {},
-               "error": str(e).strip().splitlines()[-1]}
+    cap = capped_run(ctx, counts[0])
     d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", counts, True, True],
                WORK_HEAP)
     d32, vm32 = run_mp32(ctx["mpy"], ctx["tmp"] + "/mem32", counts)
@@ -317,11 +356,11 @@ def section_memory(ctx):
 
     code = sum(n for _, n in d["imports"])
     rows = [["firmware code (imports of %d modules, .mpy in RAM)" % len(d["imports"]),
-             kb(code), kb(sum(n for _, n in cap["imports"])) if cap["imports"] else
-             "did not run: " + cap["error"],
+             kb(code), kb(sum(n for _, n in cap["imports"])) if "imports" in cap else
+             "did not fit: " + cap["error"],
              col32(lambda x: kb(sum(n for _, n in x["imports"])))],
             ["benchmark harness (not firmware; excluded below)", kb(d["harness"]),
-             kb(cap["harness"]) if cap["harness"] is not None else "-",
+             kb(cap["harness"]) if "harness" in cap else "-",
              col32(lambda x: kb(x["harness"]))]]
     for n in counts:
         c = cap["per_slots"].get(str(n))
@@ -330,7 +369,8 @@ def section_memory(ctx):
                   col32(lambda x: kb(per(x, n, "retained_empty")))],
                  ["retained: %d parcels in" % n, kb(per(d, n, "retained_full")),
                   (kb(c["retained_full"]) if c.get("filled") == n else
-                   "did not fit (%d)" % c.get("filled", 0)) if c else "-",
+                   "did not fit (%d filled: %s)" % (c.get("filled", 0), c.get("fill_error"))
+                   ) if c else "-",
                   col32(lambda x: kb(per(x, n, "retained_full")))],
                  ["retained: full %d-slot locker after reboot" % n,
                   kb(per(d, n, "retained_full_after_reboot")), "-",
@@ -425,17 +465,21 @@ def section_size(ctx):
     out = tempfile.mkdtemp(prefix="bench-size-", dir=ctx["tmp"])
     rows, total, device = [], 0, 0
     firmware.compile_tree(out, "sim", incremental=False)
+    dev = os.path.join(out, "device")        # what a board gets: no line numbers
+    firmware.compile_tree(dev, "device", incremental=False)
     for src, rel in firmware.sources("sim"):
         if rel in firmware.AS_SOURCE:
             continue
-        dst = os.path.join(out, rel[:-3] + ".mpy")
+        dst = os.path.join(out if rel[:-3] in SIM_ONLY else dev, rel[:-3] + ".mpy")
         size = os.path.getsize(dst)
         sim = rel[:-3] in SIM_ONLY
         total += size
         device += 0 if sim else size
         rows.append([rel[:-3], num(os.path.getsize(src)), num(size),
                      "simulator only" if sim else "board"])
-    text = table(["module", ".py bytes", ".mpy bytes", "flashed to"], rows)
+    text = ("Board modules as `make deploy` compiles them (`-X no-source-lines`), simulator "
+            "modules with line numbers.\n\n"
+            + table(["module", ".py bytes", ".mpy bytes", "flashed to"], rows))
     data = {"modules": {r[0]: int(r[2].replace(",", "")) for r in rows}, "total": total,
             "device": device, "aioble": None}
     aio = os.environ.get("AIOBLE_SRC")
@@ -449,14 +493,14 @@ def section_size(ctx):
                 subprocess.run(firmware.mpy_cross_cmd() + ["-o", dst, os.path.join(src, name)],
                                check=True)
                 sizes[name[:-3]] = os.path.getsize(dst)
-        server = sum(sizes.get(m, 0) for m in ("__init__", "core", "device", "peripheral",
-                                               "server"))
+        server = sum(sizes.get(m, 0) for m in firmware.AIOBLE_MODULES)
         data["aioble"] = {"all": sum(sizes.values()), "peripheral_server": server,
                           "modules": sizes}
         aio_rows = [["aioble, as `mip install aioble` installs it (%d modules)" % len(sizes),
                      num(sum(sizes.values()))],
-                    ["aioble, peripheral + GATT server only (core, device, peripheral, "
-                     "server, __init__)", num(server)],
+                    ["aioble as `make deploy` installs it (%s: %s)" % (
+                        " + ".join(firmware.AIOBLE_PACKAGES),
+                        ", ".join(firmware.AIOBLE_MODULES)), num(server)],
                     ["firmware (board modules) + aioble peripheral/server",
                      num(device + server)]]
     summary = [["firmware, board modules (all but %s)" % ", ".join(SIM_ONLY), num(device)],

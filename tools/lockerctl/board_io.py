@@ -85,8 +85,9 @@ class Board:
             self.exec("import os\nfor p in %r:\n try:\n  os.remove(p)\n except OSError:\n"
                       "  pass" % (list(paths),))
 
-    def mip_install(self, package):
-        self.run("mip", "install", package)
+    def mip_install(self, *packages):
+        """`mpremote mip install` of micropython-lib packages (their requirements too)."""
+        self.run("mip", "install", *packages)
 
     def reset(self):
         self.run("reset")

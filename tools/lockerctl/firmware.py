@@ -26,6 +26,17 @@ AS_SOURCE = ("main.py",)                        # MicroPython runs these by name
 SIM_ONLY = ("targets/sim_board.py", "targets/sim_hw.py", "targets/sim_nvs.py",
             "targets/sim_flash.py")                 # never flashed to a board
 NOT_CODE = ("manifest.py",)                     # the freeze manifest of an image build
+# mpy-cross options of the image a board gets: no line-number table in the bytecode (a
+# board's traceback names the function but says "line 1"; docs/performance.md). The
+# simulator's and the tests' images keep line numbers so their tracebacks stay useful.
+DEVICE_MPY_OPTS = ("-X", "no-source-lines")
+# micropython-lib's aioble components a board gets (`make deploy`: mpremote mip install), the
+# parts a peripheral GATT server needs; each requires aioble-core (__init__, core, device).
+# The whole `aioble` would add the central role, GATT client, L2CAP and security, which the
+# locker never uses and `import aioble` would load: 3 KB more heap on a 32-bit board
+# (docs/performance.md). AIOBLE_MODULES: the aioble/ files these packages install.
+AIOBLE_PACKAGES = ("aioble-peripheral", "aioble-server")
+AIOBLE_MODULES = ("__init__", "core", "device", "peripheral", "server")
 
 
 class BuildError(Exception):
@@ -129,6 +140,7 @@ def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
     Returns the list of written .mpy paths plus the copied sources. Raises BuildError."""
     cross = None
     written = []
+    opts = DEVICE_MPY_OPTS if target == "device" else ()
     for src, rel in list(sources(target)) + list(extra):
         if rel in AS_SOURCE:
             dst = os.path.join(out, rel)
@@ -145,7 +157,8 @@ def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
         # -s: the image names its modules by their path in the tree ("core/store.py"), not
         # by where this checkout happens to live: the same bytes on every machine, and a
         # short qstr in the board's heap.
-        cmd = cross + (["-march=" + march] if march else []) + ["-s", rel, "-o", dst, src]
+        cmd = cross + (["-march=" + march] if march else []) + list(opts) + [
+            "-s", rel, "-o", dst, src]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise BuildError("mpy-cross failed on %s: %s" % (rel, done.stderr.strip()))

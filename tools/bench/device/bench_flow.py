@@ -27,7 +27,7 @@ def main(folder, fill):
     cfg = config.build(over)
 
     def boot():
-        drv = sim_hw.SimLockDriver(100, ticks_ms=t.ticks_ms)
+        drv = sim_hw.SimLockDriver(100, ticks_ms=t.ticks_ms, record=False)   # as a board: no log
         bank = gpio_lock.LockBank(drv, 500, 1000, 1, t.ticks_ms, t.ticks_diff)
         clk = clock.LockerClock(t.rtc_unix, t.uptime_s)
         lk = locker.Locker(cfg, MASTER, flash_fs.FolderFs(folder), clk, bank, t.ticks_ms,

@@ -10,10 +10,12 @@
 # unix port with the collector off, on the WebAssembly port as it always is inside a call.
 # Import this module first: it measures imports.
 import gc
+import sys
 
 FIRMWARE_ORDER = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.protocol",
                   "core.pickup_code", "core.slot_manager", "core.code_verifier",
-                  "core.fragment", "core.throttle", "core.clock", "core.store", "drivers",
+                  "core.fragment", "core.throttle", "core.clock", "core.store", "core.unload",
+                  "core.store_recover", "drivers",
                   "drivers.flash_fs", "core.door_monitor", "drivers.gpio_lock", "core.locker",
                   "core.config", "targets", "targets.sim_hw")
 
@@ -58,6 +60,12 @@ def steps(folder, slot_counts, fill=True, pake=False):
         __import__(name)
         yield
         imports.append([name, gc.mem_alloc() - a])
+    # Boot-only code leaves after boot (main.BOOT_ONLY): its bytecode is freed, its names
+    # stay interned (MicroPython never frees a qstr), so they are in the figure, as on a board.
+    a = gc.mem_alloc()
+    sys.modules["core.unload"].drop("core.store_recover")
+    yield
+    imports.append(["(dropped after boot: core.store_recover)", gc.mem_alloc() - a])
     R["imports"] = imports
     a = gc.mem_alloc()
     import bench_util as U
@@ -176,6 +184,8 @@ def steps(folder, slot_counts, fill=True, pake=False):
         yield
         trans.append(["boot from the full locker's snapshot", used - (gc.mem_alloc() - before),
                       None, before])
+        U.drop_boot_only()      # as main.Runtime.boot does: the recovery code leaves
+        yield
         d["retained_full_after_reboot"] = gc.mem_alloc() - base
         rig = None
         yield

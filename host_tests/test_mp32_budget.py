@@ -1,0 +1,79 @@
+"""The firmware's share of an ESP32's heap, on the 32-bit MicroPython VM (npm WebAssembly port,
+the board's word size): a regression guard for docs/performance.md, "The ESP32 heap budget".
+
+The device image (`lockerctl.firmware.compile_tree(..., "device")`, what `make deploy` copies)
+is imported as a board imports it (tools/bench/device/bench_budget.py): every module kept for
+the board's life, then the boot-only ones, which main.Runtime.boot drops (core.unload). What
+stays must not exceed CEILING by more than MARGIN; the boot-only modules must really leave
+the heap. New firmware code that makes the figure grow should move CEILING up in the same
+commit, with the budget table in docs/performance.md re-measured (`make bench`).
+
+Skips, with the reason, when Node or the npm package cannot be had (lockerctl.mp32)."""
+import os
+
+import pytest
+from lockerctl import firmware, mp32
+
+BENCH = os.path.join(firmware.REPO, "tools", "bench", "device")
+CEILING = 62_064     # bytes: firmware after boot, measured 2026-11-29 (docs/performance.md)
+MARGIN = 1024        # bytes: what may move without a decision (GC blocks, qstr pool steps)
+
+
+@pytest.fixture(scope="module")
+def budget(tmp_path_factory):
+    try:
+        mp32.ensure()
+    except mp32.Unavailable as e:
+        pytest.skip("32-bit VM unavailable: %s" % e)
+    out = tmp_path_factory.mktemp("budget")
+    tree = str(out / "fw")
+    firmware.compile_tree(tree, "device", incremental=False, extra=[
+        (os.path.join(BENCH, "bench_budget.py"), "bench_budget.py")])
+    script = out / "launch.py"
+    script.write_text("import bench_budget\n"
+                      "def _all():\n"
+                      "    yield from bench_budget.steps(False)\n"
+                      "    import json\n"
+                      "    print('RESULT ' + json.dumps(bench_budget.R))\n"
+                      "MP32_STEPS = _all()\n")
+    return mp32.run_json(str(script), [], [(tree, "/fw")])
+
+
+def _after_boot(b):
+    kept = sum(n for _, n in b["firmware"])
+    boot_only = sum(n for _, n in b["boot_only"])
+    return kept + boot_only - b["dropped"]
+
+
+def test_firmware_heap_after_boot_stays_under_its_ceiling(budget):
+    got = _after_boot(budget)
+    assert got <= CEILING + MARGIN, (
+        "the device image keeps %d B of heap after boot, ceiling %d B (+%d): %s" % (
+            got, CEILING, MARGIN, sorted(budget["firmware"], key=lambda x: -x[1])[:5]))
+
+
+def test_boot_only_modules_leave_the_heap(budget):
+    """Dropped after boot: gone from sys.modules, and the collector got back most of their
+    import (their interned names stay; MicroPython never frees a qstr)."""
+    names = [n for n, _ in budget["boot_only"]]
+    assert "core.config" in names and "targets.board_profile" in names
+    assert budget["boot_only_left"] == []
+    imported = sum(n for _, n in budget["boot_only"])
+    assert budget["dropped"] >= 0.85 * imported, (budget["dropped"], budget["boot_only"])
+
+
+def test_boot_only_modules_are_not_imported_by_what_stays(budget):
+    """A module-level import by a kept module would hold them (and defeat the drop): the
+    kept modules are imported first, so the boot-only ones must cost their own import."""
+    assert all(n > 0 for _, n in budget["boot_only"]), budget["boot_only"]
+
+
+def test_device_image_has_no_line_numbers(tmp_path):
+    """`-X no-source-lines` for the board only: the simulator's and tests' image keeps them
+    (tracebacks in tests name lines)."""
+    firmware.compile_tree(str(tmp_path / "sim"), "sim", incremental=False)
+    firmware.compile_tree(str(tmp_path / "dev"), "device", incremental=False)
+    for rel in ("core/locker.mpy", "core/store.mpy"):
+        sim = (tmp_path / "sim" / rel).stat().st_size
+        dev = (tmp_path / "dev" / rel).stat().st_size
+        assert dev < sim, (rel, dev, sim)
