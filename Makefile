@@ -10,7 +10,7 @@ MICROPYTHON ?= $(abspath $(BIN)/micropython)
 # ESP32 without PSRAM leaves ~100 KB of MicroPython heap with BLE running.
 MP_HEAP ?= 100k
 # The simulator process: firmware + simulated board + socket streams (docs/performance.md).
-SIM_HEAP ?= 128k
+SIM_HEAP ?= 144k
 MPY_DIR := build/mpy
 export MICROPYTHON MP_HEAP SIM_HEAP
 

@@ -8,15 +8,16 @@ import struct
 
 from micropython import const
 
-from core import credentials
+from core import credentials, pickup_code
 from core import protocol as P
 from core.code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
 from core.door_monitor import DoorMonitor
 from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
 from core.slot_manager import OCCUPIED, REOPEN_S, SlotManager
+from core.spake2 import Spake2Error
 from core.store import Store, StoreCorrupt, read_audit
-from core.throttle import Throttle
+from core.throttle import Pacer, Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)
@@ -30,11 +31,14 @@ ST_HAS_SENSOR = const(16)
 
 
 class Session:
-    """One connection's state: the single challenge it may answer next."""
+    """One connection's state: the single challenge it may answer next, and the one pickup
+    PAKE it may finish next (docs/protocol.md section 5.5)."""
 
     def __init__(self):
         self.challenge = None
         self.issued_at = 0
+        self.pake = None            # (started s, sid, gen, form, verdict, expected cA, Ke)
+        self.pake_free_at = None    # ticks_ms before which this connection may not start one
 
 
 class Locker:
@@ -52,8 +56,8 @@ class Locker:
         self.revoked = {}           # serial -> credential not_after (pruned after it)
         self.admin_seq = 0
         self.store = Store(fs, audit_key(master), cfg["segment_records"], cfg["keep_segments"])
-        self.verifier = CodeVerifier(master, self.locker_id, cfg["bucket_s"],
-                                     cfg["skew_buckets"], cfg["ttl_s"])
+        self.verifier = CodeVerifier(master, self.locker_id, cfg["bucket_s"], cfg["ttl_s"])
+        self.pacer = Pacer(ticks_ms, ticks_diff)
         self.doors = DoorMonitor(len(self.slots), ticks_diff, cfg["jam_ms"], cfg["left_open_ms"])
         locks.on_start = self._pulse_started
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
@@ -61,7 +65,8 @@ class Locker:
         self.halted = ""            # why the locker refuses to serve ("" = serving)
         self._handlers = {
             P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
-            P.RECLAIM: self._reclaim, P.PICKUP: self._pickup, P.TECH_OPEN: self._tech_open,
+            P.RECLAIM: self._reclaim, P.PICKUP_START: self._pickup_start,
+            P.PICKUP_FINISH: self._pickup_finish, P.TECH_OPEN: self._tech_open,
             P.AUDIT_READ: self._audit_read, P.STATUS: self._status, P.ADMIN: self._admin,
         }
 
@@ -131,8 +136,13 @@ class Locker:
             cred = bytes.fromhex(r["c"])
             holder, _ = credentials.decode(cred)
             self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
+            self.throttle.reset_slot(r["s"])
         elif e in ("pick", "cancel", "recl"):
             self.slots.release(r["s"], t)
+            if e == "pick" and r.get("f") == pickup_code.FORM_HUMAN:
+                self.throttle.refund(r["s"], t)
+        elif e == "late" and r.get("f") == pickup_code.FORM_HUMAN:
+            self.throttle.refund(r["s"], t)      # the right code, only too late: no guess
         elif e == "tech":
             act = r["a"]
             if act == P.TECH_CLEAR:
@@ -141,8 +151,8 @@ class Locker:
                 self.slots.set_service(r["s"], False)
             elif act == P.TECH_IN_SERVICE:
                 self.slots.set_service(r["s"], True)
-        elif e == "fail":
-            self.throttle.apply_failure(t, r["k"], r["u"])
+        elif e in ("try", "fail"):      # "fail": a journal from before the PAKE
+            self.throttle.charge(r["s"], t)
         elif e == "jam":
             self.slots.set_service(r["s"], False)
             if r.get("undo") in ("pick", "recl", "cancel"):
@@ -187,6 +197,8 @@ class Locker:
             body = handler(session, frame)
             return P.response(req_type, P.OK, self._new_challenge(session), body)
         except P.ProtocolError as e:
+            if e.body is not None:
+                return P.response(req_type, e.status, self._new_challenge(session), e.body)
             status, msg, retry = e.status, e.message, e.retry_after
         except credentials.CredentialError as e:
             status, msg, retry = P.E_CREDENTIAL, str(e), 0
@@ -329,37 +341,79 @@ class Locker:
                 return sid
         return None
 
-    def _pickup(self, session, frame):
+    def _pickup_start(self, session, frame):
+        """PICKUP_START: slot, form, pA -> pB, cB. A human-form attempt is one password guess:
+        it is budgeted (throttle) and journalled BEFORE the answer that lets the phone test
+        it. Machine-form attempts are never budgeted, only paced."""
+        session.pake = None            # a new attempt abandons any earlier one
         r = P.Reader(frame)
         sid = r.u16()
         form = r.u8()
-        presented = r.take(P.TAG_LEN)
+        share_a = r.take(pickup_code.SHARE_LEN)
         r.end()
-        challenge = self._take_challenge(session)
-        if form not in (0, 1):
+        if form not in (pickup_code.FORM_HUMAN, pickup_code.FORM_MACHINE):
             raise P.ProtocolError(P.E_VALUE, "unknown code form %d" % form)
         slot = self.slots.get(sid)
         if slot is None:
             raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
         now = self.clock.now()
-        wait = self.throttle.retry_after(now)
-        if wait:
-            raise P.ProtocolError(P.E_LOCKED_OUT, "too many wrong codes: locked out", wait)
-        verdict = self.verifier.verify(slot, form, presented, challenge, now)
-        if verdict == VALID:
-            self._commit({"e": "pick", "s": sid, "g": slot.gen, "f": form})
-            self._open(sid, "pick")
-            return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
-        if verdict == REOPEN:
-            self._commit({"e": "reopen", "s": sid, "g": slot.gen})
-            self._open(sid, "reopen")
-            return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
+        if form == pickup_code.FORM_HUMAN:
+            wait = self.throttle.retry_after(sid, now)
+            if wait:
+                raise P.ProtocolError(P.E_LOCKED_OUT, "too many wrong codes: locked out", wait)
+        wait_ms = self.pacer.wait_ms(session)
+        if wait_ms > 0:
+            raise P.ProtocolError(P.E_BUSY, "busy: retry in %d ms" % wait_ms, wait_ms // 1000)
+        started = self._ticks_ms()
+        verdict, w = self.verifier.password(slot, form, now, self._random)
+        try:
+            share_b, confirm_b, expect_a, ke = pickup_code.locker_reply(
+                w, pickup_code.random_scalar(self._random), sid, form, self.locker_id, share_a)
+        except Spake2Error:
+            raise P.ProtocolError(P.E_VALUE, "pA is not a P-256 point")
+        finally:
+            self.pacer.done(session, started)
+        if form == pickup_code.FORM_HUMAN:
+            self._commit({"e": "try", "s": sid, "g": slot.gen})
+        session.pake = (now, sid, slot.gen, form, verdict, expect_a, ke)
+        return share_b + confirm_b
+
+    def _pickup_finish(self, session, frame):
+        """PICKUP_FINISH: cA -> the door opens (answer MACed with Ke). Only the phone that
+        proved the code gets here; a wrong cA changes nothing (the guess was counted)."""
+        pending, session.pake = session.pake, None
+        r = P.Reader(frame)
+        confirm_a = r.take(pickup_code.CONFIRM_LEN)
+        r.end()
+        if pending is None or self.clock.now() - pending[0] > self.cfg["challenge_ttl_s"]:
+            raise P.ProtocolError(P.E_STATE, "no pickup started on this connection: send "
+                                  "PICKUP_START")
+        started, sid, gen, form, verdict, expect_a, ke = pending
+        if not equal(confirm_a, expect_a):
+            now = self.clock.now()
+            wait = self.throttle.retry_after(sid, now) if form == pickup_code.FORM_HUMAN else 0
+            raise P.ProtocolError(P.E_CODE, "wrong pickup code", wait)
+        slot = self.slots.at(sid)
+        if slot.gen != gen:            # a deposit in between: that code's parcel is gone
+            raise P.ProtocolError(P.E_CODE, "wrong pickup code")
         if verdict == EXPIRED:
-            self._commit({"e": "late", "s": sid, "g": slot.gen})
-            raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim")
-        strikes, until = self.throttle.failure_fields(now)
-        self._commit({"e": "fail", "s": sid, "k": strikes, "u": until})
-        raise P.ProtocolError(P.E_CODE, "wrong pickup code", max(0, until - now))
+            self._commit({"e": "late", "s": sid, "g": gen, "f": form})
+            body = P.error_body("code expired: ask the courier to reclaim")
+            raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim",
+                                  0, body + pickup_code.answer_mac(
+                                      ke, bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT,
+                                                 P.E_EXPIRED)), body))
+        if verdict == VALID and slot.state == OCCUPIED:
+            self._commit({"e": "pick", "s": sid, "g": gen, "f": form})
+            self._open(sid, "pick")
+        elif verdict in (VALID, REOPEN):
+            self._commit({"e": "reopen", "s": sid, "g": gen})
+            self._open(sid, "reopen")
+        else:
+            raise P.ProtocolError(P.E_CODE, "wrong pickup code")
+        body = struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
+        return body + pickup_code.answer_mac(
+            ke, bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT, P.OK)), body)
 
     def _tech_open(self, session, frame):
         r = self._read_cred(frame)

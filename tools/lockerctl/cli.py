@@ -22,6 +22,7 @@ from core import (
     kdf,
     pickup_code,
     store,
+    throttle,
 )
 from core import protocol as P
 from core.slot_manager import SIZE_NAMES
@@ -556,6 +557,18 @@ def cmd_sim_stop(args):
     return {"pid": pid}, "simulator (pid %d) stopped" % pid
 
 
+def throttle_waits(data, now):
+    """{"all slots" | "slot N": seconds} a human-code attempt must wait (core/throttle.py)."""
+    tat, slots = data
+    out = {}
+    if throttle.GLOBAL.wait(tat, now):
+        out["all slots"] = throttle.GLOBAL.wait(tat, now)
+    for sid, slot_tat in slots:
+        if throttle.SLOT.wait(slot_tat, now):
+            out["slot %d" % sid] = throttle.SLOT.wait(slot_tat, now)
+    return out
+
+
 def status_view(st):
     ttl_now = st["time"]
     slots = []
@@ -564,14 +577,13 @@ def status_view(st):
                       "state": "expired" if expired else ("occupied" if state else "free"),
                       "out_of_service": bool(oos), "door": "open" if door else "closed",
                       "jammed": bool(jammed), "lock_energised": bool(output)})
-    strikes, last_fail, locked_until = st["throttle"]
+    slot_waits = throttle_waits(st["throttle"], ttl_now)
     return {"locker_id": st["locker_id"], "time": ttl_now, "rtc": st["rtc"],
             "halted": st["halted"], "journal_seq": st["journal_seq"],
             "requests": st["requests"], "heap_peak": st["heap_peak"],
             "heap_now": st["heap_now"], "heap_total": st["heap_total"],
-            "throttle": {"strikes": strikes, "last_fail": last_fail,
-                         "locked_until": locked_until,
-                         "retry_after": max(0, locked_until - ttl_now)},
+            "throttle": {"human_code_waits": slot_waits,
+                         "retry_after": max([0] + list(slot_waits.values()))},
             "slots": slots}
 
 
@@ -589,8 +601,9 @@ def status_text(v):
             s["slot"], s["size"], s["state"],
             "OUT OF SERVICE" if s["out_of_service"] else "in service", door))
     t = v["throttle"]
-    lines.append("wrong-code throttle: %d strikes%s" % (
-        t["strikes"], ", locked out for %d s" % t["retry_after"] if t["retry_after"] else ""))
+    lines.append("human-code pickups: %s" % (", ".join(
+        "%s wait %d s" % (k, w) for k, w in sorted(t["human_code_waits"].items()))
+        or "no wait"))
     lines.append("heap high-water mark %d of %d bytes (now %d)"
                  % (v["heap_peak"], v["heap_total"], v["heap_now"]))
     return "\n".join(lines)
