@@ -22,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 from lockerctl import firmware  # noqa: E402
-from report import kb, ms, num, ratio, table  # noqa: E402  (this script's own folder)
+from lockerctl.client import STATUS_NAMES  # noqa: E402
+from report import kb, ms, num, table  # noqa: E402  (this script's own folder)
 
 MICROPYTHON = firmware.micropython_binary()
 MP_HEAP = os.environ.get("MP_HEAP") or "100k"
@@ -123,7 +124,7 @@ def section_verify(ctx):
     adds = alloc["rows"][0]["right"]["adds"]
     text += ("\n\nPhone side (party A, same MicroPython): %d scalar passes, %s point additions, "
              "%s for share + confirmation.\n" % (ph["mul2"], num(ph["adds"]), ms(ph["us"])))
-    text += ("Raw 256-bit `a * b % p` on this VM: %.2f us; the locker's START does %s point "
+    text += ("Raw 256-bit `a * b %% p` on this VM: %.2f us; the locker's START does %s point "
              "additions x 14 such products = %s products, i.e. %s of pure big-int work; the "
              "rest is interpreter overhead.\n" % (mm, num(adds), num(14 * adds),
                                                   ms(14 * adds * mm)))
@@ -156,21 +157,27 @@ def section_writes(ctx):
 
 def section_memory(ctx):
     p = ctx["p"]
-    cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", None], MP_HEAP)
     d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", None], WORK_HEAP)
+    try:
+        cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", None], MP_HEAP)
+    except BenchError:
+        # since the pickup PAKE (~12 KB more bytecode) the non-frozen 100-slot image does
+        # not boot at 100k on the 64-bit port: docs/performance.md, "Heap and the pickup PAKE"
+        cap = {"imports": [], "harness": 0, "retained_empty": 0, "retained_full": 0,
+               "filled": 0, "failed": True}
     code = sum(n for _, n in d["imports"])
     rows = [["firmware code (imports of %d modules, .mpy in RAM)" % len(d["imports"]),
              kb(code), kb(sum(n for _, n in cap["imports"]))],
             ["benchmark harness (not firmware; excluded below)", kb(d["harness"]),
              kb(cap["harness"])],
             ["retained: booted 100-slot locker, empty", kb(d["retained_empty"]),
-             kb(cap["retained_empty"])],
+             "did not fit" if cap.get("failed") else kb(cap["retained_empty"])],
             ["retained: 100 parcels in (filled %d / %d at %s)" % (
                 d["filled"], cap["filled"], MP_HEAP), kb(d["retained_full"]),
              kb(cap["retained_full"]) if cap["filled"] == 100 else "did not fit"],
             ["retained: full locker after reboot", kb(d["retained_full_after_reboot"]), "-"]]
     text = table(["heap (64-bit unix port)", "at " + WORK_HEAP, "at " + MP_HEAP], rows)
-    trans = [[name, kb(used) if used >= 0 else "MemoryError"]
+    trans = [[name, kb(used) if used >= 0 else "over the work heap with the GC off (see 1.)"]
              for name, used, _ in d["transient_empty"] + d["transient_full"]]
     text += "\n\nTransient allocation (collector off while it runs: total bytes allocated, " \
             "an upper bound on the extra peak):\n\n" + table(["request", "allocated"], trans)

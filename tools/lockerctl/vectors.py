@@ -351,8 +351,13 @@ def transcript():
                    "rtc_start": TRANSCRIPT_RTC, "ttl_s": PC.TTL_S, "bucket_s": PC.BUCKET_S,
                    "skew_buckets": PC.SKEW_BUCKETS, "challenge_ttl_s":
                    config.DEFAULTS["challenge_ttl_s"]},
-        "challenge_source": "challenge number n (from 0) = SHA-256('LKR1/vector-challenge' | "
-                            "u32be n)[:16]; a real locker uses its hardware RNG",
+        "challenge_source": "the locker's random draw number n (from 0; challenges take 16 "
+                            "bytes, its SPAKE2 y 40) = SHA-256('LKR1/vector-challenge' | "
+                            "u32be n) | SHA-256(.. | 01) | ..., cut to length; a real locker "
+                            "uses its hardware RNG",
+        "phone_source": "the phone's SPAKE2 x for PICKUP_START number n (from 0) = "
+                        "OS2IP(first 40 bytes of SHA-256('LKR1/vector-phone' | u32be n) | "
+                        "SHA-256(.. | 01)) mod n_P256",
         "steps": steps,
     }
 

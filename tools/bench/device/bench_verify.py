@@ -84,13 +84,14 @@ def main(folder, occupancies, gc_off):
     import os
     rig = Rig(folder, layout="S*%d" % max(occupancies))
     rows = []
-    deposited = 0
+    deposited = requests = 0
     code = None
     for occ in sorted(occupancies):
         while deposited < occ:
             deposited += 1
-            cred, key = rig.courier(1 + deposited % 10)
-            sid, code = rig.deposit(cred, key, req_id(deposited))
+            requests += 1                 # request ids are never reused (E_DONE)
+            cred, key = rig.courier(1 + requests % 10)
+            sid, code = rig.deposit(cred, key, req_id(requests))
             rig.settle(sid)
         if gc_off:
             gc.disable()          # heap_alloc then counts every byte allocated
