@@ -3,8 +3,8 @@
 Every rule drives the real locker through LockerClient frames and the fake hardware, then
 predicts the exact answer from the model: which slot a deposit gets (smallest that fits,
 lowest id, door closed, in service), whether a code opens (right code, wrong code, used code,
-another slot's code, expired, out of service, reopen window), when the global throttle locks
-out, what reclaim and the technician do. After every step the locker's slots must equal the
+another slot's code, expired, out of service, reopen window), when the human-code budgets
+(per slot and locker-wide) lock out, what reclaim and the technician do. After every step the locker's slots must equal the
 model's. A spent code never opens anything again, with one designed exception (ADR 0004):
 its own, now empty, door for REOPEN_S after release while nothing new was deposited.
 LOCKER_EXAMPLES / LOCKER_STEPS scale the run (defaults 60 x 30)."""
@@ -50,11 +50,10 @@ class Parcel:
         self.sid = sid
 
 
-def model_delay(strikes):
-    """The documented escalation (docs/security.md), written out independently."""
-    if strikes <= T.FREE_FAILURES:
-        return 0
-    return min(T.MAX_DELAY_S, T.BASE_DELAY_S * 2 ** (strikes - T.FREE_FAILURES - 1))
+def budget_wait(tat, now, burst, period):
+    """docs/security.md, "Lockout", written out independently: a bucket of burst b and
+    period T allows an attempt while its debt tat - now is at most (b - 1) * T."""
+    return max(0, tat - now - (burst - 1) * period)
 
 
 def with_slot(code, sid):
@@ -79,8 +78,9 @@ class LockerMachine(RuleBasedStateMachine):
         self.oos = set()
         self.door_open = set()
         self.recent = []             # finished (holder, req): deposit retries say "done"
-        self.strikes = self.last_fail = self.locked_until = 0
-        self.failures = 0
+        self.g_tat = 0               # locker-wide human-code budget
+        self.s_tat = {}              # per-slot budgets
+        self.failures = 0            # human-form guesses the locker answered
         self.last_seq = self.b.locker.store.seq
 
     @property
@@ -133,21 +133,27 @@ class LockerMachine(RuleBasedStateMachine):
             self.recent.pop(0)
         self.door_open.add(sid)
 
-    def fail(self):
-        now = self.now
-        eff = self.strikes
-        if now > self.last_fail:
-            eff = max(0, self.strikes - (now - self.last_fail) // T.DECAY_S)
-        self.strikes = eff + 1
-        self.last_fail = now
-        self.locked_until = now + model_delay(self.strikes)
+    def wait(self, sid):
+        return max(budget_wait(self.g_tat, self.now, T.GLOBAL_BURST, T.GLOBAL_PERIOD_S),
+                   budget_wait(self.s_tat.get(sid, 0), self.now, T.SLOT_BURST,
+                               T.SLOT_PERIOD_S))
+
+    def charge(self, sid):
+        self.g_tat = max(self.g_tat, self.now) + T.GLOBAL_PERIOD_S
+        self.s_tat[sid] = max(self.s_tat.get(sid, 0), self.now) + T.SLOT_PERIOD_S
         self.failures += 1
 
-    def expect_pickup(self, sid, parcel):
+    def refund(self, sid):
+        self.g_tat = self.g_tat - T.GLOBAL_PERIOD_S if self.g_tat > self.now else self.g_tat
+        if self.s_tat.get(sid, 0) > self.now:
+            self.s_tat[sid] -= T.SLOT_PERIOD_S
+        self.failures -= 1
+
+    def expect_pickup(self, sid, parcel, human=True):
         """What presenting parcel's code for slot sid does (parcel None: a random code)."""
         if sid not in SIZES:
             return "bad-slot"
-        if self.now < self.locked_until:
+        if human and self.wait(sid):
             return "locked"
         if sid in self.oos or parcel is None or parcel.sid != sid:
             return "wrong"
@@ -161,27 +167,33 @@ class LockerMachine(RuleBasedStateMachine):
         return "wrong"
 
     def pickup(self, code, sid, parcel):
-        want = self.expect_pickup(sid, parcel)
+        human = "." not in code
+        want = self.expect_pickup(sid, parcel, human)
         got, err = self.call(self.b.client.pickup, code)
         now = self.now
+        if human and want not in ("locked", "bad-slot"):
+            self.charge(sid)               # the START the locker answered: one guess
         if want in ("open", "reopen"):
             assert err is None, (want, err and err.message)
             assert got["slot"] == sid
             STATS["opened"] += 1
             if want == "open":
                 self.release(sid)
+                if human:
+                    self.refund(sid)       # a confirmed pickup was no guess
             self.door_open.add(sid)
         elif want == "locked":
             self.expect_refused(err, P.E_LOCKED_OUT)
-            assert err.retry_after == self.locked_until - now
+            assert err.retry_after == self.wait(sid)
         elif want == "bad-slot":
             self.expect_refused(err, P.E_VALUE)
         elif want == "expired":
             self.expect_refused(err, P.E_EXPIRED)
+            if human:
+                self.refund(sid)
         else:
+            # the phone sees the locker's cB fail: "wrong-code", no FINISH sent
             self.expect_refused(err, P.E_CODE)
-            self.fail()
-            assert err.retry_after == self.locked_until - now
         self.settle()
 
     # ---- courier rules ----------------------------------------------------------------
@@ -203,6 +215,7 @@ class LockerMachine(RuleBasedStateMachine):
             assert (dep.generation, dep.deposit_ts, dep.size) == (self.gen[want], now,
                                                                   SIZES[want])
             self.parcels[want] = Parcel(holder, dep.request_id, dep, want)
+            self.s_tat.pop(want, None)     # a new parcel: a fresh per-slot budget
             self.door_open.add(want)
         self.settle()
 
@@ -373,9 +386,9 @@ class LockerMachine(RuleBasedStateMachine):
 
     @invariant()
     def throttle_bound_holds(self):
-        assert self.failures <= T.max_failures(self.now - self.t0)
-        assert self.b.locker.throttle.retry_after(self.now) == max(0,
-                                                                   self.locked_until - self.now)
+        assert self.failures <= T.max_attempts(self.now - self.t0)
+        for sid in SIZES:
+            assert self.b.locker.throttle.retry_after(sid, self.now) == self.wait(sid), sid
 
 
 def test_locker_against_model(capsys):

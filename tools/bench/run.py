@@ -374,7 +374,7 @@ def summary(res):
     mul2s = sorted({r[k]["mul2"] for r in va for k in ("right", "wrong")})
     w = {name: c for name, _, c in res["2. Durable writes"]["rows"]}
     wd = next(c for n, c in w.items() if n.startswith("deposit ("))
-    wp = next(c for n, c in w.items() if n.startswith("pickup ("))
+    wp = next(c for n, c in w.items() if n.startswith("pickup, human code"))
     wf = next(c for n, c in w.items() if n.startswith("failed"))
     am = res["2. Durable writes"]["amortised"]
     m = res["3. Memory"]
@@ -401,7 +401,8 @@ def summary(res):
              ms(max(r["right"]["start_us"] for r in v["rows"])),
              kb(max(r["right"]["heap_alloc"] for r in va)))],
         ["One durable write per state change",
-         "deposit %d, pickup %d, failed attempt %d write(s); amortised with compaction "
+         "deposit %d, human-code pickup %d (try + pick), failed attempt %d write(s); "
+         "amortised with compaction "
          "%.3f writes/record" % (wd[0], wp[0], wf[0], am["writes"] / max(1, am["records"]))],
         ["Bytes written per deposit / per pickup",
          "%d B / %d B (journal line); %d B per record amortised incl. snapshots" % (

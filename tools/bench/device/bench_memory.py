@@ -59,7 +59,8 @@ def main(folder, fill):
     sid, code = rig.deposit(cred, key, U.req_id(1), 1)       # same request id: same slot
     rig.settle(sid)
     request("failed pickup", rig.pickup_frame(U.wrong_code(code), rig.hello()[1]))
-    request("pickup", rig.pickup_frame(code, rig.hello()[1]))
+    request("pickup", rig.pickup_frame(code, rig.hello()[1]))     # its PICKUP_START
+    rig.pickup(code)                                              # the whole pickup
     rig.settle(sid)
     from core.hmac_sha256 import hmac_sha256
     _, used = _transient(lambda: hmac_sha256(b"k" * 32, b"m" * 40))
