@@ -12,9 +12,13 @@ MP_HEAP ?= 100k
 # The simulator process: firmware + simulated board + socket streams (docs/performance.md).
 SIM_HEAP ?= 144k
 MPY_DIR := build/mpy
+# The 32-bit MicroPython VM (npm WebAssembly port, run under Node) for ESP32-sized heap
+# figures: installed on demand with `npm ci` from tools/mp32/package-lock.json.
+MP32 := tools/mp32
+MP32_STAMP := $(MP32)/node_modules/.installed
 export MICROPYTHON MP_HEAP SIM_HEAP
 
-.PHONY: venv build test test-fast lint demo clean typings
+.PHONY: venv build test test-fast lint demo clean typings mp32 mp32-if-possible
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -22,6 +26,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+mp32: $(MP32_STAMP)
+$(MP32_STAMP): $(MP32)/package.json $(MP32)/package-lock.json
+	cd $(MP32) && npm ci --no-audit --no-fund
+	touch $@
+
+# `make test` tries it; without Node or the package the 32-bit tests skip with the reason.
+mp32-if-possible:
+	@$(MAKE) --no-print-directory mp32 || echo "mp32: not installed, the 32-bit heap tests skip"
 
 # Every firmware module compiled with mpy-cross into build/mpy (fails on any module that does
 # not compile). The same code (lockerctl.firmware) builds the simulator's, the tests' and the
@@ -32,7 +45,7 @@ build: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check firmware host_tests tools
 
-test: build lint typecheck
+test: build lint typecheck mp32-if-possible
 	$(BIN)/pytest host_tests
 
 test-fast: $(STAMP)
@@ -74,10 +87,11 @@ vectors: $(STAMP)
 	$(BIN)/python -m lockerctl.vectors
 
 # ---- measured figures (docs/performance.md) ---------------------------------------------
-# Tables on stdout and in build/bench/report.md. AIOBLE_SRC=<micropython-lib>/micropython/
-# bluetooth/aioble adds aioble's .mpy size; BENCH_WORK_HEAP sets the heap of the counting runs.
+# Tables on stdout and in build/bench/report.md; heap figures on the 64-bit unix port and the
+# 32-bit WebAssembly VM (installed by `make mp32`). AIOBLE_SRC=<micropython-lib>/micropython/
+# bluetooth/aioble adds aioble's .mpy size and heap; BENCH_WORK_HEAP sets the counting runs' heap.
 .PHONY: bench
-bench: $(STAMP)
+bench: $(STAMP) mp32-if-possible
 	$(BIN)/python tools/bench/run.py --json build/bench/results.json
 
 # ---- real boards (docs/hardware.md) -------------------------------------------------------

@@ -1,20 +1,29 @@
 # Firmware entry point: the SAME file boots a locker on the ESP32 and in the simulator.
 # Order matters (docs/adr/0003): lock outputs off first, then config and keys, then store
 # recovery, then the transport. A store that fails its checks keeps the locker up but
-# refusing every request with a clear error, instead of silently starting empty.
+# refusing every request with a clear error, instead of silently starting empty. The radio
+# comes up inside the same handling: bringing it up is the largest short-lived allocation of
+# a boot (importing aioble, registering the service), so out of memory or a missing aioble
+# is logged with its reason, retried RADIO_TRIES times with the outputs off, and then the
+# board stops feeding its watchdog (a reset) after recording why (board.record_fault).
 import asyncio
 import gc
 import sys
 
 from core import config
+from core import protocol as P
 from core.clock import LockerClock
 from core.locker import Locker
 from core.store import StoreCorrupt
 from drivers.gpio_lock import LockBank
+from micropython import const
 
-HW_PERIOD_MS = 20            # pulse timing resolution
-DOOR_PERIOD_MS = 100         # door sensor poll
-TICK_PERIOD_MS = 10000       # clock floor upkeep
+HW_PERIOD_MS = const(20)     # pulse timing resolution
+DOOR_PERIOD_MS = const(100)  # door sensor poll
+TICK_PERIOD_MS = const(10000)   # clock floor upkeep
+RADIO_TRIES = const(3)       # attempts to bring the radio up before a watchdog reset
+RADIO_RETRY_MS = const(3000)    # between attempts (lets the heap settle after a collect)
+HEAP_MARGIN = const(16384)   # free heap a measured request needs (docs/performance.md)
 
 
 def log(*args):
@@ -34,8 +43,13 @@ class Runtime:
         self.clock = LockerClock(board.rtc_unix, board.uptime_s)
         self.locker = Locker(self.cfg, board.read_secret(), board.store_fs(), self.clock,
                              self.bank, board.ticks_ms, board.ticks_diff, board.random_bytes)
-        self.heap_peak = 0
+        self.heap_peak = 0            # see handle()
+        self.heap_measured = 0        # requests that went into heap_peak
         self.requests = 0
+        self.fault = None             # why this boot gave up (then the watchdog resets)
+        # Boards that want the heap peak (the simulator) say so: measuring it runs a request
+        # with the collector off, which a board in the field should not do.
+        self.measure_heap = getattr(board, "measure_heap", False)
         # Boards with a hardware watchdog return it; the simulator has none.
         self.watchdog = board.watchdog() if hasattr(board, "watchdog") else None
 
@@ -49,13 +63,32 @@ class Runtime:
             log("HALTED:", self.locker.halted)
 
     def handle(self, session, frame):
-        """Called by the transport for each reassembled request."""
-        answer = self.locker.handle(session, frame)
-        self.requests += 1
+        """Called by the transport for each reassembled request.
+
+        heap_peak is the largest heap a request has needed: what was retained when it
+        started plus everything it allocated, counted with the collector off (nothing is
+        freed until it ends, so its end is its high point: a true peak, an upper bound on
+        the live heap). Measured only where that is safe: a request that changes state
+        allocates a bounded amount by design, so it runs that way when at least
+        HEAP_MARGIN bytes are free; STATUS and AUDIT_READ stream (slots, journal lines)
+        and rely on the collector, so they are never measured this way."""
         gc.collect()                  # keeps the small heap unfragmented between requests
-        used = gc.mem_alloc()         # retained heap incl. this answer: the high-water mark
-        if used > self.heap_peak:
-            self.heap_peak = used
+        measure = (self.measure_heap and len(frame) > 1
+                   and frame[1] not in (P.STATUS, P.AUDIT_READ)
+                   and gc.mem_free() >= HEAP_MARGIN)
+        if measure:
+            gc.disable()
+        try:
+            answer = self.locker.handle(session, frame)
+            used = gc.mem_alloc()
+        finally:
+            gc.enable()
+        self.requests += 1
+        if measure:
+            self.heap_measured += 1
+            if used > self.heap_peak:
+                self.heap_peak = used
+        gc.collect()
         return answer
 
     async def hardware_loop(self):
@@ -63,7 +96,7 @@ class Runtime:
         last_door = last_tick = ticks()
         while True:
             self.bank.service()
-            if self.watchdog is not None:
+            if self.watchdog is not None and self.fault is None:
                 self.watchdog.feed()
             now = ticks()
             if diff(now, last_door) >= DOOR_PERIOD_MS:
@@ -81,7 +114,43 @@ class Runtime:
         self.boot()
         gc.collect()                  # first boot (store creation) leaves garbage
         asyncio.create_task(self.hardware_loop())
-        await self.board.serve(self)
+        await self.serve_radio()
+        while True:                   # given up: outputs off, waiting for the watchdog
+            self.bank.all_off()
+            await asyncio.sleep_ms(HW_PERIOD_MS)
+
+    async def serve_radio(self):
+        """Bring the radio up and serve phones (board.serve never returns once it runs)."""
+        why = None
+        for attempt in range(1, RADIO_TRIES + 1):
+            gc.collect()
+            try:
+                await self.board.serve(self)
+                return
+            except Exception as e:    # MemoryError, ImportError, OSError from the stack
+                why = "radio did not come up (try %d of %d): %s: %s" % (
+                    attempt, RADIO_TRIES, type(e).__name__, e)
+                log(why)
+                self.bank.all_off()
+            gc.collect()
+            await asyncio.sleep_ms(RADIO_RETRY_MS)
+        self.fail(why)
+
+    def fail(self, why):
+        """Give up this boot: outputs off, the reason recorded where the next boot (and a bench
+        tester) can read it, then a reset by the watchdog; without one the process ends."""
+        self.fault = why
+        self.bank.all_off()
+        record = getattr(self.board, "record_fault", None)
+        if record is not None:
+            try:
+                record(why)
+            except Exception as e:    # the record is best effort; the reset is not
+                log("could not record the fault:", e)
+        if self.watchdog is None:
+            log("FATAL:", why, "- lock outputs off, stopping")
+            raise SystemExit(3)
+        log("FATAL:", why, "- lock outputs off, watchdog reset follows")
 
 
 def _exception_handler(loop, context):

@@ -28,7 +28,12 @@ def micropython():
 
 
 def heap():
-    return os.environ.get("MP_HEAP", "100k")
+    """MP_HEAP (default 100k), checked: a typo fails with its name, not MicroPython's
+    "Invalid command line arguments"."""
+    try:
+        return firmware.heap_setting("MP_HEAP", "100k")
+    except firmware.SettingError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 # Scripts that hold the WHOLE locker (Locker, store, the pickup PAKE's p256 + spake2) plus a

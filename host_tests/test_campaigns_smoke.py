@@ -60,9 +60,10 @@ def test_fuzz_sees_a_read_that_writes(scratch, monkeypatch):
 
 
 def test_reassembler_matches_its_model_on_damaged_streams():
-    figs = common.Figures("fragments", ["reassembler mismatches"])
+    figs = common.Figures("fragments", ["reassembler mismatches", "link: extra answers"])
     fuzz.run_fragments(1500, figs, seed=9)
     assert figs.values["reassembler mismatches"] == 0, figs.examples
+    assert figs.values["link: extra answers"] == 0, figs.examples
     assert figs.values["fragments fed"] > 1500
 
 

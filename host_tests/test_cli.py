@@ -292,3 +292,278 @@ def test_provision_board_refuses_a_layout_the_board_cannot_drive(home):
     assert code == 2 and "no board profile" in err
     code, out, err = run("provision", "--port", "/dev/ttyUSB9")
     assert code == 2 and "--board" in err
+
+
+# ---- issue 12.5: every argument checked against what the firmware can hold ---------------
+
+def _serials(lid):
+    return keystore.KeyStore().load(lid)["next_serial"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("credential", "issue", "--courier", ""), "holder id is 1..16 bytes"),
+    (("credential", "issue", "--technician", ""), "holder id is 1..16 bytes"),
+    (("credential", "issue", "--courier", "x\ny"), "control characters"),
+    (("credential", "issue", "--technician", "x", "--valid", "30000d"), "2106"),
+    (("credential", "issue", "--courier", "x", "--valid", "0s"), "at least 1 s"),
+    (("credential", "issue", "--courier", "x", "--valid=-5d"), "bad duration"),
+    (("credential", "issue", "--courier", "x", "--valid", "9" * 40), "2106"),
+    (("credential", "issue", "--courier", "x", "--locker", "../../etc"), "16 hex digits"),
+    (("credential", "revoke", "0"), "1..4294967295"),
+    (("credential", "revoke", str(2 ** 32)), "1..4294967295"),
+    (("credential", "revoke", "--", "-1"), "1..4294967295"),
+    (("audit", "--from", str(2 ** 32), "--sim", "1"), "1..4294967295"),
+    (("audit", "--from", "0", "--sim", "1"), "1..4294967295"),
+    (("deposit", "--credential", "c", "--sim", "99999"), "PORT 1..65535"),
+    (("deposit", "--credential", "c", "--ble", "LKR-XYZ"), "16 hex digits"),
+    (("sim", "start", "--port=-1"), "0..65534"),
+    (("sim", "clock", "+0s"), "at least 1 s"),
+    (("sim", "clock", "+%dd" % 60000), "time range"),
+])
+def test_arguments_beyond_what_the_firmware_holds_exit_2_and_change_nothing(provisioned, args,
+                                                                             words):
+    before = _serials(provisioned["locker_id"])
+    code, out, err = run(*args)
+    assert code == 2, (out, err)
+    assert words in err and "Traceback" not in err + out
+    assert _serials(provisioned["locker_id"]) == before
+
+
+@pytest.mark.parametrize("ttl, words", [("0s", "at least 1 s"), ("0", "at least 1 s"),
+                                        ("100000d", "2106"), ("7x", "bad duration")])
+def test_provision_refuses_a_ttl_the_firmware_cannot_hold(home, ttl, words):
+    """--ttl 0s used to be ignored (default kept), --ttl 100000d stored and printed as a
+    wrapped 2028 expiry: both are refused before a key or a file is written."""
+    code, out, err = run("provision", "--ttl", ttl)
+    assert code == 2 and words in err, (out, err)
+    assert not os.path.exists(home / "state" / "locker.json")
+    assert keystore.KeyStore().lockers() == []
+
+
+def test_provision_keeps_a_valid_ttl(home):
+    code, data = run_json("provision", "--ttl", "48h")
+    assert code == 0
+    with open(home / "state" / "locker.json") as f:
+        assert json.load(f)["ttl_s"] == 48 * 3600
+
+
+def test_a_forced_provision_with_a_bad_layout_keeps_the_old_locker(provisioned, home):
+    store_dir = home / "state" / "store"
+    os.makedirs(store_dir)
+    (store_dir / "j.1").write_text("kept")
+    for layout in ("S*2,Q", "S*99999999999999", "S*0"):
+        code, _, err = run("provision", "--force", "--layout", layout)
+        assert code == 2 and ("slot" in err or "layout" in err), err
+    assert (store_dir / "j.1").read_text() == "kept"
+    assert cli.load_credential  # the module still exports its library functions
+
+
+def test_a_credential_file_that_cannot_be_written_is_an_input_error(provisioned, home):
+    code, out, err = run("credential", "issue", "--courier", "c-1", "--out",
+                         str(home / "no" / "such" / "dir" / "c.json"))
+    assert code == 2 and "cannot write credential file" in err and "Traceback" not in err
+
+
+def test_size_words_agree_in_readme_help_and_firmware():
+    """README, `deposit --help` and the firmware's size names are the same list."""
+    from core.slot_manager import SIZE_NAMES
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    assert "--size %s" % "\\|".join(SIZE_NAMES) in readme
+    code, out, _ = run("deposit", "--help")
+    assert code == 0 and "--size %s" % "|".join(SIZE_NAMES) in out
+    code, _, err = run("deposit", "--credential", "x", "--size", "xxl")
+    assert code == 2 and ", ".join(SIZE_NAMES) in err
+
+
+# ---- usage errors honour --json; missing state is exit 4; no doubled prefixes ----------------
+
+@pytest.mark.parametrize("args", [
+    ("deposit",), ("sim", "door", "1", "wiggle"), ("credential", "issue", "--courier", ""),
+    ("nonsense",), ("pickup", "1", "2"),
+])
+def test_usage_errors_honour_json(home, args):
+    code, out, err = run(*(args + ("--json",)))
+    data = json.loads(out)
+    assert code == 2 and data["exit"] == 2 and data["ok"] is False
+    assert data["error"] and data["usage"].startswith("usage: lockerctl")
+    assert err == ""
+
+
+@pytest.mark.parametrize("args", [
+    ("sim", "status"), ("sim", "stop"), ("sim", "clock"), ("sim", "clock", "+1d"),
+    ("sim", "power-cut"), ("sim", "door", "1", "close"),
+    ("deposit", "--credential", "c.json"), ("pickup", "001-00000-00000"),
+])
+def test_a_state_folder_without_a_locker_exits_4(home, args):
+    code, data = run_json(*(args + ("--state", str(home / "nonexistent"))))
+    assert code == 4 and data["exit"] == 4, data
+    assert "no provisioned locker in" in data["error"] or "credential" in data["error"]
+
+
+def test_sim_status_of_a_nonexistent_state_exits_4_as_the_issue_reports(home):
+    code, out, err = run("sim", "status", "--state", "/nonexistent")
+    assert code == 4 and "/nonexistent" in err
+
+
+def test_unreachable_locker_is_said_once(courier_file):
+    code, _, err = run("deposit", "--credential", courier_file, "--sim", str(sim.free_port()))
+    assert code == 3
+    assert err.count("reach the locker") == 1, err
+    assert err.startswith("lockerctl: cannot reach the locker at 127.0.0.1:")
+
+
+def test_no_error_message_repeats_its_prefix(provisioned, courier_file, monkeypatch):
+    """Every wording path of the output layer: a prefix is never said twice."""
+    from lockerctl import output
+    for exc in (sim.SimError("the simulator exited during boot:\nMemoryError"),
+                sim.SimNotRunning("simulator closed the control connection"),
+                sim.SimRefused("no slot 9"), sim.SimError("no MicroPython unix port found")):
+        msg = output._as_cli_error(exc).message
+        words = msg.lower().replace(":", " ").split()
+        assert words.count("simulator") <= 1 and not msg.startswith("simulator: the"), msg
+
+
+# ---- heap settings: a typo is named, not MicroPython's "Invalid command line arguments" -------
+
+@pytest.mark.parametrize("value, ok", [
+    ("128k", True), ("100K", True), ("1m", True), ("131072", True), ("", True),
+    ("abc", False), ("12x", False), ("-5k", False), ("1k", False), ("k", False),
+    ("5g", False), ("１２８k", False),
+])
+def test_heap_settings_are_checked(monkeypatch, value, ok):
+    from lockerctl import firmware
+    monkeypatch.setenv("SIM_HEAP", value)
+    if ok:
+        assert firmware.heap_bytes(sim.sim_heap()) >= firmware.MIN_HEAP
+    else:
+        with pytest.raises(firmware.SettingError, match="SIM_HEAP="):
+            sim.sim_heap()
+
+
+def test_sim_start_with_a_bad_sim_heap_exits_2(home, monkeypatch):
+    monkeypatch.setenv("SIM_HEAP", "abc")
+    code, _, err = run("sim", "start", "--port", "0")
+    assert code == 2 and "SIM_HEAP=abc is not a heap size" in err and "Traceback" not in err
+
+
+def test_demo_with_a_bad_sim_heap_says_so(tmp_path):
+    env = dict(os.environ, SIM_HEAP="abc")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo.py")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "SIM_HEAP=abc is not a heap size" in done.stderr
+    assert "Invalid command line" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# ---- the status answer: halted says so and exits 5; the heap figure is labelled honestly -----
+
+def _status(halted="", heap_peak=91360):
+    return {"locker_id": "00" * 8, "time": 1_800_000_000, "rtc": 1_800_000_000,
+            "slots": [[1, 1, 0, 0, 0, 0, 0, 0], [2, 4, 1, 0, 0, 1, 0, 0]], "halted": halted,
+            "journal_seq": 3, "requests": 2, "heap_peak": heap_peak, "heap_measured": 1,
+            "heap_now": 80000,
+            "heap_total": 129536, "throttle": [0, 0, 0]}
+
+
+def test_status_text_names_sizes_and_labels_the_heap_figure_honestly():
+    from lockerctl.commands import sim as simcmd
+    text = simcmd.status_text(simcmd.status_view(_status(heap_peak=91361)))
+    assert "91361" in text and "peak during a request" in text
+    assert "collector off" in text and "1 of 2 requests measured" in text
+    assert "high-water" not in text
+    assert "  XL  " in text and "   4  " not in text
+
+
+def test_a_halted_status_exits_5_with_its_reason(home, monkeypatch):
+    assert run("provision")[0] == 0
+    monkeypatch.setattr(sim, "control", lambda state, cmd, timeout=5.0: _status(
+        halted="store corrupt: segment 1: bad record after 1"))
+    code, out, err = run("sim", "status")
+    assert code == 5 and "LOCKER HALTED: store corrupt" in out
+    code, data = run_json("sim", "status")
+    assert code == 5 and data["ok"] is False and data["exit"] == 5
+    assert data["halted"].startswith("store corrupt")
+    monkeypatch.setattr(sim, "control", lambda state, cmd, timeout=5.0: _status())
+    assert run("sim", "status")[0] == 0
+
+
+# ---- no traceback, whatever is typed ---------------------------------------------------------
+
+COMMANDS = [("credential", "issue", "--courier"), ("credential", "issue", "--technician"),
+            ("credential", "revoke"), ("provision", "--force"), ("pickup",), ("audit",),
+            ("deposit", "--credential", "c.json"), ("reclaim", "--credential", "c.json"),
+            ("cancel", "--credential", "c.json", "--request-id"),
+            ("open-slot", "--credential", "c.json"), ("sim", "status"), ("sim", "clock"),
+            ("sim", "door"), ("sim", "stop"), ("sim", "power-cut")]
+FLAGS = ["--valid", "--ttl", "--size", "--slot", "--from", "--locker", "--out", "--layout",
+         "--request-id", "--sim", "--ble", "--reclaim-any", "--audit", "--verify", "--clear"]
+VALUES = ["", " ", "0", "0s", "-1", "1", "7d", "+3d", "30000d", "100000d", "9" * 30,
+          "4294967296", "99999", "XL", "xs", "S*2,M", "S*0", "Q", "zz", "00" * 8, "LKR-00",
+          "001-00000-00000", "\xe9" * 20, "\x00", "a/b", "close", "jam"]
+
+
+def test_no_input_ends_in_a_traceback(home):
+    """Command lines built from the CLI's own grammar with hostile values (no `sim start`
+    or `provision --port`: they would boot a simulator or call mpremote): every one ends
+    with a known exit code and a message, never a traceback or an internal error."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    assert run("provision", "--layout", "S,M")[0] == 0
+    assert run("credential", "issue", "--courier", "c", "--out", "c.json")[0] == 0
+    closed = str(sim.free_port())
+    value = st.one_of(st.sampled_from(VALUES), st.text(max_size=8))
+    flag_value = st.one_of(st.tuples(st.sampled_from(FLAGS), value).map(list),
+                           st.tuples(st.sampled_from(FLAGS), value).map(lambda t: ["=".join(t)]),
+                           value.map(lambda v: [v]))
+
+    @settings(max_examples=400, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from(COMMANDS), value, st.lists(flag_value, max_size=3),
+           st.booleans())
+    def check(command, first, rest, as_json):
+        argv = list(command) + [first] + [w for part in rest for w in part]
+        if command[0] != "sim" and "--sim" not in argv and "--ble" not in argv:
+            argv += ["--sim", closed]
+        if as_json:
+            argv.append("--json")
+        code, out, err = run(*argv)
+        assert code in (0, 1, 2, 3, 4, 5), (argv, code, out, err)
+        assert "Traceback" not in out + err and "internal error" not in out + err, (argv, err)
+        if as_json:
+            assert json.loads(out)["exit"] == code, (argv, out)
+    check()
+
+
+def test_the_lockers_own_config_refuses_what_it_cannot_hold():
+    """A hand-written locker.json gets the same limits at boot (core/config.py)."""
+    from core import config
+    base = {"locker_id": "00" * 8}
+    with pytest.raises(config.ConfigError, match="u32"):
+        config.build(dict(base, ttl_s=2 ** 32))
+    with pytest.raises(config.ConfigError, match="1..999"):
+        config.build(dict(base, layout="S*99999999999999"))
+    assert config.build(dict(base, ttl_s=2 ** 32 - 1))["ttl_s"] == 2 ** 32 - 1
+
+
+@pytest.mark.parametrize("args", [("--help",), ("provision", "--json"), ("provision",),
+                                  ("sim", "status")])
+def test_a_reader_that_goes_away_gets_no_traceback(home, args):
+    """`lockerctl ... | head`: the pipe closes before lockerctl writes."""
+    script = os.path.join(os.path.dirname(sys.executable), "lockerctl")
+    if not os.path.exists(script):
+        pytest.skip("lockerctl console script not installed in this environment")
+    proc = subprocess.Popen([script] + list(args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_ble_without_bleak_is_an_install_hint_not_unreachable(courier_file, monkeypatch):
+    monkeypatch.delitem(sys.modules, "bleak", raising=False)   # as if bleak were not installed
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    code, _, err = run("deposit", "--credential", courier_file, "--ble", "0102030405060708")
+    assert code == 2 and "pip install" in err and "bleak" in err

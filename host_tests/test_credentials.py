@@ -42,7 +42,7 @@ def durable_view(bench):
     for name in sorted(os.listdir(bench.folder)):
         with open(os.path.join(bench.folder, name), "rb") as f:
             files[name] = f.read()
-    return bench.locker.slots.to_dict(), list(bench.locker.throttle.to_list()), files
+    return bench.locker.slots.rows(), list(bench.locker.throttle.to_list()), files
 
 
 def refused(call, name):
@@ -252,14 +252,14 @@ def test_captured_deposit_frame_cannot_be_replayed(bench):
     session = bench.locker.new_session()
     frame = deposit_frame(cred, hello(bench, session))
     assert status_of(bench.locker.handle(session, frame)) == P.OK
-    occupied = bench.locker.slots.to_dict()
+    occupied = bench.locker.slots.rows()
     # same connection: the challenge was consumed; the answer carried a new one
     assert status_of(bench.locker.handle(session, frame)) == P.E_AUTH
     # a new connection: a fresh challenge, the old tag does not cover it
     other = bench.locker.new_session()
     hello(bench, other)
     assert status_of(bench.locker.handle(other, frame)) == P.E_AUTH
-    assert bench.locker.slots.to_dict() == occupied
+    assert bench.locker.slots.rows() == occupied
     bench.run_hardware()
     assert len(bench.driver.pulses) == 1
 

@@ -306,7 +306,7 @@ def test_real_board_modules_import_on_the_unix_port(tmp_path):
         "try:\n    lock_gpio.GpioLockDriver([25], None, None)\n"
         "except ImportError as e:\n    print('gpio:', e)\n"
         "from radio import ble_service\n"
-        "try:\n    ble_service.BleService(None, '00')\n"
+        "try:\n    ble_service.BleService(None, '00', (None, None))\n"
         "except ImportError as e:\n    print('ble:', e)\n"
         "print(ble_service.advertised_name('4c4b520000000001'))\n")
     out = subprocess.run([mp, "-X", "heapsize=100k", str(script)], capture_output=True,

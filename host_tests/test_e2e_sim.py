@@ -301,8 +301,13 @@ def test_audit_chain_verifies_and_a_flipped_byte_halts_the_locker(locker):
 
     broken = locker.refused("audit", "--verify")
     assert broken["ok"] is False
-    locker.ok("sim", "power-cut")
-    assert locker.status()["halted"]
+    # A halted locker never looks healthy to a script: exit 5, ok false, the reason given.
+    code, cut = locker.run("sim", "power-cut")
+    assert code == 5 and cut["ok"] is False and "store corrupt" in cut["halted"]
+    code, st = locker.run("sim", "status")
+    assert code == 5 and st["ok"] is False and "store corrupt" in st["halted"]
+    code, started = locker.run("sim", "start", "--port", "0")      # already running
+    assert code == 5 and started["ok"] is False and started["halted"] == st["halted"]
     refused = locker.refused("pickup", "001-00000-00000")
     assert refused["status"] == "internal-error" and "halted" in refused["message"]
 
@@ -390,3 +395,65 @@ def test_power_cuts_at_random_moments_leave_a_consistent_locker(make_locker):
         slots[rid] = got["slot"]
     assert len(set(slots.values())) == len(sent)
     assert lk.occupied() == sorted(slots.values())
+
+
+# ---- issue 12.5: the CLI speaks the locker's words against the real firmware ----------------
+
+def test_sizes_are_words_in_refusals(make_locker):
+    """`deposit --size XL` on a locker without XL slots, and a full locker, answer with the
+    layout's size names (never "size 4" / "size 3")."""
+    lk = make_locker("S,M,L")
+    path = lk.courier()
+    code, data = lk.run("deposit", "--credential", path, "--size", "XL")
+    assert code == 1 and data["status"] == "bad-value"
+    assert "no XL slots" in data["error"] and "S,M,L" in data["error"], data
+    assert "size 4" not in data["error"] and "size 4" not in data["message"]
+    assert "XL" in data["message"]                   # the firmware's own words, too
+    dep = lk.ok("deposit", "--credential", path, "--size", "L")
+    assert dep["size"] == "L"
+    code, data = lk.run("deposit", "--credential", path, "--size", "L")
+    assert code == 1 and data["status"] == "no-free-slot"
+    assert "size L" in data["error"] and "size 3" not in data["error"] + data["message"]
+    code, data = lk.run("deposit", "--credential", path, "--size", "m")
+    assert code == 0 and data["size"] == "M"
+
+
+def test_a_halted_locker_says_so_in_text_and_exits_5(locker, tmp_path):
+    locker.ok("sim", "stop")
+    store_dir = os.path.join(locker.state, "store")
+    segment = sorted(n for n in os.listdir(store_dir) if n.startswith("j."))[0]
+    with open(os.path.join(store_dir, segment), "r+b") as f:
+        f.write(b"x")                                # the boot record's first byte
+    with open(os.path.join(store_dir, segment), "ab") as f:
+        f.write(b'{"e":"boot","t":1,"n":2}\tbad\n')   # so it is not a torn tail either
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["sim", "start", "--port", "0", "--state", locker.state])
+    assert code == 5
+    assert "LOCKER HALTED:" in out.getvalue() and "store corrupt" in out.getvalue()
+    code, st = locker.run("sim", "status")
+    assert code == 5 and st["ok"] is False and st["halted"]
+
+
+def test_a_door_the_locker_lacks_is_a_usage_error(locker):
+    code, data = locker.run("sim", "door", 9, "close")
+    assert code == 2 and "no slot 9" in data["error"]
+    assert data["error"].count("simulator") == 1
+
+
+def test_a_simulator_that_cannot_boot_is_said_once(tmp_path, monkeypatch, compiled_firmware):
+    monkeypatch.setenv("LOCKERCTL_HOME", str(tmp_path / "keys"))
+    monkeypatch.setenv("SIM_HEAP", "16k")            # a valid setting the firmware cannot fit
+    state = str(tmp_path / "state")
+    os.makedirs(state)
+    shutil.copytree(compiled_firmware, os.path.join(state, "fw"))
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = cli.main(["sim", "start", "--port", "0", "--state", state])
+    pid = sim.running_pid(state)
+    if pid:
+        sim._kill(pid)
+    assert code == 3, err.getvalue()
+    first = err.getvalue().splitlines()[0]
+    assert first.startswith("lockerctl: the simulator exited during boot"), first
+    assert first.count("simulator") == 1

@@ -60,20 +60,25 @@ def quiet_json(*args):
 
 
 def main():
-    if os.path.isdir(STATE) and os.path.exists(os.path.join(STATE, "sim.pid")):
+    try:
+        heap = sim.sim_heap()
+    except ValueError as e:                   # e.g. SIM_HEAP=abc: say so, not MicroPython
+        print("demo: %s" % e, file=sys.stderr)
+        return 2
+    if os.path.isdir(STATE) and sim.running_pid(STATE):
         quiet_json("sim", "stop")                 # a previous demo left its simulator on
     shutil.rmtree(DEMO, ignore_errors=True)
     os.makedirs(DEMO)
     print("Offline parcel locker demo. The firmware runs on the real MicroPython unix port with")
     print("a capped heap (SIM_HEAP=%s); a loopback socket stands in for Bluetooth LE."
-          % sim.sim_heap())
+          % heap)
     print("Files: %s   (export LOCKER_STATE=%s LOCKERCTL_HOME=%s to follow along)"
           % (os.path.relpath(DEMO, ROOT), os.path.relpath(STATE, ROOT),
              os.path.relpath(KEYS, ROOT)))
     try:
         story()
     finally:
-        if quiet_json("sim", "status").get("ok"):
+        if sim.running_pid(STATE):               # halted or not: never leave it running
             quiet_json("sim", "stop")
     print("\nDemo finished. Try the commands yourself: `lockerctl --help`.")
     return 0
@@ -105,8 +110,8 @@ def story():
     step("The recipient takes the parcel and closes the door", "sim", "door", slot, "close")
     step("A wrong code is refused (and counted by the global, persisted throttle)",
          "pickup", "%s-00000-00000" % slot.zfill(3), expect=1)
-    step("The slot grid: every slot free again, doors closed, the heap the firmware used",
-         "sim", "status")
+    step("The slot grid: every slot free again, doors closed, and the firmware's heap as the "
+         "simulator measures it", "sim", "status")
     step("The operator reads the tamper-evident audit log over the same protocol and checks "
          "its hash chain with the master secret", "audit", "--verify")
     step("Power off", "sim", "stop")

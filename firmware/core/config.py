@@ -40,6 +40,8 @@ def parse_layout(text):
             raise ConfigError("unknown slot size %r in layout" % name)
         if count and not count.isdigit():
             raise ConfigError("bad count in layout part %r" % part)
+        if len(count) > 3:             # over 999 slots: refused before allocating
+            raise ConfigError("a locker has 1..999 slots, layout part %r is more" % part)
         sizes.extend([size] * (int(count) if count else 1))
     if not 1 <= len(sizes) <= 999:
         raise ConfigError("a locker has 1..999 slots, layout gives %d" % len(sizes))
@@ -63,8 +65,8 @@ def build(overrides):
     for key in ("ttl_s", "bucket_s", "segment_records", "keep_segments", "pulse_ms",
                 "rated_pulse_ms", "max_concurrent", "jam_ms", "left_open_ms",
                 "challenge_ttl_s"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ConfigError("%s must be a positive integer" % key)
+        if not isinstance(cfg[key], int) or cfg[key] < 1 or cfg[key] >> 32:
+            raise ConfigError("%s must be an integer 1..4294967295 (u32)" % key)
     if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= MAX_SKEW_BUCKETS:
         # the phone gets the locker's own deposit time, and a PAKE run checks one password
         raise ConfigError("skew_buckets must be 0 (the pickup code binds the locker's own "

@@ -20,6 +20,8 @@ SCOPE_AUDIT = const(2)         # may read the audit log (to sync it to the backe
 _HEAD = ">BBIIIB"              # kind flags serial issued_at not_after holder_len
 _HEAD_LEN = const(15)
 MAX_HOLDER = const(16)
+MAX_BLOCK = const(31)          # _HEAD_LEN + MAX_HOLDER: the longest encoded credential
+HOLDER_AT = const(15)          # _HEAD_LEN: the holder's offset (its length byte just before)
 
 
 class CredentialError(ValueError):
@@ -40,7 +42,7 @@ class Credential:
                            self.not_after, len(self.holder)) + self.holder
 
     def key(self, master, locker_id):
-        return derive(master, LABEL_CREDENTIAL, bytes(locker_id) + self.encode())
+        return derive(master, LABEL_CREDENTIAL, locker_id, self.encode())
 
     def has_scope(self, flag):
         return bool(self.flags & flag)

@@ -8,8 +8,9 @@ LABEL_AUDIT = b"LKR1/audit-chain"
 LABEL_ADMIN = b"LKR1/admin"
 
 
-def derive(master, label, context=b""):
-    return hmac_sha256(master, label + b"\x00" + context)
+def derive(master, label, context=b"", *more):
+    """HMAC(master, label | 0x00 | context | more...): the parts are MACed in place."""
+    return hmac_sha256(master, label, b"\x00", context, *more)
 
 
 def audit_key(master):

@@ -14,7 +14,7 @@ from core.code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
 from core.door_monitor import DoorMonitor
 from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
-from core.slot_manager import OCCUPIED, REOPEN_S, SlotManager
+from core.slot_manager import OCCUPIED, REOPEN_S, SIZE_NAMES, SlotManager
 from core.spake2 import Spake2Error
 from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Pacer, Throttle
@@ -74,7 +74,7 @@ class Locker:
 
     def boot(self):
         """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
-        if not self.store.recover(self._load_state, self._apply, self.slots.load_row):
+        if not self.store.recover(self._load_state, self._apply, self.slots):
             self.store.create(self._state())
         try:
             self._commit({"e": "boot"})
@@ -82,8 +82,9 @@ class Locker:
             pass
 
     def _state(self):
-        """Live state for a snapshot; slot rows stay lazy (streamed by the store)."""
-        d = {"slots": self.slots.rows(), "recent": self.slots.recent}
+        """Live state for a snapshot; the slot table goes in as it is (the store writes its
+        columns without copying them)."""
+        d = {"slots": self.slots, "recent": self.slots.recent}
         d["thr"] = self.throttle.to_list()
         d["rev"] = [[s, u] for s, u in self.revoked.items()]
         d["adm"] = self.admin_seq
@@ -93,15 +94,12 @@ class Locker:
     def state(self):
         """A materialised copy of the live state (tests and tools compare these)."""
         d = self._state()
-        d["slots"] = list(d["slots"])
+        d["slots"] = self.slots.rows()
         d["recent"] = list(d["recent"])
         return d
 
     def _load_state(self, d):
-        if "slots" in d:
-            self.slots.load(d)
-        else:                           # rows were streamed into self.slots already
-            self.slots.recent = d["recent"]
+        self.slots.recent = d["recent"]     # the table itself was read in place
         self.throttle.load(d["thr"])
         self.revoked = {s: u for s, u in d["rev"]}
         self.admin_seq = d["adm"]
@@ -133,9 +131,7 @@ class Locker:
         t = r["t"]
         self.clock.raise_floor(t)
         if e == "dep":
-            cred = bytes.fromhex(r["c"])
-            holder, _ = credentials.decode(cred)
-            self.slots.deposit(r["s"], r["g"], t, cred, bytes.fromhex(r["r"]), holder.holder)
+            self.slots.deposit(r["s"], r["g"], t, bytes.fromhex(r["c"]), bytes.fromhex(r["r"]))
             self.throttle.reset_slot(r["s"])
         elif e in ("pick", "cancel", "recl"):
             self.slots.release(r["s"], t)
@@ -271,7 +267,8 @@ class Locker:
         size = r.u8()
         if not 1 <= size <= self.slots.max_size():
             session.challenge = None
-            raise P.ProtocolError(P.E_VALUE, "no slot size %d on this locker" % size)
+            raise P.ProtocolError(P.E_VALUE, "no %s slots on this locker"
+                                  % (SIZE_NAMES[size - 1] if 0 < size < 5 else size))
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is not None:            # a retry after a dropped link: same slot, door again
@@ -282,7 +279,8 @@ class Locker:
             raise P.ProtocolError(P.E_DONE, "this deposit was already completed")
         sid = self.slots.allocate(size, self._door_usable)
         if sid is None:
-            raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %d or larger" % size)
+            raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %s or larger"
+                                  % SIZE_NAMES[size - 1])
         self._commit({"e": "dep", "s": sid, "g": self.slots.at(sid).gen + 1,
                       "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
         self._open(sid, "dep")

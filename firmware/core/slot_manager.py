@@ -6,9 +6,13 @@
 # Derived, never stored: "expired" (occupied longer than the TTL) and the door's own state
 # (sensors and the door monitor own that).
 import hashlib
-from array import array
+from struct import pack_into, unpack_from
 
 from micropython import const
+
+from core.credentials import MAX_BLOCK as CRED_MAX
+from core.credentials import HOLDER_AT
+from core.protocol import REQ_ID_LEN as REQ_LEN
 
 FREE = const(0)
 OCCUPIED = const(1)
@@ -24,12 +28,16 @@ def size_from_name(name):
 
 def _deposit_key(holder, req):
     """A finished deposit, remembered as 16 hex digits (not holder + request id in full): the
-    list sits in the snapshot's first line, which boot must read in one piece."""
-    return hashlib.sha256(holder + b"/" + req).digest()[:8].hex()
+    list sits in the snapshot's first line, which boot must read in one piece. holder and
+    req may be memoryview slices of the table (no copies)."""
+    h = hashlib.sha256(holder)
+    h.update(b"/")
+    h.update(req)
+    return h.digest()[:8].hex()
 
 
 class Slot:
-    """A read-only view of one slot, made on demand (the table itself is packed arrays)."""
+    """A read-only view of one slot, made on demand (the table itself is packed columns)."""
 
     def __init__(self, table, sid):
         i = sid - 1
@@ -37,34 +45,73 @@ class Slot:
         self.size = table.size[i]
         self.state = table.state[i]
         self.out_of_service = bool(table.oos[i])
-        self.gen = table.gen[i]
-        self.deposit_ts = table.deposit_ts[i]
-        self.cred = table.cred[i]           # depositing courier's credential block
-        self.req = table.req[i]             # deposit request id (idempotent retries)
-        self.holder = table.holder[i]       # courier id
-        self.released_ts = table.released_ts[i]  # when the last parcel left (0: never)
+        self.gen = _u32(table.gen, i)
+        self.deposit_ts = _u32(table.deposit_ts, i)
+        n = table.clen[i]
+        self.cred = bytes(table.cred[CRED_MAX * i:CRED_MAX * i + n])   # depositing courier's
+        self.req = bytes(table.req[REQ_LEN * i:REQ_LEN * i + REQ_LEN]) if n else b""
+        self.holder = holder_of(self.cred)    # courier id (inside the credential block)
+        self.released_ts = _u32(table.released_ts, i)  # when the last parcel left (0: never)
+
+
+def holder_of(cred):
+    """The courier id inside an encoded credential block (core.credentials layout: the
+    holder length at byte HOLDER_AT - 1, the holder from HOLDER_AT); b"" for no block."""
+    if not cred:
+        return b""
+    return cred[HOLDER_AT:HOLDER_AT + cred[HOLDER_AT - 1]]
+
+
+def _u32(col, i):
+    return unpack_from(">I", col, 4 * i)[0]
+
+
+def _same(col, at, data):
+    """col[at:at + len(data)] == data, without making a slice (no heap allocation)."""
+    for k in range(len(data)):
+        if col[at + k] != data[k]:
+            return False
+    return True
+
+
+def _put(col, at, width, data):
+    """Store data at col[at:at + width], zero-padded (no heap allocation)."""
+    n = len(data)
+    if n > width:
+        raise ValueError("field longer than %d bytes" % width)
+    col[at:at + n] = data
+    for k in range(at + n, at + width):
+        col[k] = 0
 
 
 class SlotManager:
     def __init__(self, sizes):
         """sizes[i] is the size class (1=S, 2=M, ...) of slot i+1.
 
-        Packed per-field arrays, not an object per slot: a 100-slot cabinet must fit the
-        ESP32's heap next to BLE (docs/performance.md)."""
+        Packed fixed-width columns (bytearrays), not an object per slot: a 100-slot cabinet
+        must fit the ESP32's heap next to BLE, and the snapshot writes and reads the columns
+        as they are, so compaction and boot allocate nothing per slot (docs/performance.md).
+        u32 fields are big-endian; a variable field has a length column (0: none yet)."""
         n = len(sizes)
         self.size = bytearray(sizes)
         self.state = bytearray(n)
         self.oos = bytearray(n)
-        self.gen = array("I", bytes(4 * n))
-        self.deposit_ts = array("I", bytes(4 * n))
-        self.released_ts = array("I", bytes(4 * n))
-        self.cred = [b""] * n     # b"" (a shared constant) marks "never occupied"
-        self.req = [b""] * n
-        self.holder = [b""] * n
+        self.gen = bytearray(4 * n)
+        self.deposit_ts = bytearray(4 * n)
+        self.released_ts = bytearray(4 * n)
+        self.clen = bytearray(n)                 # 0 marks "never occupied"
+        self.cred = bytearray(CRED_MAX * n)      # depositing courier's credential block
+        self.req = bytearray(REQ_LEN * n)        # deposit request id (idempotent retries)
         self.recent = []         # _deposit_key() of finished deposits, newest last
 
     def __len__(self):
         return len(self.size)
+
+    def columns(self):
+        """The persisted columns, in snapshot order (the store writes and fills them as
+        they are). The size column is configuration, not state: it is not among them."""
+        return (self.state, self.oos, self.gen, self.deposit_ts, self.released_ts, self.clen,
+                self.cred, self.req)
 
     def get(self, sid):
         """A view of slot sid, or None if there is no such slot (ids come off the air)."""
@@ -81,6 +128,9 @@ class SlotManager:
 
     def max_size(self):
         return max(self.size)
+
+    def deposit_time(self, sid):
+        return _u32(self.deposit_ts, sid - 1)
 
     # ---- queries --------------------------------------------------------------------
 
@@ -99,8 +149,13 @@ class SlotManager:
 
     def find_deposit(self, holder, req):
         """The slot currently holding this courier's deposit with this request id."""
+        if len(req) != REQ_LEN:
+            return None
+        hn = len(holder)
         for i in range(len(self.size)):
-            if self.state[i] == OCCUPIED and self.req[i] == req and self.holder[i] == holder:
+            at = CRED_MAX * i + HOLDER_AT
+            if (self.state[i] == OCCUPIED and self.cred[at - 1] == hn
+                    and _same(self.req, REQ_LEN * i, req) and _same(self.cred, at, holder)):
                 return i + 1
         return None
 
@@ -109,26 +164,30 @@ class SlotManager:
 
     def expired(self, now, ttl_s):
         return [i + 1 for i in range(len(self.size))
-                if self.state[i] == OCCUPIED and now > self.deposit_ts[i] + ttl_s]
+                if self.state[i] == OCCUPIED and now > _u32(self.deposit_ts, i) + ttl_s]
 
     # ---- transitions (called only when applying a journal record) -----------------
 
-    def deposit(self, sid, gen, ts, cred, req, holder):
+    def deposit(self, sid, gen, ts, cred, req):
+        """cred: the courier's encoded credential block (its holder is read from it).
+        Raises ValueError for a block or request id that does not fit its column."""
         i = sid - 1
+        if len(req) != REQ_LEN or len(cred) <= HOLDER_AT:
+            raise ValueError("deposit needs a credential and a %d-byte request id" % REQ_LEN)
+        _put(self.cred, CRED_MAX * i, CRED_MAX, cred)
+        self.req[REQ_LEN * i:REQ_LEN * i + REQ_LEN] = req
+        self.clen[i] = len(cred)
         self.state[i] = OCCUPIED
-        self.gen[i] = gen
-        self.deposit_ts[i] = ts
-        self.cred[i] = cred
-        self.req[i] = req
-        self.holder[i] = holder
+        pack_into(">I", self.gen, 4 * i, gen)
+        pack_into(">I", self.deposit_ts, 4 * i, ts)
 
     def release(self, sid, ts):
         i = sid - 1
         if self.state[i] != OCCUPIED:
             return          # e.g. a technician "clear" of an empty slot: no reopen window
-        self.released_ts[i] = ts
-        if self.req[i]:
-            self.recent.append(_deposit_key(self.holder[i], self.req[i]))
+        pack_into(">I", self.released_ts, 4 * i, ts)
+        if self.clen[i]:
+            self.recent.append(self._key_at(i))
             if len(self.recent) > RECENT_DEPOSITS:
                 self.recent.pop(0)
         self.state[i] = FREE
@@ -136,12 +195,18 @@ class SlotManager:
     def undo_release(self, sid):
         """A pickup/reclaim/cancel whose door never opened: the parcel is still inside."""
         i = sid - 1
-        if not self.cred[i]:
+        if not self.clen[i]:
             return
         self.state[i] = OCCUPIED
-        key = _deposit_key(self.holder[i], self.req[i])
+        key = self._key_at(i)
         if key in self.recent:
             self.recent.remove(key)
+
+    def _key_at(self, i):
+        """_deposit_key() of slot i+1's deposit, read from the columns in place."""
+        cred, at = memoryview(self.cred), CRED_MAX * i + HOLDER_AT
+        return _deposit_key(cred[at:at + self.cred[at - 1]],
+                            memoryview(self.req)[REQ_LEN * i:REQ_LEN * (i + 1)])
 
     def void_deposit(self, sid):
         """A deposit whose door never opened: nothing was put in."""
@@ -153,49 +218,13 @@ class SlotManager:
     # ---- persistence ----------------------------------------------------------------
 
     def row(self, i):
-        return [self.state[i], self.oos[i], self.gen[i], self.deposit_ts[i],
-                self.cred[i].hex(), self.req[i].hex(), self.holder[i].hex(), self.released_ts[i]]
+        """Slot i+1 as a JSON-friendly list (tests and tools compare these)."""
+        s = Slot(self, i + 1)
+        return [s.state, self.oos[i], s.gen, s.deposit_ts, s.cred.hex(), s.req.hex(),
+                s.holder.hex(), s.released_ts]
 
     def rows(self):
-        """The snapshot rows, made one at a time as the store writes them."""
-        return _Rows(self)
+        return [self.row(i) for i in range(len(self.size))]
 
     def to_dict(self):
-        return {"slots": [self.row(i) for i in range(len(self.size))], "recent": self.recent}
-
-    def load(self, data):
-        """Restore from to_dict() output (rows inline, as tests and tools use it)."""
-        rows = data["slots"]
-        if len(rows) != len(self.size):
-            raise ValueError("stored slot count %d != configured %d" % (len(rows), len(self.size)))
-        for i, row in enumerate(rows):
-            self.load_row(i, row)
-        self.recent = data["recent"]
-
-    def load_row(self, i, row):
-        """Restore slot i+1 from one snapshot row (the store streams them at boot)."""
-        if i >= len(self.size):
-            raise ValueError("stored slot %d beyond configured %d" % (i + 1, len(self.size)))
-        state, oos, gen, ts, cred, req, holder, released = row
-        self.released_ts[i] = released
-        self.state[i] = state
-        self.oos[i] = oos
-        self.gen[i] = gen
-        self.deposit_ts[i] = ts
-        self.cred[i] = bytes.fromhex(cred)
-        self.req[i] = bytes.fromhex(req)
-        self.holder[i] = bytes.fromhex(holder)
-
-
-class _Rows:
-    """Sized, lazy sequence of snapshot rows (len() for the header, then iteration)."""
-
-    def __init__(self, table):
-        self._table = table
-
-    def __len__(self):
-        return len(self._table.size)
-
-    def __iter__(self):
-        for i in range(len(self._table.size)):
-            yield self._table.row(i)
+        return {"slots": self.rows(), "recent": self.recent}

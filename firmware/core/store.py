@@ -1,7 +1,9 @@
 # Crash-safe journal + snapshot store; the journal doubles as the hash-chained audit log.
 #
 # Files:  s.N  snapshot of the live state after every record before segment N: a header
-#              line, one line per slot row, then the MAC line (streamed: never whole in RAM)
+#              line (JSON), the slot table's columns as raw bytes (their lengths are in the
+#              header), then the MAC line. Written and read straight from/into the live
+#              columns: no copy of the table is ever made, whatever the slot count.
 #         j.N  segment N: a header line, then one line per record appended since s.N
 # A record line is  <json>\t<mac hex>\n  with mac = HMAC(audit_key, prev_mac | json)[:16]:
 # a chain that nobody without the locker's master secret can rewrite unnoticed.
@@ -12,6 +14,7 @@
 # A torn last line is a write the power cut interrupted: nothing acted on it, so it is
 # dropped. Anything else that fails its check is corruption: recovery refuses to start.
 import json
+from binascii import hexlify
 
 from micropython import const
 
@@ -34,7 +37,7 @@ def chain_mac(key, prev_mac, body):
 def encode_line(key, prev_mac, record):
     body = json.dumps(record).encode()
     mac = chain_mac(key, prev_mac, body)
-    return body + b"\t" + mac.hex().encode() + b"\n", mac
+    return b"".join((body, b"\t", hexlify(mac), b"\n")), mac
 
 
 def decode_line(key, prev_mac, line):
@@ -114,12 +117,12 @@ class Store:
 
     # ---- recovery -----------------------------------------------------------------
 
-    def recover(self, load_state, apply, load_row=None):
+    def recover(self, load_state, apply, table=None):
         """Load the latest snapshot through load_state(dict), then replay its segment
         through apply(record). Returns False for a brand-new (empty) store.
 
-        With load_row(index, row), snapshot rows are handed over one at a time instead of
-        as state["slots"] (the locker's heap never holds them all as JSON objects)."""
+        table: the live slot table (its columns() are filled from the snapshot in place);
+        without one, a snapshot that holds a table is refused."""
         self.fs.ensure()
         for name in self.fs.listdir():
             if name.endswith(".tmp"):
@@ -130,7 +133,7 @@ class Store:
                 raise StoreCorrupt("journal present but no snapshot")
             return False
         n = snaps[-1]
-        load_state(self._load_snapshot(n, load_row))
+        load_state(self._load_snapshot(n, table))
         self.segment = n
         self.in_segment = 0
         if not self.fs.exists("j.%d" % n):
@@ -155,11 +158,11 @@ class Store:
                 lines += 1
         return lines != self.in_segment + 1
 
-    def _load_snapshot(self, n, load_row=None):
-        """Read s.N line by line, checking its MAC as it goes. Rows go to load_row, or are
-        collected into state["slots"].
+    def _load_snapshot(self, n, table=None):
+        """Read s.N, checking its MAC as it goes: the header line, then the table's columns
+        straight into table.columns() (no per-slot allocation), then the MAC line.
 
-        load_row sees rows before the MAC at the end is checked: on a MAC failure the
+        The columns are filled before the MAC at the end is checked: on a MAC failure the
         caller gets StoreCorrupt and must not serve whatever was loaded."""
         mac = HmacSha256(self.key)
         mac.update(b"snapshot")
@@ -168,24 +171,33 @@ class Store:
             mac.update(head_line)
             try:
                 head = json.loads(head_line)
-                rows = []
-                for i in range(head["rows"] or 0):
-                    line = f.readline()
-                    mac.update(line)
-                    if load_row is None:
-                        rows.append(json.loads(line))
-                    else:
-                        load_row(i, json.loads(line))
-                stored = bytes.fromhex(f.readline().strip().decode())
-            except (ValueError, KeyError, TypeError):
+                cols = head.get("cols")
+                state = head["state"]
+                seq, prev = head["n"], bytes.fromhex(head["h"])
+            except (ValueError, KeyError, TypeError, AttributeError):
                 raise StoreCorrupt("snapshot %d is malformed" % n)
+            if cols is not None:
+                if table is None:
+                    raise StoreCorrupt("snapshot %d holds a slot table nobody loads" % n)
+                mine = table.columns()
+                if [len(c) for c in mine] != cols:
+                    raise StoreCorrupt("snapshot %d holds a table of another shape (%d slots"
+                                       " configured)" % (n, len(table)))
+                for col in mine:
+                    if f.readinto(col) != len(col):
+                        raise StoreCorrupt("snapshot %d is truncated" % n)
+                    mac.update(col)
+            line = f.readline()
+            try:
+                stored = bytes.fromhex(line[:-1].decode())
+            except ValueError:
+                raise StoreCorrupt("snapshot %d is malformed" % n)
+            if not line.endswith(b"\n"):
+                raise StoreCorrupt("snapshot %d is truncated" % n)
             if f.readline() or stored != mac.digest()[:MAC_LEN]:
                 raise StoreCorrupt("snapshot %d fails its MAC" % n)
-        state = head["state"]
-        if head["rows"] is not None and load_row is None:
-            state["slots"] = rows
-        self.seq = head["n"]
-        self.head = bytes.fromhex(head["h"])
+        self.seq = seq
+        self.head = prev
         return state
 
     # ---- writing ------------------------------------------------------------------
@@ -224,24 +236,26 @@ class Store:
         self._prune()
 
     def _snapshot_lines(self, state):
-        """Yield the snapshot file a line at a time, MACing as it goes (state["slots"] is
-        the bulk: one line per slot keeps the peak heap to one row)."""
+        """Yield the snapshot file piece by piece, MACing as it goes. state["slots"], if
+        present, is the live slot table: its columns are yielded as they are (the write
+        allocates nothing per slot; the fs writes each chunk before asking for the next)."""
         mac = HmacSha256(self.key)
         mac.update(b"snapshot")
-        rows = state.get("slots", ())
+        table = state.get("slots")
         rest = {}
         for k in state:
             if k != "slots":
                 rest[k] = state[k]
-        head = json.dumps({"n": self.seq, "h": self.head.hex(),
-                           "rows": len(rows) if "slots" in state else None,
-                           "state": rest}).encode() + b"\n"
+        head = {"n": self.seq, "h": self.head.hex(), "state": rest}
+        if table is not None:
+            head["cols"] = [len(c) for c in table.columns()]
+        head = json.dumps(head).encode() + b"\n"
         mac.update(head)
         yield head
-        for row in rows:
-            line = json.dumps(row).encode() + b"\n"
-            mac.update(line)
-            yield line
+        if table is not None:
+            for col in table.columns():
+                mac.update(col)
+                yield col
         yield mac.digest()[:MAC_LEN].hex().encode() + b"\n"
 
     def _start_segment(self):

@@ -19,6 +19,8 @@ DATA_DIR = "/locker"
 
 
 WATCHDOG_MS = 8000
+FAULT_TAG = b"LKR-FAULT:"       # RTC memory record of why the previous boot gave up
+FAULT_MAX = 200
 
 
 def _epoch_offset():
@@ -59,6 +61,9 @@ class Esp32Board:
         self.ble = None
         for w in self.warnings:
             print("[board] warning:", w)
+        self.last_fault = self._previous_fault()
+        if self.last_fault:
+            print("[board] previous boot gave up:", self.last_fault)
 
     def path(self, name):
         return self.data_dir + "/" + name
@@ -169,8 +174,27 @@ class Esp32Board:
         from machine import WDT
         return WDT(timeout=WATCHDOG_MS)
 
+    def record_fault(self, why):
+        """Keep why this boot gave up across the watchdog reset: RTC memory survives resets
+        (not power loss) and costs no flash wear. The next boot prints it (serial console)."""
+        from machine import RTC
+        RTC().memory(FAULT_TAG + why.encode()[:FAULT_MAX])
+
+    @staticmethod
+    def _previous_fault():
+        try:
+            from machine import RTC
+            mem = RTC().memory()
+        except (ImportError, AttributeError, OSError):
+            return None
+        if not mem.startswith(FAULT_TAG):
+            return None
+        RTC().memory(b"")                # reported once
+        return bytes(mem[len(FAULT_TAG):]).decode()
+
     async def serve(self, runtime):
         from radio import ble_service
-        self.ble = ble_service.BleService(runtime, runtime.cfg["locker_id"])
+        self.ble = ble_service.BleService(runtime, runtime.cfg["locker_id"],
+                                          (self.ticks_ms, self.ticks_diff))
         print("[board] advertising as", self.ble.name)
         await self.ble.serve()

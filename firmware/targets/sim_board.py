@@ -3,8 +3,9 @@
 # radio is a TCP socket on 127.0.0.1 carrying the same fragments as BLE; flash is a folder.
 #
 # Files in the state folder: locker.json (config), secret.bin (master secret), store/
-# (journal), sim.json (ports, sensors, link payload), sim_rtc.json (RTC offset: the battery-
-# backed RTC survives power cuts), sim_doors.json (the physical doors survive them too).
+# (journal), sim.json (ports, sensors, optional link_ms limits), sim_rtc.json (RTC offset:
+# the battery-backed RTC survives power cuts), sim_doors.json (the physical doors survive
+# them too).
 import asyncio
 import gc
 import json
@@ -12,15 +13,28 @@ import os
 import time
 
 from core import fragment
+from core import link
 from core import protocol as P
 from drivers.flash_fs import FolderFs
 
 from targets import sim_hw
 
-MAX_LINK_PAYLOAD = 244       # ESP32 NimBLE: ATT MTU 247 - 3
-IDLE_MS = 30000              # drop a silent connection (a phone that walked away)
-MAX_LINKS = 2                # BLE serves one phone at a time; the socket allows one more so
+from micropython import const
+
+MAX_LINK_PAYLOAD = const(244)   # ESP32 NimBLE: ATT MTU 247 - 3
+MAX_LINKS = const(2)         # BLE serves one phone at a time; the socket allows one more so
                              # a quick reconnect does not race the old socket's close
+# Connection limits (idle, per request, lifetime) and credits: core/link.py, as on BLE.
+
+
+async def _close(writer):
+    """MicroPython's asyncio Stream.close() does nothing: wait_closed() closes the socket.
+    Without it every finished connection stays in CLOSE-WAIT and holds a descriptor."""
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except OSError:
+        pass
 
 
 def _read_json(path, default):
@@ -59,6 +73,8 @@ class PersistentDoors(sim_hw.SimLockDriver):
 
 
 class SimBoard:
+    measure_heap = True     # main.Runtime reports each request's heap peak (a bench, not a board)
+
     def __init__(self, state_dir):
         self.state_dir = state_dir
         self.sim = _read_json(self.path("sim.json"), {})
@@ -68,6 +84,9 @@ class SimBoard:
         self.rtc_offset = _read_json(self._rtc_path, {}).get("offset", 0)
         self._driver = None
         self._links = 0
+        # [idle, request, connection] ms: link.py's limits unless a test shortens them
+        self.link_ms = self.sim.get("link_ms") or (link.IDLE_MS, link.REQUEST_MS,
+                                                   link.CONNECTION_MS)
         self._boot_time = time.time()
         # self.runtime is set by serve(): the radio and control channel exist only then
 
@@ -107,6 +126,10 @@ class SimBoard:
     def random_bytes(n):
         return os.urandom(n)
 
+    def record_fault(self, why):
+        """Why this run gave up (main.Runtime.fail), for `lockerctl sim` and a bench tester."""
+        _write_json(self.path("sim_fault.json"), {"fault": why})
+
     async def serve(self, runtime):
         self.runtime = runtime
         await asyncio.start_server(self._radio_client, "127.0.0.1", self.port)
@@ -119,47 +142,50 @@ class SimBoard:
     # ---- the radio: length-prefixed fragments, MTU agreed at connect ---------------------
     async def _radio_client(self, reader, writer):
         if self._links >= MAX_LINKS:           # a flood must not eat the heap
-            writer.close()
+            await _close(writer)
             return
         self._links += 1
         try:
             await self._serve_link(reader, writer)
         finally:
             self._links -= 1
+            await _close(writer)
 
     async def _serve_link(self, reader, writer):
         locker = self.runtime.locker
         session = locker.new_session()
-        reasm = fragment.Reassembler(P.MAX_REQUEST)
+        ticks = time.ticks_ms
+        rx = link.Receiver(P.MAX_REQUEST, ticks(), time.ticks_diff, *self.link_ms)
         try:
-            wanted = (await asyncio.wait_for_ms(reader.readexactly(1), IDLE_MS))[0]
-            link = max(fragment.DEFAULT_LINK_PAYLOAD, min(wanted, MAX_LINK_PAYLOAD))
-            writer.write(bytes((link,)))
+            wanted = (await asyncio.wait_for_ms(reader.readexactly(1), rx.wait_ms(ticks())))[0]
+            size = max(fragment.DEFAULT_LINK_PAYLOAD, min(wanted, MAX_LINK_PAYLOAD))
+            writer.write(bytes((size,)))
             await writer.drain()
-            while True:
-                n = (await asyncio.wait_for_ms(reader.readexactly(1), IDLE_MS))[0]
-                piece = await asyncio.wait_for_ms(reader.readexactly(n), IDLE_MS)
-                try:
-                    message = reasm.feed(piece)
-                except fragment.FragmentError as e:
-                    answer = locker.error_answer(session, P.E_LENGTH, str(e))
+            while rx.expired(ticks()) is None:
+                n = (await asyncio.wait_for_ms(reader.readexactly(1), rx.wait_ms(ticks())))[0]
+                piece = await asyncio.wait_for_ms(reader.readexactly(n), rx.wait_ms(ticks()))
+                todo = rx.feed(piece, ticks())
+                if todo == link.NOTHING:
+                    continue
+                if todo == link.CREDIT_DUE:
+                    writer.write(b"\x01" + link.CREDIT_FRAGMENT)
+                    await writer.drain()
+                    continue
+                if todo == link.ERROR:
+                    answer = locker.error_answer(session, P.E_LENGTH, rx.error)
                 else:
-                    if message is None:
-                        continue
                     try:
-                        answer = self.runtime.handle(session, message)
+                        answer = self.runtime.handle(session, rx.message)
                     except MemoryError:
                         # Runtime.handle never raises otherwise; answer rather than leave
                         # the phone waiting for its timeout.
                         gc.collect()
                         answer = locker.error_answer(session, P.E_INTERNAL, "out of memory")
-                for f in fragment.split(answer, link):
+                for f in fragment.split(answer, size):
                     writer.write(bytes((len(f),)) + f)
                 await writer.drain()
         except (OSError, EOFError, asyncio.TimeoutError):
             pass
-        finally:
-            writer.close()
 
     # ---- the bench: doors, clock and pins a test can see and drive ----------------------
     async def _control_client(self, reader, writer):
@@ -173,7 +199,7 @@ class SimBoard:
             writer.write(b"\n")
             await writer.drain()
         finally:
-            writer.close()
+            await _close(writer)
         if answer.get("stopping"):
             self.runtime.bank.all_off()
             raise SystemExit(0)
@@ -209,6 +235,7 @@ class SimBoard:
         slots: [slot, size, state, out_of_service, expired, door_open, jammed, output_on]"""
         lk = self.runtime.locker
         drv = self.lock_driver()
+        gc.collect()                # heap_now: the retained heap, not the garbage so far
         now = lk.clock.now()
         ttl = lk.cfg["ttl_s"]
         slots = []
@@ -216,12 +243,13 @@ class SimBoard:
             i = sid - 1
             state = lk.slots.state[i]
             slots.append((sid, lk.slots.size[i], state, lk.slots.oos[i],
-                          int(state == 1 and now > lk.slots.deposit_ts[i] + ttl),
+                          int(state == 1 and now > lk.slots.deposit_time(sid) + ttl),
                           drv.doors[sid], int(sid in drv.jammed), drv.outputs[sid]))
         return {"ok": True, "locker_id": lk.cfg["locker_id"], "time": now,
                 "rtc": self.rtc_unix(), "slots": slots, "halted": lk.halted,
                 "journal_seq": lk.store.seq, "requests": self.runtime.requests,
-                "heap_peak": self.runtime.heap_peak, "heap_now": gc.mem_alloc(),
+                "heap_peak": self.runtime.heap_peak,
+                "heap_measured": self.runtime.heap_measured, "heap_now": gc.mem_alloc(),
                 "heap_total": gc.mem_alloc() + gc.mem_free(),
                 "max_pulse_ms": drv.max_on_ms, "peak_outputs": drv.peak_on,
                 "throttle": lk.throttle.to_list()}

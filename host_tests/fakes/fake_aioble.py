@@ -3,15 +3,45 @@ needs) plus the phone on the other side of the air, for CPython tests of ble_ser
 
 It keeps aioble's API (Service, Characteristic, BufferedCharacteristic, register_services,
 advertise, config, DeviceConnection.exchange_mtu/timeout/disconnect, written(capture=True))
-and reproduces the behaviour of aioble over ESP32 NimBLE that bites real lockers:
+and models aioble 0.6 over ESP32 NimBLE as measured on a real stack (docs/protocol.md 2,
+/work/shared/micropython-vm.md). Sources are micropython-lib `micropython/bluetooth/aioble/
+aioble/*.py` (lines as of its 2026-08 tree), MicroPython's NimBLE binding
+(`extmod/nimble/modbluetooth_nimble.c`) and the Bluetooth Core Specification 5.x, Vol 3
+(Part F = ATT, Part G = GATT):
 
-* a write longer than the characteristic's buffer is silently truncated (default 20 bytes);
-* a write or notification longer than ATT_MTU - 3 is impossible (client refuses) /
-  truncated (NimBLE cuts notifications to MTU - 3);
-* the capture queue holds 10 writes and drops the OLDEST when nobody consumes them;
-* the MTU exchange can time out (phone never answers) or be refused by the stack;
+* Writes reach the application ASYNCHRONOUSLY. The stack acknowledges a write (with or
+  without response) inside itself, before Python reads it (NimBLE answers the ATT Write
+  Response from its host task; Part F 3.4.5.2), and the IRQ appends (connection, value,
+  characteristic) to aioble's capture queue: a deque of _WRITE_CAPTURE_QUEUE_LIMIT = 10 that
+  drops the OLDEST when full (server.py:42, :110 `deque((), _WRITE_CAPTURE_QUEUE_LIMIT)`,
+  :172-189 `_remote_write`). A capture task pops one entry at a time, hands it to
+  `written()` and waits until it is consumed (server.py:119-137 `_run_capture_task`), so
+  10 queued + 1 handed over is the most a slow reader can hold. `radio.reader_delay_s`
+  makes the locker-side reader slow (the application busy between reads: HMAC, flash
+  writes); `radio.air_s` is the air time of one ATT PDU (a connection event).
+* A write longer than ATT_MTU-3 is a long write (Prepare Write + Execute Write, Part F
+  3.4.6, Part G 4.9.4), sent only WITH response: the phone's stack splits it, NimBLE
+  reassembles it and delivers it whole, up to the characteristic's buffer
+  (`BufferedCharacteristic(max_len=)` -> `gatts_set_buffer`, server.py:293-300); beyond
+  the buffer the write is refused with ATT error 0x11 Insufficient Resources (Part F
+  3.4.1.1; measured: 300 bytes into 244). A write without response can never exceed
+  ATT_MTU-3 (Part F 3.4.5.3): the phone's stack refuses it (ValueError here).
+* A single write that fits ATT_MTU-3 but not the buffer is silently truncated to the
+  buffer (MicroPython's NimBLE binding copies at most the buffer size; default 20 bytes).
+* Notifications carry at most ATT_MTU-3 bytes (Part F 3.4.7.1): NimBLE truncates.
+* MTU exchange: if the phone started it (Android, iOS and BlueZ all do, `Phone(starts_mtu=
+  True)` or `initiate_mtu()`), the locker's own `exchange_mtu()` fails with
+  OSError(EALREADY) although `connection.mtu` is already set by _IRQ_MTU_EXCHANGED
+  (device.py:21-26 sets it whoever started; device.py:282 `ble.gattc_exchange_mtu` raises;
+  NimBLE returns BLE_HS_EALREADY, Part G 4.3.1: once per connection). It can also time out
+  (phone never answers, `mtu_reply="silent"`) or fail in the stack (`mtu_reply="refuse"`:
+  OSError(ENOTCONN)).
+* Requests are lost at disconnect: entries a vanished phone left in the capture queue stay
+  there with a dead connection (server.py:177 looks the connection up at IRQ time), a
+  `written()` under `connection.timeout()` is cancelled by the disconnect (device.py:35-88
+  DeviceTimeout), and nothing is evaluated for a phone that is gone.
 * notifications sent before the phone subscribed are dropped by the phone;
-* notify() raises OSError(ENOMEM) while the stack's buffers are full (inject with
+  notify() raises OSError(ENOMEM) while the stack's buffers are full (inject with
   `radio.notify_busy = n`) and TypeError once the connection handle is gone;
 * a phone can vanish: reported (disconnect IRQ) or silent (link dead, no IRQ until the
   locker itself disconnects, which then takes the supervision timeout).
@@ -26,7 +56,8 @@ import types
 from collections import deque
 
 ATT_DEFAULT_MTU = 23
-CAPTURE_QUEUE_LIMIT = 10
+CAPTURE_QUEUE_LIMIT = 10          # aioble server.py:42 _WRITE_CAPTURE_QUEUE_LIMIT
+ATT_INSUFFICIENT_RESOURCES = 0x11   # Core Spec Vol 3 Part F 3.4.1.1
 ADV_MAX = 31
 
 
@@ -80,7 +111,13 @@ class Radio:
         self.characteristics = {}          # value handle -> characteristic
         self.capture = deque((), CAPTURE_QUEUE_LIMIT)
         self.capture_dropped = 0
-        self.capture_event = asyncio.Event()
+        self.capture_peak = 0              # most writes held at once (queue + handed over)
+        self.capture_event = asyncio.Event()      # aioble's _capture_write_event
+        self.consumed_event = asyncio.Event()     # aioble's _capture_consumed_event
+        self.capture_task = None
+        self.handed = None                 # characteristic holding a handed-over write
+        self.reader_delay_s = 0.0          # the locker's application between two reads
+        self.air_s = 0.0                   # one ATT PDU (connection event)
         self.advertising = None            # dict while advertising
         self.adv_event = asyncio.Event()
         self.pending_connection = None
@@ -91,6 +128,38 @@ class Radio:
         self.notify_attempts = 0
         self.disconnect_reports = True     # False: the stack never reports a dead link
         self.log = []
+
+    def start_capture(self):
+        """aioble server.py:106-115 _init_capture: one task for all capture characteristics."""
+        if self.capture_task is None:
+            self.capture_task = asyncio.ensure_future(self._run_capture())
+
+    async def _run_capture(self):
+        """server.py:119-137: hand over one write at a time, wait until it is consumed."""
+        q = self.capture
+        while True:
+            if len(q):
+                conn, data, char = q.popleft()
+                char._write_data = (conn, data)
+                self.handed = char
+                char._write_event.set()
+                await self.consumed_event.wait()
+                self.consumed_event.clear()
+                self.handed = None
+            if not len(q):
+                await self.capture_event.wait()
+                self.capture_event.clear()
+
+    def irq_write(self, conn, char):
+        """_IRQ_GATTS_WRITE -> server.py:172-189 _remote_write (capture: append, deque drops
+        the oldest when full)."""
+        data = char.read()
+        if len(self.capture) == CAPTURE_QUEUE_LIMIT:
+            self.capture_dropped += 1
+        self.capture.append((conn, data, char))
+        self.capture_peak = max(self.capture_peak,
+                                len(self.capture) + (self.handed is not None))
+        self.capture_event.set()
 
     # the stack's IRQ side
     def irq_disconnect(self, conn):
@@ -151,6 +220,7 @@ class Characteristic:
         self._value = initial or b""
         self._value_handle = None
         self._last_writer = None
+        self._write_data = None
         self._write_event = asyncio.Event() if self.can_write else None
 
     def _register(self, handle):
@@ -166,29 +236,27 @@ class Characteristic:
     def _remote_write(self, conn, data):
         self._value = bytes(data)[:self.max_len]      # silent truncation, like the stack
         if self.capture:
-            if len(RADIO.capture) == CAPTURE_QUEUE_LIMIT:
-                RADIO.capture_dropped += 1            # deque drops the oldest
-            RADIO.capture.append((conn, self._value, self))
-            RADIO.capture_event.set()
+            RADIO.irq_write(conn, self)
         else:
             self._last_writer = conn
             self._write_event.set()
 
     async def written(self, timeout_ms=None):
+        """server.py:142-167; reader_delay_s: the application was busy before this call."""
         if not self.can_write:
             return None
+        if RADIO.reader_delay_s:
+            await asyncio.sleep(RADIO.reader_delay_s)
+        if self.capture:
+            RADIO.start_capture()
         with _Timeout(None, timeout_ms):
-            if self.capture:
-                while True:
-                    for i, item in enumerate(RADIO.capture):
-                        if item[2] is self:
-                            del RADIO.capture[i]
-                            return item[0], item[1]
-                    RADIO.capture_event.clear()
-                    await RADIO.capture_event.wait()
             await self._write_event.wait()
-            self._write_event.clear()
-            return self._last_writer
+        self._write_event.clear()
+        if self.capture:
+            data, self._write_data = self._write_data, None
+            RADIO.consumed_event.set()
+            return data
+        return self._last_writer
 
     def notify(self, connection, data=None):
         if not self.can_notify:
@@ -280,6 +348,7 @@ class DeviceConnection:
         self._conn_handle = handle
         self.phone = phone
         self.mtu = None
+        self.mtu_by_phone = False          # the phone started the exchange
         self._timeouts = []
         self._gone = asyncio.Event()
         self._mtu_event = asyncio.Event()
@@ -296,6 +365,8 @@ class DeviceConnection:
         if mtu:
             config(mtu=mtu)
         RADIO.log.append("exchange_mtu")
+        if self.mtu_by_phone:                  # device.py:282, NimBLE BLE_HS_EALREADY
+            raise OSError(errno.EALREADY, "EALREADY")
         self.phone._mtu_request(self)          # may raise OSError (stack refused)
         with self.timeout(timeout_ms):
             await self._mtu_event.wait()
@@ -364,17 +435,21 @@ def _pack_advert(name, services):
 class Phone:
     """A central on the other side of the air (what bleak / a phone app does).
 
-    mtu: what the phone offers in the exchange; mtu_reply: "ok", "silent" (never answers:
-    the locker's exchange times out) or "refuse" (the stack rejects the request)."""
+    mtu: what the phone offers in the exchange; starts_mtu: the phone exchanges the MTU
+    itself right after connecting (Android, iOS, BlueZ); mtu_reply (to the locker's own
+    exchange): "ok", "silent" (never answers: the locker's exchange times out) or "refuse"
+    (the stack fails it)."""
 
-    def __init__(self, mtu=247, mtu_reply="ok", addr="aa:bb:cc:00:00:01"):
+    def __init__(self, mtu=247, mtu_reply="ok", addr="aa:bb:cc:00:00:01", starts_mtu=False):
         self.mtu = mtu
         self.mtu_reply = mtu_reply
+        self.starts_mtu = starts_mtu
         self.addr = addr
         self.link = None              # the locker-side DeviceConnection while connected
         self.subscribed = False
         self.received = asyncio.Queue()
         self.dropped_notifications = 0
+        self.pdus = 0                 # ATT PDUs this phone sent for writes
 
     @staticmethod
     def scan():
@@ -392,10 +467,12 @@ class Phone:
         RADIO.connected[handle] = conn
         RADIO.max_simultaneous = max(RADIO.max_simultaneous, len(RADIO.connected))
         RADIO.advertising = None                 # NimBLE stops advertising on connect
-        RADIO.pending_connection = conn
-        RADIO.adv_event.set()
         self.link = conn
         self.subscribed = False
+        if self.starts_mtu:
+            self.initiate_mtu()                  # done before the locker's task runs
+        RADIO.pending_connection = conn
+        RADIO.adv_event.set()
         return conn
 
     def subscribe(self):
@@ -404,29 +481,45 @@ class Phone:
     def att_payload(self):
         return (self.link.mtu or ATT_DEFAULT_MTU) - 3
 
-    async def write(self, uuid, data):
-        """A GATT write of one fragment (write with response: waits for the ack)."""
-        await asyncio.sleep(0)
+    async def write(self, uuid, data, response=True):
+        """A GATT write of one fragment. response=True: Write Request, or a long write when
+        longer than ATT_MTU-3; the stack acknowledges it before the locker's Python reads it.
+        Raises GattError(0x11) beyond the characteristic's buffer (long write), ValueError
+        for a write without response longer than ATT_MTU-3, ConnectionError when gone."""
         if self.link is None:
             raise ConnectionError("not connected")
-        if len(data) > self.att_payload():
-            raise ValueError("write of %d bytes exceeds ATT payload %d"
-                             % (len(data), self.att_payload()))
+        char = None
         for c in RADIO.characteristics.values():
             if c.uuid == uuid:
-                c._remote_write(self.link, data)
-                return
-        raise KeyError("no characteristic %r" % uuid)
+                char = c
+        if char is None:
+            raise KeyError("no characteristic %r" % uuid)
+        att = self.att_payload()
+        if len(data) <= att:
+            pdus = 1
+        elif not response:
+            raise ValueError("write without response of %d bytes exceeds ATT payload %d"
+                             % (len(data), att))
+        else:                                    # Prepare Write x n (MTU-5 each) + Execute
+            pdus = -(-len(data) // (att - 2)) + 1
+        self.pdus += pdus
+        await asyncio.sleep(RADIO.air_s * pdus)
+        if self.link is None:
+            raise ConnectionError("disconnected during the write")
+        if len(data) > att and len(data) > char.max_len:
+            raise GattError(ATT_INSUFFICIENT_RESOURCES)
+        char._remote_write(self.link, data)
 
     def _mtu_request(self, conn):
         if self.mtu_reply == "refuse":
-            raise OSError(errno.EALREADY, "EALREADY")
+            raise OSError(errno.ENOTCONN, "ENOTCONN")
         if self.mtu_reply == "ok":
             agreed = min(self.mtu, RADIO.local_mtu)
             asyncio.get_running_loop().call_soon(conn._mtu_exchanged, agreed)
 
     def initiate_mtu(self):
-        """Phone-started exchange (Android/BlueZ do this themselves)."""
+        """Phone-started exchange (Android/iOS/BlueZ do this themselves)."""
+        self.link.mtu_by_phone = True
         self.link._mtu_exchanged(min(self.mtu, RADIO.local_mtu))
 
     def _notified(self, char, payload):

@@ -1,7 +1,9 @@
 """Fake `bleak` for testing tools/lockerctl/ble.py: BleakScanner/BleakClient driving a
 fake_aioble.Phone across the fake radio, so the laptop transport talks to the firmware's real
 ble_service. Like BlueZ, the client exchanges the MTU itself on connect and reports the
-write size through the characteristic's max_write_without_response_size."""
+write size through the characteristic's max_write_without_response_size (so the locker's
+own exchange meets EALREADY). A write with response longer than that is a long write
+(fake_aioble.Phone.write), like BlueZ's."""
 import asyncio
 import sys
 import types
@@ -81,7 +83,8 @@ def install(radio_loop, phone_mtu=247):
             await on_radio(sub())
 
         async def write_gatt_char(self, uuid, data, response=None):
-            await on_radio(self.phone.write(fake_aioble.UUID(uuid), bytes(data)))
+            await on_radio(self.phone.write(fake_aioble.UUID(uuid), bytes(data),
+                                            response=bool(response)))
 
         async def disconnect(self):
             async def go():

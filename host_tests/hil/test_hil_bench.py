@@ -105,6 +105,21 @@ def test_malformed_frames_get_clear_errors_and_the_link_stays_usable(target):
         t.close()
 
 
+@pytest.mark.parametrize("link", [20, 244])
+def test_the_longest_request_arrives_whole_in_one_answer(target, link):
+    # docs/protocol.md 2.1: 14 fragments of 20 bytes wait once for the locker's credit (the
+    # stack's write queue holds 10); 2 fragments of 244 never wait. One answer, then the
+    # link is usable.
+    t = target.transport(link)
+    try:
+        frame = P.request(P.HELLO) + bytes(P.MAX_REQUEST - 2)
+        assert P.parse_response(t.exchange(frame))[:2] == (P.HELLO, P.E_LENGTH)
+        assert t.credits == (1 if link == 20 else 0)
+        assert P.parse_response(t.exchange(P.request(P.HELLO)))[1] == P.OK
+    finally:
+        t.close()
+
+
 def test_deposit_opens_the_door_the_sensor_sees(target, doors):
     c = target.client()
     try:

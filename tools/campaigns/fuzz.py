@@ -27,6 +27,7 @@ from core import (
     kdf,
     p256,
 )
+from core import link as link_rx  # (firmware; `link` is a payload size below)
 from core.hmac_sha256 import hmac_sha256
 from lockerctl import operator as op
 
@@ -46,7 +47,7 @@ from campaigns.common import (
 )
 
 MUST_BE_ZERO = ("crashes", "malformed answers", "state changed on refusal",
-                "unexpected change on OK", "reassembler mismatches")
+                "unexpected change on OK", "reassembler mismatches", "link: extra answers")
 KNOWN_TYPES = (P.HELLO, P.DEPOSIT, P.CANCEL, P.RECLAIM, P.PICKUP_START, P.PICKUP_FINISH,
                P.TECH_OPEN, P.AUDIT_READ, P.STATUS, P.ADMIN)
 SIGNED = (P.DEPOSIT, P.CANCEL, P.RECLAIM, P.TECH_OPEN, P.AUDIT_READ, P.STATUS)
@@ -489,8 +490,21 @@ def run_fragments(count, figs, seed=5):
             if not frags:
                 frags.append(bytearray())
         outs = []
+        rx = link_rx.Receiver(limit, 0, lambda a, b: a - b)
+        since_first = []                      # the link's answers since the last FIRST
         for f in frags + [bytearray(x) for x in fragment.split(b"tail" + msg[:50], 20)]:
             fed += 1
+            # the link (core/link.py): one request answered and one error at most between
+            # two FIRST fragments, nothing answered after an error until a FIRST
+            if f and f[0] & fragment.FIRST:
+                since_first = []
+            todo = rx.feed(bytes(f), 0)
+            if todo in (link_rx.MESSAGE, link_rx.ERROR):
+                if link_rx.ERROR in since_first or todo in since_first:
+                    figs.add("link: extra answers")
+                    figs.note("link: answer %d after %r for %s" % (todo, since_first,
+                                                                    bytes(f).hex()))
+                since_first.append(todo)
             try:
                 got = real.feed(bytes(f))
             except fragment.FragmentError:
@@ -512,6 +526,7 @@ def run_fragments(count, figs, seed=5):
     figs.add("fragment streams", whole)
     figs.add("fragments fed", fed)
     figs.add("reassembler mismatches", mism)
+    figs.add("link: extra answers", 0)
 
 
 def main(argv=None):

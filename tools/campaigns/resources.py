@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from core import fragment  # (firmware)
+from core import fragment, link  # (firmware)
 from lockerctl import operator as op
 from lockerctl.transport import TransportError
 
@@ -40,11 +40,8 @@ MUST_BE_ZERO = ("served flows failed", "locker down", "heap over the cap",
                 "store unbounded", "full store: changed on internal error",
                 "full store: reads refused", "full store: boot failures",
                 "full store: recovery failures", "full store: out of memory")
-IDLE_S = 30                  # sim_board.IDLE_MS: a silent connection is dropped after this
-
-
-MAX_LINKS = 2          # firmware/sim_board.py MAX_LINKS
-IDLE_S = 30            # firmware/sim_board.py IDLE_MS
+IDLE_S = link.IDLE_MS // 1000    # a connection with no complete request is dropped after this
+MAX_LINKS = 2          # firmware/targets/sim_board.py MAX_LINKS
 
 
 def raw_connect(sim, link=20):
@@ -176,8 +173,12 @@ def hanging(sim, figs, count, idle_wait):
     try:
         for piece in big:
             s.sendall(bytes((len(piece),)) + piece)
-        n = s.recv(1)[0]
-        status = s.recv(n)[3]
+        while True:                            # skip the locker's credits (core/link.py)
+            n = s.recv(1)[0]
+            first = s.recv(n)
+            if not link.is_credit(first):
+                break
+        status = first[3]
     except (OSError, IndexError):
         pass
     s.close()

@@ -1,11 +1,19 @@
 """BLE transport to a real locker over bleak: the laptop plays the phone.
 
 Same contract as transport.SimSocketTransport: connect(), exchange(frame) -> frame, close(),
-and the same fragments (fragment.py). The link payload comes from the ATT MTU the two stacks
-agreed (bleak's max_write_without_response_size of the request characteristic), capped at
-the locker's request buffer (ble_service.MAX_LINK_PAYLOAD); 20 bytes when no exchange
-happened. We subscribe to answers BEFORE the first write: the locker notifies whether or not
-anyone listens, and an answer sent before the subscription is lost.
+and the same fragments (fragment.py) and flow control (docs/protocol.md 2, core/link.py).
+
+Request fragments are the locker's request buffer (ble_service.MAX_LINK_PAYLOAD, 244 bytes)
+whatever the ATT MTU, written WITH response: below MTU 247 the host stack sends each as a long
+(prepared) write and the locker's NimBLE delivers it whole, so a request is at most 2
+fragments. A write's response is NOT flow control: NimBLE acknowledges a write inside the
+stack before the locker's Python reads it, and aioble queues at most 10 writes, dropping the
+oldest. Flow control is the locker's credit: after every link.WINDOW-th fragment that is not
+the last, we wait for its 1-byte credit notification (with `link_payload=20` a 256-byte
+request waits once). Answers arrive in notifications of up to ATT_MTU-3 bytes (bleak's
+max_write_without_response_size tells the agreed MTU). We subscribe to answers BEFORE the
+first write: the locker notifies whether or not anyone listens, and an answer sent before the
+subscription is lost.
 
 bleak is async; this class runs its own event loop in a thread so the CLI and the bench
 suite can use it like the socket transport."""
@@ -13,6 +21,7 @@ import asyncio
 import threading
 
 from core import fragment
+from core import link
 from core import protocol as P
 from radio import ble_service as _svc  # firmware module (on the path via .fw): UUIDs, name, sizes
 
@@ -27,8 +36,10 @@ class BleTransport:
         self.timeout = timeout
         self.scan_timeout = scan_timeout
         self.wanted_payload = link_payload
-        self.link_payload = None
+        self.link_payload = None        # request fragment size
+        self.att_payload = None         # ATT_MTU - 3 the stacks agreed (answer fragment size)
         self.client = None
+        self.credits = 0
         self.fragments_sent = 0
         self.fragments_received = 0
         self.bytes_sent = 0
@@ -109,9 +120,10 @@ class BleTransport:
             await client.disconnect()
             raise
         self.client = client
-        self.link_payload = min(max(att, fragment.DEFAULT_LINK_PAYLOAD),
-                                self.wanted_payload or _svc.MAX_LINK_PAYLOAD,
-                                _svc.MAX_LINK_PAYLOAD)
+        self.att_payload = att
+        self.link_payload = max(fragment.DEFAULT_LINK_PAYLOAD,
+                                min(self.wanted_payload or _svc.MAX_LINK_PAYLOAD,
+                                    _svc.MAX_LINK_PAYLOAD))
 
     def _notified(self, _char, data):
         self._inbox.put_nowait(bytes(data))
@@ -123,29 +135,45 @@ class BleTransport:
     async def _write(self, piece):
         if self.client is None:
             raise TransportError("not connected to %s" % self.name)
-        # with response: the locker's stack acknowledges each fragment (flow control)
+        # with response: a long write when the fragment exceeds ATT_MTU-3, and a lost link
+        # shows up here; it is NOT flow control (the credits are, see the module docstring)
         await self.client.write_gatt_char(_svc.REQUEST_UUID, piece, response=True)
         self.fragments_sent += 1
         self.bytes_sent += len(piece)
 
+    async def _next_piece(self):
+        try:
+            piece = await asyncio.wait_for(self._inbox.get(), self.timeout)
+        except asyncio.TimeoutError:
+            raise TransportError("locker %s did not answer within %.0f s"
+                                 % (self.name, self.timeout))
+        if piece is None:
+            self.client = None
+            raise TransportError("locker %s closed the connection" % self.name)
+        self.fragments_received += 1
+        self.bytes_received += len(piece)
+        return piece
+
     async def _exchange(self, frame):
         while not self._inbox.empty():          # a stale answer must not pair with this one
             self._inbox.get_nowait()
-        for piece in fragment.split(frame, self.link_payload):
+        pieces = list(fragment.split(frame, self.link_payload))
+        early = None
+        for i, piece in enumerate(pieces):
             await self._write(piece)
+            if (i + 1) % link.WINDOW == 0 and i + 1 < len(pieces):
+                got = await self._next_piece()
+                if not link.is_credit(got):
+                    early = got                 # refused mid-request: this is the answer
+                    break
+                self.credits += 1
         reasm = fragment.Reassembler(P.MAX_RESPONSE)
         self.round_trips += 1
         while True:
-            try:
-                piece = await asyncio.wait_for(self._inbox.get(), self.timeout)
-            except asyncio.TimeoutError:
-                raise TransportError("locker %s did not answer within %.0f s"
-                                     % (self.name, self.timeout))
-            if piece is None:
-                self.client = None
-                raise TransportError("locker %s closed the connection" % self.name)
-            self.fragments_received += 1
-            self.bytes_received += len(piece)
+            piece, early = (early, None) if early is not None else (await self._next_piece(),
+                                                                    None)
+            if link.is_credit(piece):
+                continue                        # for fragments sent by send_fragment
             message = reasm.feed(piece)
             if message is not None:
                 return message

@@ -31,6 +31,42 @@ class BuildError(Exception):
     """MicroPython or mpy-cross missing, or a module that does not compile."""
 
 
+class SettingError(ValueError):
+    """An environment setting (SIM_HEAP, MP_HEAP, ...) the tools cannot use."""
+
+
+MIN_HEAP = 16 * 1024            # below this the firmware cannot even import its modules
+MAX_HEAP = 1024 * 1024 * 1024
+
+
+def heap_bytes(text):
+    """'100k', '1m', '131072' -> bytes (the forms `micropython -X heapsize=` takes, with k/m
+    meaning KiB/MiB). Raises SettingError for anything else."""
+    t = str(text).strip().lower()
+    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
+    digits = t[:-1] if mult != 1 else t
+    if not digits.isdigit() or not digits.isascii():
+        raise SettingError("%r is not a heap size: bytes with an optional k or m suffix, "
+                           "e.g. 128k" % text)
+    return int(digits) * mult
+
+
+def heap_setting(var, default):
+    """The `-X heapsize=` value from environment variable var (default when unset or
+    empty), checked here so a typo is named instead of MicroPython's "Invalid command line
+    arguments". Returns the text to pass on; raises SettingError."""
+    text = os.environ.get(var) or default
+    try:
+        n = heap_bytes(text)
+    except SettingError:
+        raise SettingError("%s=%s is not a heap size: use bytes with an optional k or m "
+                           "suffix, e.g. %s" % (var, text, default))
+    if not MIN_HEAP <= n <= MAX_HEAP:
+        raise SettingError("%s=%s: a heap of %d bytes is outside %dk..%dm" % (
+            var, text, n, MIN_HEAP // 1024, MAX_HEAP // (1024 * 1024)))
+    return text.strip()
+
+
 def micropython_binary():
     """Path of the unix-port binary: MICROPYTHON, else the venv's next to this Python,
     else PATH. Raises BuildError naming how to get one."""
@@ -105,7 +141,10 @@ def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
             continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         cross = cross or mpy_cross_cmd()
-        cmd = cross + (["-march=" + march] if march else []) + ["-o", dst, src]
+        # -s: the image names its modules by their path in the tree ("core/store.py"), not
+        # by where this checkout happens to live: the same bytes on every machine, and a
+        # short qstr in the board's heap.
+        cmd = cross + (["-march=" + march] if march else []) + ["-s", rel, "-o", dst, src]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise BuildError("mpy-cross failed on %s: %s" % (rel, done.stderr.strip()))

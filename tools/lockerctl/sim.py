@@ -29,6 +29,10 @@ class SimNotRunning(SimError):
     pass
 
 
+class SimRefused(SimError):
+    """The simulator's control port refused a command (e.g. a door of a slot it lacks)."""
+
+
 def default_state():
     return os.environ.get("LOCKER_STATE") or "state"
 
@@ -157,7 +161,7 @@ def control(state, cmd, timeout=5.0):
         raise SimNotRunning("simulator closed the control connection")
     answer = json.loads(line)
     if not answer.get("ok"):
-        raise SimError(answer.get("error", "control command refused"))
+        raise SimRefused(answer.get("error", "control command refused"))
     return answer
 
 
@@ -173,8 +177,9 @@ def sim_heap():
     """Heap cap of the simulator process: SIM_HEAP, default 144k (docs/performance.md: the
     simulator adds its own board, socket streams and control channel to the firmware, and
     the 64-bit unix port keeps all bytecode in the heap; 128k until the pickup PAKE added
-    ~12 KB of it, p256 and spake2)."""
-    return os.environ.get("SIM_HEAP") or "144k"
+    ~12 KB of it, p256 and spake2).
+    Raises firmware.SettingError (a ValueError) naming the variable when it is not a size."""
+    return firmware.heap_setting("SIM_HEAP", "144k")
 
 
 def _spawn(state):
@@ -205,8 +210,9 @@ def _wait_ready(state, pid):
                    % (START_TIMEOUT_S, _log_tail(state)))
 
 
-def start(state, port=DEFAULT_PORT, sensors=True):
+def start(state, port=DEFAULT_PORT, sensors=True, link_ms=None):
     """Start the simulator for a provisioned state folder; port 0 picks free ports.
+    link_ms: [idle, request, connection] limits in ms (tests; core/link.py's otherwise).
 
     Returns (pid, status, boot_seconds)."""
     pid = running_pid(state)
@@ -215,7 +221,10 @@ def start(state, port=DEFAULT_PORT, sensors=True):
     for attempt in range(3):
         radio, ctl = _free_pair() if port == 0 else (port, port + 1)
         with open(_state_file(state, "sim.json"), "w") as f:
-            json.dump({"port": radio, "control_port": ctl, "sensors": bool(sensors)}, f)
+            cfg = {"port": radio, "control_port": ctl, "sensors": bool(sensors)}
+            if link_ms:
+                cfg["link_ms"] = list(link_ms)
+            json.dump(cfg, f)
         t0 = time.monotonic()
         pid = _spawn(state)
         try:

@@ -1,11 +1,14 @@
 """Host transports: the simulator's loopback socket. BLE (bleak) plugs in the same way.
 
-Both carry the same fragments: on connect the phone asks for a link payload size (the MTU
-exchange), then every fragment travels as one write / notification (here: one length byte
-and the fragment)."""
+Both carry the same fragments and the same flow control (docs/protocol.md 2, core/link.py):
+on connect the phone asks for a link payload size (the MTU exchange), then every fragment
+travels as one write / notification (here: one length byte and the fragment); after every
+link.WINDOW-th fragment of a request that is not its last, the phone waits for the locker's
+1-byte credit. An answer arriving instead (the locker refused the request) ends the sending."""
 import socket
 
 from core import fragment
+from core import link
 from core import protocol as P
 
 
@@ -25,6 +28,7 @@ class SimSocketTransport:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.round_trips = 0
+        self.credits = 0
 
     def connect(self):
         try:
@@ -64,18 +68,32 @@ class SimSocketTransport:
         self.fragments_sent += 1
         self.bytes_sent += len(piece)
 
+    def _recv_fragment(self):
+        n = self._recv_exact(1)[0]
+        piece = self._recv_exact(n)
+        self.fragments_received += 1
+        self.bytes_received += len(piece)
+        return piece
+
     def exchange(self, frame):
         if self.sock is None:
             self.connect()
-        for piece in fragment.split(frame, self.link_payload):
+        pieces = list(fragment.split(frame, self.link_payload))
+        early = None
+        for i, piece in enumerate(pieces):
             self.send_fragment(piece)
+            if (i + 1) % link.WINDOW == 0 and i + 1 < len(pieces):
+                got = self._recv_fragment()
+                if not link.is_credit(got):
+                    early = got               # refused mid-request: this is the answer
+                    break
+                self.credits += 1
         reasm = fragment.Reassembler(P.MAX_RESPONSE)
         self.round_trips += 1
         while True:
-            n = self._recv_exact(1)[0]
-            piece = self._recv_exact(n)
-            self.fragments_received += 1
-            self.bytes_received += len(piece)
+            piece, early = (early, None) if early is not None else (self._recv_fragment(), None)
+            if link.is_credit(piece):
+                continue                      # a credit for fragments sent by send_fragment
             message = reasm.feed(piece)
             if message is not None:
                 return message

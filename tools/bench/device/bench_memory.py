@@ -1,21 +1,32 @@
-# Section 3: heap taken by the firmware's code, retained by a booted 100-slot locker (empty
-# and full), and allocated by one request. Import this module first: it measures imports.
+# Section 3: heap taken by the firmware's code, retained by a booted locker (empty and full),
+# allocated by one request, by compaction of a full locker and by boot from its snapshot.
+# Runs unchanged on the 64-bit unix port and on the 32-bit WebAssembly port (tools/mp32).
+#
+# steps(folder, slot_counts) is a generator: every `yield` hands control back to the top
+# level so the collector can run. The WebAssembly port collects ONLY there (it cannot scan
+# its own stack: inside a call nothing is ever freed and the heap grows instead), so
+# "retained" is always read at the start of a step, after that collection. Transients are
+# the bytes allocated while one operation runs, minus what it leaves retained: on the
+# unix port with the collector off, on the WebAssembly port as it always is inside a call.
+# Import this module first: it measures imports.
 import gc
 
-FIRMWARE_ORDER = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.pickup_code",
-                  "core.slot_manager", "core.code_verifier", "core.protocol", "core.fragment",
-                  "core.throttle", "core.clock", "core.store", "drivers", "drivers.flash_fs",
-                  "core.door_monitor", "drivers.gpio_lock", "core.locker", "core.config",
-                  "targets", "targets.sim_hw")
+FIRMWARE_ORDER = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.protocol",
+                  "core.pickup_code", "core.slot_manager", "core.code_verifier",
+                  "core.fragment", "core.throttle", "core.clock", "core.store", "drivers",
+                  "drivers.flash_fs", "core.door_monitor", "drivers.gpio_lock", "core.locker",
+                  "core.config", "targets", "targets.sim_hw")
+
+R = {}
 
 
 def _alloc():
-    gc.collect()
+    gc.collect()          # effective on the unix port; the WebAssembly port collected already
     return gc.mem_alloc()
 
 
-def _transient(fn):
-    """Heap allocated while fn runs, with the collector off (an upper bound on its peak)."""
+def _allocated(fn):
+    """(result, bytes allocated while fn runs) with the collector off; -1 on MemoryError."""
     gc.collect()
     gc.disable()
     before = gc.mem_alloc()
@@ -25,70 +36,152 @@ def _transient(fn):
     except MemoryError:
         out, used = None, -1
     gc.enable()
-    gc.collect()
     return out, used
 
 
-def main(folder, fill):
+def layout(n):
+    """The bench's cabinet of n slots: 40% S, 40% M, 20% L (n = 100: the shipped example)."""
+    s, m = n * 2 // 5, n * 2 // 5
+    return "S*%d,M*%d,L*%d" % (s, m, n - s - m)
+
+
+def steps(folder, slot_counts, fill=True, pake=False):
+    import os
+    try:
+        os.mkdir(folder)
+    except OSError:
+        pass
+    yield
     imports = []
     for name in FIRMWARE_ORDER:
-        a = _alloc()
+        a = gc.mem_alloc()
         __import__(name)
-        imports.append([name, _alloc() - a])
-    a = _alloc()
+        yield
+        imports.append([name, gc.mem_alloc() - a])
+    R["imports"] = imports
+    a = gc.mem_alloc()
     import bench_util as U
     from core import protocol as P
-    harness = _alloc() - a
-    res = {"imports": imports, "harness": harness, "heap_total": gc.mem_alloc() + gc.mem_free()}
-    base = _alloc()
-    rig = U.Rig(folder)
-    res["retained_empty"] = _alloc() - base
-    lk = rig.locker
-    cred, key = rig.courier(1)
-    trans = []
+    bench_pake = None
+    if pake:            # harness too: imported before any baseline is taken
+        try:
+            import bench_pake
+        except ImportError:
+            pass
+    yield
+    R["harness"] = gc.mem_alloc() - a
+    R["per_slots"] = {}
+    for n in slot_counts:
+        d = R["per_slots"][str(n)] = {}
+        base = _alloc()
+        rig = U.Rig("%s/%d" % (folder, n), layout=layout(n))
+        yield
+        d["retained_empty"] = gc.mem_alloc() - base
+        lk = rig.locker
+        cred, key = rig.courier(1)
+        trans = d["transient"] = []
 
-    def request(name, frame):
-        resp, used = _transient(lambda: lk.handle(rig.session, frame))
-        trans.append([name, used, resp[2] if resp else None])
-        gc.collect()
-        return resp
+        def request(name, frame):
+            retained = gc.mem_alloc()
+            resp, used = _allocated(lambda: lk.handle(rig.session, frame))
+            trans.append([name, used, resp[2] if resp else None, retained])
+            return resp
 
-    request("HELLO", P.request(P.HELLO))
-    ch = rig.hello()[1]
-    request("deposit", rig.deposit_frame(cred, key, ch, U.req_id(1), 1))
-    sid, code = rig.deposit(cred, key, U.req_id(1), 1)       # same request id: same slot
-    rig.settle(sid)
-    request("failed pickup", rig.pickup_frame(U.wrong_code(code), rig.hello()[1]))
-    request("pickup", rig.pickup_frame(code, rig.hello()[1]))     # its PICKUP_START
-    rig.pickup(code)                                              # the whole pickup
-    rig.settle(sid)
-    from core.hmac_sha256 import hmac_sha256
-    _, used = _transient(lambda: hmac_sha256(b"k" * 32, b"m" * 40))
-    trans.append(["one HMAC-SHA256 call (inside every request)", used, None])
-    res["transient_empty"] = trans
-    # Fill every slot, then what a full locker keeps and what its compaction and boot take.
-    filled = 0
-    try:
-        n = len(lk.slots)
-        for i in range(n):
-            sid, code = rig.deposit(cred, key, U.req_id(100 + i), 1)
-            rig.settle(sid)
+        ch = rig.hello()[1]
+        yield
+        request("deposit", rig.deposit_frame(cred, key, ch, U.req_id(1), 1))
+        yield
+        sid, code = rig.deposit(cred, key, U.req_id(1), 1)    # same request id: same slot
+        rig.settle(sid)
+        ch = rig.hello()[1]
+        yield
+        request("wrong pickup", rig.pickup_frame(U.wrong_code(code), ch))
+        yield
+        ch = rig.hello()[1]
+        yield
+        request("pickup", rig.pickup_frame(code, ch))     # its PICKUP_START
+        yield
+        rig.pickup(code)                                 # the whole pickup: the slot frees
+        yield
+        rig.settle(sid)
+        ch = rig.hello()[1]
+        yield
+        request("HELLO", P.request(P.HELLO))
+        yield
+        from core.hmac_sha256 import hmac_sha256
+        _, used = _allocated(lambda: hmac_sha256(b"k" * 32, b"m" * 40))
+        trans.append(["one HMAC-SHA256 call (inside every request)", used, None, None])
+        yield
+        # Hook for the PAKE pickup (SPAKE2/CPace): its bench script, when the firmware has
+        # one, reports its requests' transients (big-integer arithmetic) the same way.
+        R["pake"] = "no PAKE in this firmware (hook: tools/bench/device/bench_pake.py)"
+        if bench_pake is not None:
+            for name, used in bench_pake.transients(rig, _allocated):
+                trans.append([name, used, None, None])
+                R["pake"] = "measured"
+                yield
+        if not fill:
+            rig = lk = None
+            continue
+        # Fill every slot but one, then the last deposit, requests on the full locker, its
+        # compaction and a boot from its snapshot.
+        filled = 0
+        try:
+            for i in range(n - 1):
+                sid, code = rig.deposit(cred, key, U.req_id(100 + i), 1)
+                rig.settle(sid)
+                filled += 1
+                if i % 10 == 9:
+                    yield
+            yield
+            ch = rig.hello()[1]
+            yield
+            request("deposit into the last free slot", rig.deposit_frame(
+                cred, key, ch, U.req_id(99), 1))
+            yield
             filled += 1
-    except (MemoryError, RuntimeError) as e:
-        res["fill_error"] = repr(e)
-    res["filled"] = filled
-    res["retained_full"] = _alloc() - base
-    trans = []
-    request("failed pickup, full locker", rig.pickup_frame(U.wrong_code(code), rig.hello()[1]))
-    _, used = _transient(lambda: lk.store.snapshot(lk._state()))
-    trans.append(["compaction (snapshot), full locker", used, None])
-    rig.locker = lk = None
-    gc.collect()
-    rig.make()
-    _, used = _transient(rig.locker.boot)
-    trans.append(["boot from the full locker's snapshot", used, None])
-    res["transient_full"] = trans
-    res["retained_full_after_reboot"] = _alloc() - base
-    rig = None                       # room for the report itself on a capped heap
-    gc.collect()
-    U.emit(res)
+            sid = lk.slots.find_deposit(cred.holder, U.req_id(99))
+            rig.settle(sid)
+        except (MemoryError, RuntimeError) as e:
+            d["fill_error"] = repr(e)
+        d["filled"] = filled
+        yield
+        d["retained_full"] = gc.mem_alloc() - base
+        ch = rig.hello()[1]
+        yield
+        request("wrong pickup, full locker", rig.pickup_frame(U.wrong_code(code), ch))
+        yield
+        ch = rig.hello()[1]
+        yield
+        request("pickup, full locker", rig.pickup_frame(code, ch))
+        yield
+        rig.settle(sid)
+        yield
+        before = gc.mem_alloc()
+        _, used = _allocated(lambda: lk.store.snapshot(lk._state()))
+        yield
+        trans.append(["compaction (snapshot), full locker", used - (gc.mem_alloc() - before),
+                      None, before])
+        rig.locker = lk = None
+        yield
+        before = gc.mem_alloc()
+        rig.make()
+        yield
+        d["retained_table_before_boot"] = gc.mem_alloc() - base
+        before = gc.mem_alloc()
+        _, used = _allocated(rig.locker.boot)
+        yield
+        trans.append(["boot from the full locker's snapshot", used - (gc.mem_alloc() - before),
+                      None, before])
+        d["retained_full_after_reboot"] = gc.mem_alloc() - base
+        rig = None
+        yield
+    R["heap_total"] = gc.mem_alloc() + gc.mem_free()
+
+
+def main(folder, slot_counts=(100,), fill=True, pake=False):
+    """The unix port's driver (the WebAssembly port's is tools/mp32/run.mjs)."""
+    for _ in steps(folder, slot_counts, fill, pake):
+        gc.collect()
+    import bench_util as U
+    U.emit(R)

@@ -29,6 +29,15 @@ except ImportError:  # CPython
         return a - b
 
 
+try:
+    random_bytes = os.urandom
+except AttributeError:  # the WebAssembly port (tools/mp32) has no os.urandom
+    import random
+
+    def random_bytes(n):
+        return bytes(random.getrandbits(8) for _ in range(n))
+
+
 def emit(result):
     """The one line the host runner reads back."""
     print("RESULT " + json.dumps(result))
@@ -167,7 +176,7 @@ class Rig:
         self.locker = None
         gc.collect()
         self.locker = locker.Locker(self.cfg, MASTER, self.fs, clk, self.bank, t.ticks_ms,
-                                    t.ticks_diff, os.urandom)
+                                    t.ticks_diff, random_bytes)
         self.session = self.locker.new_session()
         return self.locker
 
