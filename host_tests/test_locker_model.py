@@ -5,8 +5,9 @@ predicts the exact answer from the model: which slot a deposit gets (smallest th
 lowest id, door closed, in service), whether a code opens (right code, wrong code, used code,
 another slot's code, expired, out of service, reopen window), when the human-code budgets
 (per slot and locker-wide) lock out, what reclaim and the technician do. After every step
-the locker's slots must equal the model's. A spent code never opens anything again, with one designed exception (ADR 0004):
-its own, now empty, door for REOPEN_S after release while nothing new was deposited.
+the locker's slots must equal the model's. A spent code never opens anything again, with one
+designed exception (ADR 0004): its own, now empty, door for REOPEN_S after release while
+nothing new was deposited.
 LOCKER_EXAMPLES / LOCKER_STEPS scale the run (defaults 60 x 30)."""
 import os
 import shutil

@@ -123,8 +123,9 @@ def section_verify(ctx):
     ph = timed["phone"]
     mm = timed["modmul_us"]
     adds = alloc["rows"][0]["right"]["adds"]
-    text += ("\n\nPhone side (party A, same MicroPython): %d scalar passes, %s point additions, "
-             "%s for share + confirmation.\n" % (ph["mul2"], num(ph["adds"]), ms(ph["us"])))
+    text += ("\n\nPhone and locker in one process (share, locker reply, confirmation): %d "
+             "scalar passes, %s point additions, %s; two passes are the phone's.\n"
+             % (ph["mul2"], num(ph["adds"]), ms(ph["us"])))
     text += ("Raw 256-bit `a * b %% p` on this VM: %.2f us; the locker's START does %s point "
              "additions x 14 such products = %s products, i.e. %s of pure big-int work; the "
              "rest is interpreter overhead.\n" % (mm, num(adds), num(14 * adds),

@@ -230,14 +230,14 @@ class Rig:
         """The PICKUP_START of a pickup with code (the phone's share, random x)."""
         sid, form, material = pickup_code.parse(code)
         return recipient.start_frame(recipient.RecipientPake(sid, form, material, LOCKER_ID,
-                                                             os.urandom))
+                                                             random_bytes))
 
     def pickup(self, code):
         """HELLO + PICKUP_START (+ PICKUP_FINISH if the locker proved the code); returns the
         last status byte (a wrong code: 9, E_CODE, as the phone would report it)."""
         self.hello()
         sid, form, material = pickup_code.parse(code)
-        resp, pake = recipient.pickup(self.handle, sid, form, material, LOCKER_ID, os.urandom)
+        resp, pake = recipient.pickup(self.handle, sid, form, material, LOCKER_ID, random_bytes)
         if resp[2] == P.OK and pake.key is None:
             return P.E_CODE
         return resp[2]
