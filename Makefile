@@ -19,6 +19,7 @@ MP32_STAMP := $(MP32)/node_modules/.installed
 export MICROPYTHON MP_HEAP SIM_HEAP
 
 .PHONY: venv build test test-fast lint demo clean typings mp32 mp32-if-possible
+.PHONY: webapp test-webapp browser
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -45,20 +46,42 @@ build: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check firmware host_tests tools
 
-test: build lint typecheck mp32-if-possible
+test: build lint typecheck mp32-if-possible test-webapp browser
 	$(BIN)/pytest host_tests
 
 test-fast: $(STAMP)
 	$(BIN)/pytest host_tests -x -q
 
-demo: $(STAMP)
+demo: $(STAMP) webapp
 	$(BIN)/python tools/demo.py
+
+# ---- the phone web app (tools/webapp, README "Phone app") --------------------------------
+# npm packages from the committed package-lock.json (node_modules is not in git); the app is
+# bundled with esbuild into build/webapp (static files, no CDN). The JS protocol code is
+# checked against docs/protocol_vectors.json with node's test runner; the browser tests run
+# inside pytest (host_tests/test_webapp.py) against the simulator.
+WEBAPP := tools/webapp
+NPM_STAMP := $(WEBAPP)/node_modules/.installed
+$(NPM_STAMP): $(WEBAPP)/package-lock.json
+	cd $(WEBAPP) && npm ci --no-audit --no-fund
+	touch $@
+webapp: $(NPM_STAMP)
+	node $(WEBAPP)/build.mjs build/webapp
+test-webapp: $(NPM_STAMP)
+	cd $(WEBAPP) && node --test test/
+# Debian's Chromium for the browser tests (no browser download): installed when missing and
+# we are root; otherwise the browser tests are skipped with the reason.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  >/dev/null; } || echo "no Chromium at $(CHROMIUM): the browser tests will be skipped"
 
 typings: $(STAMP)
 	$(BIN)/pip install -q --target typings micropython-esp32-stubs
 
 clean:
-	rm -rf build .pytest_cache .hypothesis
+	rm -rf build .pytest_cache .hypothesis $(WEBAPP)/node_modules
 
 # ---- adversarial campaigns (docs/reliability.md) -------------------------------------
 .PHONY: replay clock-attacks bruteforce

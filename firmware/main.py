@@ -24,6 +24,8 @@ TICK_PERIOD_MS = const(10000)   # clock floor upkeep
 RADIO_TRIES = const(3)       # attempts to bring the radio up before a watchdog reset
 RADIO_RETRY_MS = const(3000)    # between attempts (lets the heap settle after a collect)
 HEAP_MARGIN = const(16384)   # free heap a measured request needs (docs/performance.md)
+DOOR_WAIT_MS = const(30000)  # longest an answer waits for its door's pulse (a safety net:
+                             # the queue drains in (doors queued x 2 x pulse_ms) / budget)
 
 
 def log(*args):
@@ -91,6 +93,16 @@ class Runtime:
                 self.heap_peak = used
         gc.collect()
         return answer
+
+    async def door_started(self, session):
+        """Hold the answer until the door it speaks of has started opening (its pulse is
+        queued behind others within the power budget): the transports call this between
+        handle() and sending, so a phone is never told "open" about a door that is not yet
+        (docs/protocol.md section 4, ADR 0003)."""
+        waited = 0
+        while self.locker.door_pending(session) and waited < DOOR_WAIT_MS:
+            await asyncio.sleep_ms(HW_PERIOD_MS)
+            waited += HW_PERIOD_MS
 
     async def hardware_loop(self):
         ticks, diff = self.board.ticks_ms, self.board.ticks_diff

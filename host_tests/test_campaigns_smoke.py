@@ -32,7 +32,7 @@ def test_power_cut_at_every_write_point_of_a_few_sequences(scratch):
 def test_power_cut_campaign_sees_a_parcel_stuck_behind_a_spent_retry(scratch, monkeypatch):
     """Without ADR 0004's reopen for couriers, a cancel or reclaim cut after its record
     leaves the parcel inside a slot the locker calls free: the campaign must say so."""
-    monkeypatch.setattr(locker.Locker, "_just_emptied", lambda self, holder, match: None)
+    monkeypatch.setattr(locker.Locker, "_just_emptied", lambda self, how, holder, match: None)
     figures = set()
     for seed in range(1, 40):
         figures.update(f for f, _ in powercut.work((seed, True))["failures"])

@@ -16,6 +16,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from lockerctl import operator as op
 from lockerctl.client import LockerRefused
 from lockerctl.rig import LOCKER_ID, MASTER
+from core.kdf import admin_key
+
+ADMIN_KEY = admin_key(MASTER, LOCKER_ID)
 
 
 def refused(call, name):
@@ -163,15 +166,18 @@ def test_unauthenticated_requests_cannot_move_the_clock(bench):
 def test_signed_set_time_moves_forward_once_and_never_back(bench):
     t0 = bench.locker.clock.now()
     forward = op.set_time_message(MASTER, LOCKER_ID, 1, t0 + 7200)
-    assert bench.client.admin(forward) == (P.ADMIN_SET_TIME, 1)
+    assert bench.client.admin(forward, ADMIN_KEY) == (P.ADMIN_SET_TIME, 1, t0 + 7200)
     assert bench.locker.clock.now() == t0 + 7200
     # replayed later, when it would move the clock again: refused as a replay
     bench.time.rtc -= 3600
     e = refused(lambda: bench.client.admin(forward), "replayed")
     assert e.status == P.E_REPLAY
-    # a newer message with an older time is accepted (its counter is fresh) but moves nothing
-    assert bench.client.admin(op.set_time_message(MASTER, LOCKER_ID, 2, t0)) == (
-        P.ADMIN_SET_TIME, 2)
+    # a newer message with an older time is delivered (its counter is used up) but moves
+    # nothing, and the answer says so: the locker's time, not the message's
+    now = bench.locker.clock.now()
+    assert bench.client.admin(op.set_time_message(MASTER, LOCKER_ID, 2, t0), ADMIN_KEY) == (
+        P.ADMIN_SET_TIME, 2, now)
+    assert now >= t0 + 7200
     assert bench.locker.clock.now() == t0 + 7200
     # the counter and the time survive a reboot
     bench.boot()

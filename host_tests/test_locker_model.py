@@ -6,8 +6,11 @@ lowest id, door closed, in service), whether a code opens (right code, wrong cod
 another slot's code, expired, out of service, reopen window), when the human-code budgets
 (per slot and locker-wide) lock out, what reclaim and the technician do. After every step
 the locker's slots must equal the model's. A spent code never opens anything again, with one
-designed exception (ADR 0004): its own, now empty, door for REOPEN_S after release while
-nothing new was deposited.
+designed exception (ADR 0004): its own door, emptied by ITS pickup (not by a cancel, reclaim
+or technician clear), for REOPEN_S after release while nothing new was deposited. A right
+code is never a wrong code: out of service and "parcel has left" are said as such and cost
+no try (issue 12.4).
+A courier retrying a deposit with a renewed credential gets the code of the new key (11.7).
 LOCKER_EXAMPLES / LOCKER_STEPS scale the run (defaults 60 x 30)."""
 import os
 import shutil
@@ -74,7 +77,7 @@ class LockerMachine(RuleBasedStateMachine):
         self.t0 = self.now
         self.parcels = {}            # sid -> Parcel
         self.gen = {sid: 0 for sid in SIZES}
-        self.released = {}           # sid -> (Parcel, released at): the reopen window
+        self.released = {}           # sid -> (Parcel, released at, how): the reopen window
         self.used = []               # parcels whose code was spent (picked/cancelled/...)
         self.oos = set()
         self.door_open = set()
@@ -82,6 +85,7 @@ class LockerMachine(RuleBasedStateMachine):
         self.g_tat = 0               # locker-wide human-code budget
         self.s_tat = {}              # per-slot budgets
         self.failures = 0            # human-form guesses the locker answered
+        self.renewals = 0
         self.last_seq = self.b.locker.store.seq
 
     @property
@@ -101,8 +105,12 @@ class LockerMachine(RuleBasedStateMachine):
         """Pulses run, the door monitor sees the doors (1 s of hardware time)."""
         self.b.run_hardware(1.0)
 
-    def cred(self, holder):
+    def cred(self, holder, renewed=False):
+        """The holder's credential; renewed: a new one (new serial, hence a new key)."""
         serial, flags = COURIERS[holder]
+        if renewed:
+            self.renewals += 1
+            serial += 100 * self.renewals
         return self.b.courier(holder=holder, serial=serial, flags=flags)
 
     def call(self, fn, *args, **kw):
@@ -125,9 +133,10 @@ class LockerMachine(RuleBasedStateMachine):
                 and sid not in self.door_open]
         return min(fits, key=lambda sid: (SIZES[sid], sid)) if fits else None
 
-    def release(self, sid):
+    def release(self, sid, how):
+        """The parcel in sid left: how = "pick", "cancel", "recl" or "tech"."""
         p = self.parcels.pop(sid)
-        self.released[sid] = (p, self.now)
+        self.released[sid] = (p, self.now, how)
         self.used.append(p)
         self.recent.append((p.holder, p.req))
         if len(self.recent) > RECENT_DEPOSITS:
@@ -150,37 +159,41 @@ class LockerMachine(RuleBasedStateMachine):
             self.s_tat[sid] -= T.SLOT_PERIOD_S
         self.failures -= 1
 
-    def expect_pickup(self, sid, parcel, human=True):
-        """What presenting parcel's code for slot sid does (parcel None: a random code)."""
+    def expect_pickup(self, sid, parcel, code):
+        """What presenting parcel's code for slot sid does (parcel None: a random code).
+        Only a code that is not the code of the slot's current or last parcel is wrong."""
         if sid not in SIZES:
             return "bad-slot"
-        if human and self.wait(sid):
+        if "." not in code and self.wait(sid):
             return "locked"
-        if sid in self.oos or parcel is None or parcel.sid != sid:
+        if parcel is None or parcel.sid != sid or code not in (parcel.code, parcel.machine):
             return "wrong"
         held = self.parcels.get(sid)
         if held is parcel:
+            if sid in self.oos:
+                return "oos"
             return "expired" if self.now > parcel.ts + self.ttl else "open"
         rel = self.released.get(sid)
-        if (held is None and rel and rel[0] is parcel and rel[1]
-                and 0 <= self.now - rel[1] <= REOPEN_S):
-            return "reopen"
-        return "wrong"
+        if held is not None or not rel or rel[0] is not parcel:
+            return "wrong"                           # another parcel's turn: a dead code
+        if rel[2] == "pick" and 0 <= self.now - rel[1] <= REOPEN_S:
+            return "oos" if sid in self.oos else "reopen"
+        return "gone"
 
     def pickup(self, code, sid, parcel):
-        human = "." not in code
-        want = self.expect_pickup(sid, parcel, human)
+        want = self.expect_pickup(sid, parcel, code)
         got, err = self.call(self.b.client.pickup, code)
+        human = "." not in code
         if human and want not in ("locked", "bad-slot"):
             self.charge(sid)               # the START the locker answered: one guess
+            if want in ("open", "expired", "oos", "gone"):
+                self.refund(sid)           # the right code was no guess (reopen keeps it)
         if want in ("open", "reopen"):
             assert err is None, (want, err and err.message)
             assert got["slot"] == sid
             STATS["opened"] += 1
             if want == "open":
-                self.release(sid)
-                if human:
-                    self.refund(sid)       # a confirmed pickup was no guess
+                self.release(sid, "pick")
             self.door_open.add(sid)
         elif want == "locked":
             self.expect_refused(err, P.E_LOCKED_OUT)
@@ -189,8 +202,10 @@ class LockerMachine(RuleBasedStateMachine):
             self.expect_refused(err, P.E_VALUE)
         elif want == "expired":
             self.expect_refused(err, P.E_EXPIRED)
-            if human:
-                self.refund(sid)
+        elif want == "oos":                         # the truth, no strike
+            self.expect_refused(err, P.E_OUT_OF_SERVICE)
+        elif want == "gone":                        # the truth, no strike
+            self.expect_refused(err, P.E_DONE)
         else:
             # the phone sees the locker's cB fail: "wrong-code", no FINISH sent
             self.expect_refused(err, P.E_CODE)
@@ -220,8 +235,8 @@ class LockerMachine(RuleBasedStateMachine):
         self.settle()
 
     @precondition(lambda self: self.parcels or self.recent)
-    @rule(i=st.integers(0, 99), finished=st.booleans())
-    def deposit_retry(self, i, finished):
+    @rule(i=st.integers(0, 99), finished=st.booleans(), renewed=st.booleans())
+    def deposit_retry(self, i, finished, renewed):
         """The courier's link dropped: the same request id again (any time later)."""
         if finished and self.recent:
             holder, req = self.recent[i % len(self.recent)]
@@ -231,11 +246,14 @@ class LockerMachine(RuleBasedStateMachine):
                 return
             live = sorted(self.parcels.values(), key=lambda p: p.sid)[i % len(self.parcels)]
             holder, req = live.holder, live.req
-        dep, err = self.call(self.b.client.deposit, self.cred(holder), size=1, request_id=req)
+        cred = self.cred(holder, renewed)
+        dep, err = self.call(self.b.client.deposit, cred, size=1, request_id=req)
         if live is not None:
             assert err is None, err.message
             assert (dep.slot, dep.generation, dep.deposit_ts) == (live.sid, live.gen, live.ts)
             self.door_open.add(live.sid)                     # same slot, door again
+            # the code the phone computes now is THE code (issue 11.7), with its new key
+            live.code, live.machine = dep.code, dep.machine_code
         else:
             self.expect_refused(err, P.E_DONE)
         self.settle()
@@ -255,20 +273,23 @@ class LockerMachine(RuleBasedStateMachine):
         if live is not None:
             assert err is None, err.message
             assert got == live.sid
-            self.release(live.sid)
-        elif self.just_emptied(lambda sid, p, at: (p.holder, p.req) == (holder, req)):
-            sid = self.just_emptied(lambda sid, p, at: (p.holder, p.req) == (holder, req))
+            self.release(live.sid, "cancel")
+        elif self.just_emptied("cancel", lambda sid, p, at: (p.holder, p.req) == (holder, req)):
+            sid = self.just_emptied("cancel",
+                                    lambda sid, p, at: (p.holder, p.req) == (holder, req))
             assert err is None and got == sid, err and err.message    # ADR 0004: reopens
             self.door_open.add(sid)
         else:
             self.expect_refused(err, P.E_DONE)
         self.settle()
 
-    def just_emptied(self, ok):
-        """The slot a courier's retry reopens (ADR 0004: cut between record and door)."""
+    def just_emptied(self, how, ok):
+        """The slot a courier's retry reopens (ADR 0004: cut between record and door): one
+        that the same flow emptied (a cancel retry never reopens a collected parcel's door)."""
         for sid in sorted(self.released):
-            p, at = self.released[sid]
-            if sid not in self.parcels and at and 0 <= self.now - at <= REOPEN_S and ok(sid, p, at):
+            p, at, by = self.released[sid]
+            if (sid not in self.parcels and by == how and 0 <= self.now - at <= REOPEN_S
+                    and ok(sid, p, at)):
                 return sid
         return None
 
@@ -283,9 +304,9 @@ class LockerMachine(RuleBasedStateMachine):
         if mine:
             assert err is None, err.message
             assert got == mine[0]
-            self.release(got)
-        elif self.just_emptied(lambda sid, p, at: want in (0, sid) and at > p.ts + self.ttl
-                               and (any_ok or p.holder == holder)):
+            self.release(got, "recl")
+        elif self.just_emptied("recl", lambda sid, p, at: want in (0, sid)
+                               and at > p.ts + self.ttl and (any_ok or p.holder == holder)):
             assert err is None, err.message                         # ADR 0004: reopens
             self.door_open.add(got)
         else:
@@ -334,9 +355,10 @@ class LockerMachine(RuleBasedStateMachine):
         assert err is None, err.message
         if action == P.TECH_CLEAR:
             if sid in self.parcels:
-                self.release(sid)
-            elif sid in self.released:            # clearing an empty slot restarts its window
-                self.released[sid] = (self.released[sid][0], self.now)
+                self.release(sid, "tech")
+            elif sid in self.released:            # checked empty by hand: no reopen window
+                p, at, _ = self.released[sid]
+                self.released[sid] = (p, at, "tech")
             self.door_open.add(sid)
         elif action == P.TECH_OPEN_ONLY:
             self.door_open.add(sid)

@@ -14,8 +14,25 @@ from types import SimpleNamespace
 import pytest
 from core import credentials, p256, recipient
 from core import pickup_code as pc
-from core.code_verifier import EXPIRED, REOPEN, VALID, WRONG, CodeVerifier
-from core.slot_manager import FREE, OCCUPIED, REOPEN_S
+from core.code_verifier import (
+    EXPIRED,
+    GONE,
+    OUT_OF_SERVICE,
+    REOPEN,
+    VALID,
+    WRONG,
+    CodeVerifier,
+)
+from core.slot_manager import (
+    FREE,
+    LEFT_CANCEL,
+    LEFT_NONE,
+    LEFT_PICKUP,
+    LEFT_RECLAIM,
+    LEFT_TECH,
+    OCCUPIED,
+    REOPEN_S,
+)
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from lockerctl.client import LockerRefused
@@ -152,7 +169,8 @@ COURIER_KEY = COURIER.key(MASTER, LOCKER_ID)
 
 def occupied(sid=17, gen=5, deposit_ts=T0 + 123, cred=COURIER):
     return SimpleNamespace(sid=sid, gen=gen, deposit_ts=deposit_ts, state=OCCUPIED,
-                           out_of_service=False, cred=cred.encode(), released_ts=0)
+                           out_of_service=False, cred=cred.encode(), released_ts=0,
+                           released_by=LEFT_NONE)
 
 
 def verifier(bucket_s=pc.BUCKET_S, ttl_s=pc.TTL_S):
@@ -228,25 +246,40 @@ def test_code_is_bound_to_one_occupancy(gen, ts):
     assert attempt(v, occupied(gen=gen + 1, deposit_ts=ts), old, ts) == WRONG
 
 
-def test_only_an_occupied_in_service_slot_verifies():
+def test_a_right_code_is_told_the_truth_and_only_a_wrong_one_is_wrong():
+    """Issue 12.4: the right code of a parcel in an out-of-service slot, or of a parcel that
+    has left, is not a wrong code (no strike is charged for it)."""
     slot = occupied()
     code = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
     v = verifier()
     assert attempt(v, slot, code, slot.deposit_ts) == VALID
-    slot.state = FREE
-    assert attempt(v, slot, code, slot.deposit_ts) == WRONG
-    slot.state, slot.out_of_service = OCCUPIED, True
-    assert attempt(v, slot, code, slot.deposit_ts) == WRONG
+    slot.out_of_service = True
+    assert attempt(v, slot, code, slot.deposit_ts) == OUT_OF_SERVICE
+    assert attempt(v, slot, code, slot.deposit_ts + pc.TTL_S + 1) == OUT_OF_SERVICE
+    slot.out_of_service = False
+    slot.state, slot.released_ts, slot.released_by = FREE, slot.deposit_ts + 5, LEFT_CANCEL
+    assert attempt(v, slot, code, slot.deposit_ts + 6) == GONE
+    other = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen + 1, slot.deposit_ts)
+    assert attempt(v, slot, other, slot.deposit_ts + 6) == WRONG
 
 
-def test_used_code_reopens_only_its_emptied_door_within_the_window():
-    """ADR 0004: same occupancy, slot FREE, at most REOPEN_S after release."""
+@pytest.mark.parametrize("how, want", [(LEFT_PICKUP, REOPEN), (LEFT_CANCEL, GONE),
+                                       (LEFT_RECLAIM, GONE), (LEFT_TECH, GONE),
+                                       (LEFT_NONE, GONE)])
+def test_used_code_reopens_only_the_door_its_own_pickup_emptied(how, want):
+    """ADR 0004 / issue 11.6: same occupancy, slot FREE, at most REOPEN_S after release, and
+    only if a PICKUP emptied it: after a cancel, reclaim or technician clear there is nothing
+    of the recipient's inside, so the door stays shut and the answer says the parcel left."""
     slot = occupied()
     code = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
     v = verifier()
-    slot.state, slot.released_ts = FREE, slot.deposit_ts + 600
-    assert attempt(v, slot, code, slot.released_ts + REOPEN_S) == REOPEN
-    assert attempt(v, slot, code, slot.released_ts + REOPEN_S + 1) == WRONG
+    slot.state, slot.released_ts, slot.released_by = FREE, slot.deposit_ts + 600, how
+    assert attempt(v, slot, code, slot.released_ts) == want
+    assert attempt(v, slot, code, slot.released_ts + REOPEN_S) == want
+    assert attempt(v, slot, code, slot.released_ts + REOPEN_S + 1) == GONE
+    expired_at = slot.deposit_ts + pc.TTL_S + 1                 # even an expired code
+    slot.released_ts = expired_at
+    assert attempt(v, slot, code, expired_at + 1) == want
     slot.gen += 1                      # a new parcel went in (and out) since
     assert attempt(v, slot, code, slot.released_ts + 1) == WRONG
 

@@ -92,7 +92,7 @@ def test_one_bad_request_gets_one_answer_then_silence_until_first(make_sim):
     assert sum(1 for p in answers if p[0] & fragment.FIRST) == 1
     reasm = fragment.Reassembler(P.MAX_RESPONSE)
     msg = [reasm.feed(p) for p in answers][-1]
-    assert P.parse_response(msg)[:2] == (P.ERROR_TYPE & 0x7F, P.E_LENGTH)
+    assert msg[1] == 0xFF and P.parse_response(msg)[1] == P.E_TOO_LARGE  # protocol.md 2
     assert sum(1 for p in pieces if link.is_credit(p)) == 1      # after fragment 8
     # a new FIRST resyncs the same connection
     for piece in fragment.split(P.request(P.HELLO), 20):
@@ -212,3 +212,37 @@ def test_hello_every_moment_cannot_hold_the_connection(make_sim):
     t2 = SimSocketTransport("127.0.0.1", lk.port, timeout=5).connect()
     assert LockerClient(t2).hello().slot_count == 3        # the next phone gets its turn
     t2.close()
+
+
+# ---- issue 12.4: a door answer is sent when that door opens (ADR 0005) ----------------------
+
+def test_back_to_back_deposits_each_hear_open_when_their_door_opens(make_sim):
+    """On the real MicroPython simulator (budget: one door at a time, 500 ms pulses), two
+    deposits sent back to back: the second door must wait for the first pulse, and its
+    answer with it; right when each answer arrives, that door is already open."""
+    from core import credentials
+
+    from lockerctl import operator as op
+    lk = make_sim()
+    with open(os.path.join(lk.state, "secret.bin"), "rb") as f:
+        master = f.read()
+    lid = bytes.fromhex(sim.read_json(os.path.join(lk.state, "locker.json"))["locker_id"])
+    couriers = [op.issue(master, lid, credentials.COURIER, "courier-%d" % i, i, 86400)
+                for i in (1, 2)]
+    t = SimSocketTransport("127.0.0.1", lk.port, timeout=10).connect()
+    try:
+        client = LockerClient(t)
+        client.hello()
+        seen = []
+        for cred in couriers:
+            started = time.monotonic()
+            dep = client.deposit(cred, size=1)
+            took = time.monotonic() - started
+            row = sim.control(lk.state, {"cmd": "status"})["slots"][dep.slot - 1]
+            seen.append((dep.slot, took, row[5], row[7]))
+    finally:
+        t.close()
+    (s1, _, open1, _), (s2, took2, open2, _) = seen
+    assert s1 != s2
+    assert open1 == 1 and open2 == 1, seen          # each door open when its answer came
+    assert took2 >= 0.3, seen                       # the second waited for the first pulse

@@ -3,7 +3,7 @@ import json
 
 import pytest
 from core.credentials import COURIER, Credential
-from core.slot_manager import FREE, OCCUPIED, RECENT_DEPOSITS, SlotManager
+from core.slot_manager import FREE, LEFT_PICKUP, OCCUPIED, RECENT_DEPOSITS, SlotManager
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,7 +67,7 @@ def test_recent_deposit_ring_is_bounded_and_keeps_the_newest():
         assert sm.find_deposit(b"courier", req) == 1
         assert sm.find_deposit(b"other", req) is None         # bound to the courier
         assert not sm.finished_deposit(b"courier", req)
-        sm.release(1, 2000 + gen)
+        sm.release(1, 2000 + gen, LEFT_PICKUP)
         assert sm.find_deposit(b"courier", req) is None
         assert sm.finished_deposit(b"courier", req)
         assert len(sm.recent) <= RECENT_DEPOSITS
@@ -79,7 +79,7 @@ def test_recent_deposit_ring_is_bounded_and_keeps_the_newest():
 def test_undo_release_restores_the_parcel_and_forgets_it_was_finished():
     sm = SlotManager([1, 2])
     sm.deposit(2, 7, 1000, CRED, b"reqreq01")
-    sm.release(2, 1100)
+    sm.release(2, 1100, LEFT_PICKUP)
     sm.undo_release(2)
     assert sm.get(2).state == OCCUPIED and sm.get(2).gen == 7
     assert sm.find_deposit(b"courier", b"reqreq01") == 2
@@ -108,7 +108,7 @@ def test_to_dict_load_round_trip(sizes, ops):
         if op == "dep":
             sm.deposit(sid, x, x // 2, cred(b"c%d" % (x % 3)), x.to_bytes(8, "big"))
         elif op == "rel":
-            sm.release(sid, x)
+            sm.release(sid, x, LEFT_PICKUP)
         elif op == "oos":
             sm.set_service(sid, False)
         elif op == "ins":
@@ -148,7 +148,7 @@ def test_snapshot_round_trip_restores_every_slot(tmp_path):
     fs = FolderFs(str(tmp_path / "store"))
     sm = SlotManager([1, 2, 3])
     sm.deposit(2, 5, 2 ** 32 - 1, cred(b"x" * 16), b"reqreq01")
-    sm.release(2, 2 ** 31)
+    sm.release(2, 2 ** 31, LEFT_PICKUP)
     sm.deposit(3, 1, 1000, CRED, b"reqreq02")
     sm.set_service(1, False)
     Store(fs, b"k" * 32).create({"slots": sm, "recent": sm.recent})

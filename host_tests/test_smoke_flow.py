@@ -1,5 +1,6 @@
 """The patent's two flows end to end through the request handler."""
 import pytest
+from core.store import read_audit
 from lockerctl.client import LockerRefused
 
 
@@ -27,7 +28,10 @@ def test_code_is_single_use_after_the_reopen_window(bench):
     bench.time.advance(121)
     with pytest.raises(LockerRefused) as e:
         bench.client.pickup(dep.code)
-    assert e.value.name == "wrong-code"
+    # the truth, and no strike: the code was right, the parcel has been collected
+    assert e.value.name == "already-done" and "gone" in e.value.message
+    assert not [r for r in read_audit(bench.fs, bench.locker.store.key) if r["e"] == "fail"]
+    assert bench.locker.slots.get(dep.slot).state == 0
 
 
 def test_used_code_is_dead_once_the_slot_is_reused(bench):

@@ -81,7 +81,30 @@ def main():
         if sim.running_pid(STATE):               # halted or not: never leave it running
             quiet_json("sim", "stop")
     print("\nDemo finished. Try the commands yourself: `lockerctl --help`.")
+    web()
     return 0
+
+
+def web():
+    """The phone app on the same locker: served with a relay to the simulator. Runs until
+    Ctrl-C when a person is at the terminal (DEMO_WEB=0 skips it); otherwise says how."""
+    if not os.path.exists(os.path.join(ROOT, "build", "webapp", "index.html")):
+        print("(`make webapp` builds the phone app; then `lockerctl sim web` serves it)")
+        return
+    cred = os.path.relpath(CRED, ROOT)
+    if not sys.stdin.isatty() or os.environ.get("DEMO_WEB") == "0":
+        print("The phone app: `lockerctl sim start`, then `lockerctl sim web`, open "
+              "http://127.0.0.1:8080 and load the courier credential %s." % cred)
+        return
+    step("The phone app: power the locker on again", "sim", "start", "--port", "0")
+    print("\n== The courier and recipient web app, talking to this simulator through a local "
+          "relay (on a phone it uses Bluetooth). As the courier, load %s." % cred)
+    try:
+        subprocess.run(lockerctl_argv() + ["sim", "web", "--port", "8080"], cwd=ROOT, env=env())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        quiet_json("sim", "stop")
 
 
 def story():

@@ -4,16 +4,43 @@
 # derivation and one SPAKE2 run whatever the number of occupied slots (ADR 0002, ADR 0005).
 # The code binds exactly one bucket (the locker's own deposit timestamp, which the phone got
 # in the DEPOSIT answer): a PAKE run tests one password, so there is no skew window.
+#
+# Two steps:
+#   password()  the slot's password and what a confirmed PAKE would mean (outcome()).
+#   outcome()   what a matching code does (open, reopen, expired, out of service, gone).
+# Only a PAKE whose confirmation fails is a wrong code: a right code is told the truth
+# (issue 12.4) and its try is given back.
 from micropython import const
 
 from core import pickup_code
 from core.credentials import decode
-from core.slot_manager import FREE, OCCUPIED, REOPEN_S
+from core.slot_manager import LEFT_PICKUP, OCCUPIED, reopens_for
 
 VALID = const(0)
-WRONG = const(1)       # no parcel this code could open: the PAKE runs with a random password
+WRONG = const(1)
 EXPIRED = const(2)
-REOPEN = const(3)      # the code of the parcel that just left: open the same door again
+REOPEN = const(3)          # the code of the parcel its pickup just took: open that door again
+OUT_OF_SERVICE = const(4)  # right code, slot out of service: a technician must open it
+GONE = const(5)            # right code of a parcel that has left (collected, taken back,
+                           # removed by a technician) and is past any reopen window
+
+
+def outcome(slot, now, ttl_s):
+    """What a pickup does whose code matches slot's current (OCCUPIED) or last (FREE)
+    occupancy: VALID, EXPIRED, REOPEN, OUT_OF_SERVICE or GONE. Never WRONG: the code was right.
+
+    REOPEN only while the slot was emptied by a pickup (so by this very code) less than
+    REOPEN_S ago and nothing was deposited since: a slot emptied by cancel, reclaim or a
+    technician has nothing of the recipient's in it (ADR 0004)."""
+    if slot.state == OCCUPIED:
+        if slot.out_of_service:
+            return OUT_OF_SERVICE
+        if pickup_code.is_expired(slot.deposit_ts, now, ttl_s):
+            return EXPIRED
+        return VALID
+    if reopens_for(slot, LEFT_PICKUP, now):
+        return OUT_OF_SERVICE if slot.out_of_service else REOPEN
+    return GONE
 
 
 class CodeVerifier:
@@ -27,25 +54,15 @@ class CodeVerifier:
     def password(self, slot, form, now, random_bytes):
         """(verdict, w): what a confirmed PAKE with this slot would mean, and its password.
 
-        verdict VALID, EXPIRED or REOPEN with the slot's real password; WRONG (no parcel a
-        code could open: empty, out of service) with a random one, so the attempt looks and
-        costs the same and its confirmation can never verify.
-        REOPEN: the slot was emptied by this very code less than REOPEN_S ago and nothing
-        has been deposited since (ADR 0004)."""
-        if slot is None or slot.out_of_service or not slot.cred:
-            return WRONG, pickup_code.random_scalar(random_bytes)
-        reopen = (slot.state == FREE and slot.released_ts
-                  and 0 <= now - slot.released_ts <= REOPEN_S)
-        if slot.state != OCCUPIED and not reopen:
+        The code of the slot's current (OCCUPIED) or last (FREE) occupancy: outcome() says
+        what it does. A slot that never held a parcel: WRONG with a random password, so the
+        attempt looks and costs the same and its confirmation can never verify."""
+        if slot is None or not slot.cred:
             return WRONG, pickup_code.random_scalar(random_bytes)
         cred, _ = decode(slot.cred)
         key = cred.key(self._master, self._locker_id)
         self.passwords_derived += 1
         material = pickup_code.secret_material(key, form, self._locker_id, slot.sid, slot.gen,
                                                slot.deposit_ts // self.bucket_s)
-        w = pickup_code.password_scalar(form, slot.sid, material)
-        if reopen:
-            return REOPEN, w
-        if pickup_code.is_expired(slot.deposit_ts, now, self.ttl_s):
-            return EXPIRED, w
-        return VALID, w
+        return outcome(slot, now, self.ttl_s), pickup_code.password_scalar(form, slot.sid,
+                                                                         material)

@@ -3,6 +3,8 @@
 # header: bit7 FIRST, bit6 LAST, bits0-5 sequence number (mod 64) within the message.
 from micropython import const
 
+from core.protocol import E_LENGTH, E_TOO_LARGE
+
 FIRST = const(0x80)
 LAST = const(0x40)
 SEQ_MASK = const(0x3F)
@@ -10,7 +12,8 @@ DEFAULT_LINK_PAYLOAD = const(20)
 
 
 class FragmentError(ValueError):
-    pass
+    """A fragment that cannot belong to a message. Reassembler.status says the locker's
+    answer to it: E_TOO_LARGE for a message grown past the maximum, else E_LENGTH."""
 
 
 def split(message, link_payload=DEFAULT_LINK_PAYLOAD):
@@ -36,6 +39,7 @@ class Reassembler:
         self._buf = bytearray()
         self._next = -1          # -1: waiting for a FIRST fragment
         self.started_ms = 0
+        self.status = E_LENGTH   # answer to the last FragmentError (protocol.md 2)
 
     def pending(self):
         return self._next >= 0
@@ -46,6 +50,7 @@ class Reassembler:
 
     def feed(self, fragment, now_ms=0):
         """Return a complete message, None if more is needed; FragmentError if invalid."""
+        self.status = E_LENGTH
         if len(fragment) < 1:
             self.reset()
             raise FragmentError("empty fragment")
@@ -59,7 +64,8 @@ class Reassembler:
             raise FragmentError("fragment out of sequence")
         if len(self._buf) + len(fragment) - 1 > self.max_message:
             self.reset()
-            raise FragmentError("message too large")
+            self.status = E_TOO_LARGE
+            raise FragmentError("message over %d bytes" % self.max_message)
         self._buf.extend(fragment[1:])
         self._next = (self._next + 1) & SEQ_MASK
         if head & LAST:

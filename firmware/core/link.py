@@ -21,7 +21,7 @@ CONNECTION_MS = const(300000)   # a connection lasts at most this long, however 
 # what feed() asks the link to do next
 NOTHING = const(0)           # keep reading
 MESSAGE = const(1)           # evaluate .message and send its answer
-ERROR = const(2)             # send ONE E_LENGTH answer saying .error; then silence until FIRST
+ERROR = const(2)             # send ONE answer with .status saying .error; then silence until FIRST
 CREDIT_DUE = const(3)        # send the 1-byte credit fragment
 
 CREDIT_FRAGMENT = bytes((CREDIT,))
@@ -60,6 +60,7 @@ class Receiver:
         self._silent = False           # an error was answered: drop until a new FIRST
         self.message = None
         self.error = None
+        self.status = 0                # the error's status: E_LENGTH, or E_TOO_LARGE
         self.dropped = 0               # fragments dropped while silent
 
     def feed(self, piece, now_ms):
@@ -78,6 +79,7 @@ class Receiver:
             self._silent = True
             self._first = None
             self.error = str(e)
+            self.status = self._reasm.status
             return ERROR
         self._count += 1
         if message is None:

@@ -10,11 +10,28 @@ from micropython import const
 
 from core import credentials, pickup_code
 from core import protocol as P
-from core.code_verifier import EXPIRED, REOPEN, VALID, CodeVerifier
+from core.code_verifier import (
+    EXPIRED,
+    GONE,
+    OUT_OF_SERVICE,
+    REOPEN,
+    VALID,
+    WRONG,
+    CodeVerifier,
+    outcome,
+)
 from core.door_monitor import DoorMonitor
 from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
-from core.slot_manager import OCCUPIED, REOPEN_S, SIZE_NAMES, SlotManager
+from core.slot_manager import (
+    LEFT_CANCEL,
+    LEFT_RECLAIM,
+    LEFT_TECH,
+    OCCUPIED,
+    SIZE_NAMES,
+    SlotManager,
+    reopens_for,
+)
 from core.spake2 import Spake2Error
 from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Pacer, Throttle
@@ -22,23 +39,32 @@ from core.throttle import Pacer, Throttle
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)
 
-# Slot status bits in STATUS answers
+# Slot status bits in STATUS and TECH_OPEN answers
 ST_OCCUPIED = const(1)
 ST_EXPIRED = const(2)
 ST_OUT_OF_SERVICE = const(4)
 ST_DOOR_OPEN = const(8)
 ST_HAS_SENSOR = const(16)
+_RELEASES = ("pick", "cancel", "recl")     # records that empty a slot: index + 1 = LEFT_*
+
 
 
 class Session:
-    """One connection's state: the single challenge it may answer next, and the one pickup
-    PAKE it may finish next (docs/protocol.md section 5.5)."""
+    """One connection's state: the single challenge it may answer next, and how the answer
+    to the request being handled is authenticated (set once the request's MAC verified)."""
 
     def __init__(self):
         self.challenge = None
         self.issued_at = 0
-        self.pake = None            # (started s, sid, gen, form, verdict, expected cA, Ke)
+        self.answer = None          # (key, MAC input before, after) of the answer tag, or None
+        self.door = 0               # slot whose pulse this answer waits for (0: none)
+        self.pake = None            # pending pickup: (started s, sid, gen, form, verdict, cA, Ke)
         self.pake_free_at = None    # ticks_ms before which this connection may not start one
+
+    def begin(self):
+        """A new request: nothing authenticated yet, no door to wait for."""
+        self.answer = None
+        self.door = 0
 
 
 class Locker:
@@ -46,7 +72,7 @@ class Locker:
         self.cfg = cfg
         self.locker_id = cfg["locker_id_bytes"]
         self._master = master
-        self._admin_key = admin_key(master, self.locker_id)
+        self.admin_key = admin_key(master, self.locker_id)
         self.clock = clock
         self.locks = locks
         self._ticks_ms = ticks_ms
@@ -63,11 +89,12 @@ class Locker:
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
         self._last_floor_write = 0
         self.halted = ""            # why the locker refuses to serve ("" = serving)
+        # handler(locker, session, frame) -> answer body (plain functions: no bound methods)
         self._handlers = {
-            P.HELLO: self._hello, P.DEPOSIT: self._deposit, P.CANCEL: self._cancel,
-            P.RECLAIM: self._reclaim, P.PICKUP_START: self._pickup_start,
-            P.PICKUP_FINISH: self._pickup_finish, P.TECH_OPEN: self._tech_open,
-            P.AUDIT_READ: self._audit_read, P.STATUS: self._status, P.ADMIN: self._admin,
+            P.HELLO: Locker._hello, P.DEPOSIT: Locker._deposit, P.CANCEL: Locker._cancel,
+            P.RECLAIM: Locker._reclaim, P.PICKUP_START: Locker._pickup_start,
+            P.PICKUP_FINISH: Locker._pickup_finish, P.TECH_OPEN: Locker._tech_open,
+            P.AUDIT_READ: Locker._audit_read, P.STATUS: Locker._status, P.ADMIN: Locker._admin,
         }
 
     # ---- boot and persistence ---------------------------------------------------------
@@ -133,16 +160,18 @@ class Locker:
         if e == "dep":
             self.slots.deposit(r["s"], r["g"], t, bytes.fromhex(r["c"]), bytes.fromhex(r["r"]))
             self.throttle.reset_slot(r["s"])
-        elif e in ("pick", "cancel", "recl"):
-            self.slots.release(r["s"], t)
+        elif e in _RELEASES:            # LEFT_PICKUP, LEFT_CANCEL, LEFT_RECLAIM
+            self.slots.release(r["s"], t, _RELEASES.index(e) + 1)
             if e == "pick" and r.get("f") == pickup_code.FORM_HUMAN:
                 self.throttle.refund(r["s"], t)
-        elif e == "late" and r.get("f") == pickup_code.FORM_HUMAN:
-            self.throttle.refund(r["s"], t)      # the right code, only too late: no guess
+        elif e in ("late", "right") and r.get("f") == pickup_code.FORM_HUMAN:
+            self.throttle.refund(r["s"], t)      # the right code: no guess
+        elif e == "reopen" and "c" in r:   # a deposit retry with a renewed credential
+            self.slots.rekey(r["s"], bytes.fromhex(r["c"]))
         elif e == "tech":
             act = r["a"]
             if act == P.TECH_CLEAR:
-                self.slots.release(r["s"], t)
+                self.slots.release(r["s"], t, LEFT_TECH)
             elif act == P.TECH_OUT_OF_SERVICE:
                 self.slots.set_service(r["s"], False)
             elif act == P.TECH_IN_SERVICE:
@@ -182,6 +211,7 @@ class Locker:
     def handle(self, session, frame):
         """One request frame in, one response frame out. Never raises."""
         req_type = P.ERROR_TYPE
+        session.begin()
         try:
             if self.halted:
                 raise P.ProtocolError(P.E_INTERNAL, "locker halted: " + self.halted)
@@ -190,18 +220,20 @@ class Locker:
             if handler is None:
                 req_type = P.ERROR_TYPE
                 raise P.ProtocolError(P.E_TYPE, "unknown request type 0x%02x" % frame[1])
-            body = handler(session, frame)
-            return P.response(req_type, P.OK, self._new_challenge(session), body)
+            status, body = P.OK, handler(self, session, frame)
         except P.ProtocolError as e:
-            if e.body is not None:
-                return P.response(req_type, e.status, self._new_challenge(session), e.body)
-            status, msg, retry = e.status, e.message, e.retry_after
+            status = e.status
+            body = e.body if e.body is not None else P.error_body(e.message, e.retry_after)
         except credentials.CredentialError as e:
-            status, msg, retry = P.E_CREDENTIAL, str(e), 0
+            status, body = P.E_CREDENTIAL, P.error_body(str(e))
         except OSError as e:            # flash full or failing: nothing was applied
-            status, msg, retry = P.E_INTERNAL, "storage error %s" % e, 0
-        return P.response(req_type, status, self._new_challenge(session),
-                          P.error_body(msg, retry))
+            status, body = P.E_INTERNAL, P.error_body("storage error %s" % e)
+        answer = P.response(req_type, status, self._new_challenge(session), body)
+        if session.answer is not None:  # the request was authenticated: tag (protocol.md 4)
+            key, pre, post = session.answer
+            session.answer = None
+            answer += P.answer_tag(key, pre, answer, post)
+        return answer
 
     def error_answer(self, session, status, message):
         """An error frame for faults found below the handler (fragmentation, size)."""
@@ -216,10 +248,12 @@ class Locker:
         challenge = self._take_challenge(session)
         tag = reader.tag_and_end()
         cred, _ = credentials.decode(frame, 2)
-        expected = hmac_sha256(cred.key(self._master, self.locker_id),
-                               challenge + bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
+        key = cred.key(self._master, self.locker_id)
+        expected = hmac_sha256(key, challenge, memoryview(frame)[:-P.TAG_LEN])[:P.TAG_LEN]
         if not equal(expected, tag):
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
+        # From here on every answer, refusals included, is tagged for the phone to check.
+        session.answer = (key, challenge, b"")
         # Authentic from here on: its issue time is time the operator vouches for.
         moved = self.clock.advance_to(cred.issued_at)
         if moved >= FLOOR_PERIOD_S:
@@ -239,9 +273,18 @@ class Locker:
         reader.pos = end
         return reader
 
-    def _open(self, sid, purpose):
-        self._pending_doors[sid] = purpose
+    def _open(self, session, sid, purpose):
+        """Ask for sid's door; the answer to session waits until its pulse has started
+        (door_pending), so "opened" is never said of a door that is only queued."""
+        if purpose not in ("tech", "reopen") or sid not in self._pending_doors:
+            self._pending_doors[sid] = purpose    # a jam undoes the pending parcel move
         self.locks.request_open(sid)
+        session.door = sid
+
+    def door_pending(self, session):
+        """True while the door that session's last answer speaks of is only queued: the
+        transport holds that answer back until the pulse starts (docs/protocol.md 4)."""
+        return session.door != 0 and self.locks.queued(session.door)
 
     def _pulse_started(self, sid, now_ms):
         """The jam timer starts when the lock is really driven, not when the open was
@@ -258,8 +301,11 @@ class Locker:
                                             c["ttl_s"])
 
     def _deposit_answer(self, sid):
+        """Everything the phone's code depends on, under the answer tag (bucket_s too: the
+        unauthenticated HELLO must not be able to change the code the courier hands out)."""
         s = self.slots.at(sid)
-        return struct.pack(">HIIBI", sid, s.gen, s.deposit_ts, s.size, self.cfg["ttl_s"])
+        return struct.pack(">HIIBIH", sid, s.gen, s.deposit_ts, s.size, self.cfg["ttl_s"],
+                           self.cfg["bucket_s"])
 
     def _deposit(self, session, frame):
         r = self._read_cred(frame)
@@ -272,8 +318,14 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is not None:            # a retry after a dropped link: same slot, door again
-            self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
-            self._open(sid, "reopen")
+            record = {"e": "reopen", "s": sid, "serial": cred.serial}
+            block = cred.encode()
+            if self.slots.at(sid).cred != block:
+                # same holder, renewed credential (new key): the code must be made with the
+                # key this phone holds now, or the answer gives it a code that never works
+                record["c"] = block.hex()
+            self._commit(record)
+            self._open(session, sid, "reopen")
             return self._deposit_answer(sid)
         if self.slots.finished_deposit(cred.holder, req_id):
             raise P.ProtocolError(P.E_DONE, "this deposit was already completed")
@@ -283,7 +335,7 @@ class Locker:
                                   % SIZE_NAMES[size - 1])
         self._commit({"e": "dep", "s": sid, "g": self.slots.at(sid).gen + 1,
                       "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
-        self._open(sid, "dep")
+        self._open(session, sid, "dep")
         return self._deposit_answer(sid)
 
     def _door_usable(self, sid):
@@ -296,16 +348,16 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         sid = self.slots.find_deposit(cred.holder, req_id)
         if sid is None:
-            sid = self._just_emptied(cred.holder, lambda s: s.req == req_id)
+            sid = self._just_emptied(LEFT_CANCEL, cred.holder, lambda s: s.req == req_id)
             if sid is not None:        # retry after a cut between record and door: ADR 0004
                 self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
-                self._open(sid, "reopen")
+                self._open(session, sid, "reopen")
                 return struct.pack(">H", sid)
             if self.slots.finished_deposit(cred.holder, req_id):
                 raise P.ProtocolError(P.E_DONE, "parcel already collected or cancelled")
             raise P.ProtocolError(P.E_STATE, "no deposit of yours with this request id")
         self._commit({"e": "cancel", "s": sid, "serial": cred.serial})
-        self._open(sid, "cancel")
+        self._open(session, sid, "cancel")
         return struct.pack(">H", sid)
 
     def _reclaim(self, session, frame):
@@ -317,25 +369,26 @@ class Locker:
             s = self.slots.at(sid)
             if (want in (0, sid)) and (any_ok or s.holder == cred.holder):
                 self._commit({"e": "recl", "s": sid, "serial": cred.serial})
-                self._open(sid, "recl")
+                self._open(session, sid, "recl")
                 return struct.pack(">HI", sid, s.gen)
         ttl = self.cfg["ttl_s"]
-        sid = self._just_emptied(None if any_ok else cred.holder, lambda s: (
+        sid = self._just_emptied(LEFT_RECLAIM, None if any_ok else cred.holder, lambda s: (
             want in (0, s.sid) and s.released_ts > s.deposit_ts + ttl))
         if sid is not None:            # retry after a cut between record and door: ADR 0004
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
-            self._open(sid, "reopen")
+            self._open(session, sid, "reopen")
             return struct.pack(">HI", sid, self.slots.at(sid).gen)
         raise P.ProtocolError(P.E_STATE, "no expired parcel you may reclaim")
 
-    def _just_emptied(self, holder, match):
-        """A FREE slot emptied less than REOPEN_S ago (nothing deposited since) whose last
-        parcel was holder's (None: anyone's) and that match(slot) accepts."""
+    def _just_emptied(self, how, holder, match):
+        """A FREE slot that the flow `how` (LEFT_CANCEL / LEFT_RECLAIM) emptied less than
+        REOPEN_S ago (nothing deposited since), whose last parcel was holder's (None:
+        anyone's) and that match(slot) accepts: a retry of that very flow reopens it."""
         now = self.clock.now()
         for sid in self.slots.sids():
             s = self.slots.at(sid)
-            if (s.state != OCCUPIED and s.released_ts and 0 <= now - s.released_ts <= REOPEN_S
-                    and s.cred and (holder is None or s.holder == holder) and match(s)):
+            if (reopens_for(s, how, now) and s.cred and (holder is None or s.holder == holder)
+                    and match(s)):
                 return sid
         return None
 
@@ -393,45 +446,51 @@ class Locker:
             raise P.ProtocolError(P.E_CODE, "wrong pickup code", wait)
         slot = self.slots.at(sid)
         if slot.gen != gen:            # a deposit in between: that code's parcel is gone
-            raise P.ProtocolError(P.E_CODE, "wrong pickup code")
-        if verdict == EXPIRED:
-            self._commit({"e": "late", "s": sid, "g": gen, "f": form})
-            body = P.error_body("code expired: ask the courier to reclaim")
-            raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim",
-                                  0, body + pickup_code.answer_mac(
-                                      ke, bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT,
-                                                 P.E_EXPIRED)), body))
-        if verdict == VALID and slot.state == OCCUPIED:
+            verdict = GONE
+        elif verdict != WRONG:         # the right code: the truth as of now (issue 12.4)
+            verdict = outcome(slot, self.clock.now(), self.cfg["ttl_s"])
+        if verdict in (EXPIRED, OUT_OF_SERVICE, GONE):
+            status, msg = {EXPIRED: (P.E_EXPIRED, "code expired: ask the courier to reclaim"),
+                           OUT_OF_SERVICE: (P.E_OUT_OF_SERVICE, "slot out of service"),
+                           GONE: (P.E_DONE, "parcel already gone")}[verdict]
+            # the right code: its try is given back ("late" also records the attempt)
+            self._commit({"e": "late" if verdict == EXPIRED else "right", "s": sid, "g": gen,
+                          "f": form})
+            body = P.error_body(msg)
+            raise P.ProtocolError(status, msg, 0, body + pickup_code.answer_mac(
+                ke, bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT, status)), body))
+        if verdict == VALID:
             self._commit({"e": "pick", "s": sid, "g": gen, "f": form})
-            self._open(sid, "pick")
-        elif verdict in (VALID, REOPEN):
+            self._open(session, sid, "pick")
+        elif verdict == REOPEN:
             self._commit({"e": "reopen", "s": sid, "g": gen})
-            self._open(sid, "reopen")
+            self._open(session, sid, "reopen")
         else:
             raise P.ProtocolError(P.E_CODE, "wrong pickup code")
         body = struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
         return body + pickup_code.answer_mac(
             ke, bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT, P.OK)), body)
 
+    # ---- technicians and operators: TECH_OPEN, STATUS, AUDIT_READ, ADMIN ---------------
+
     def _tech_open(self, session, frame):
+        """TECH_OPEN: slot u16, action u8 -> slot u16, slot bits u8 after the action."""
         r = self._read_cred(frame)
         sid = r.u16()
         action = r.u8()
         cred = self._authenticate(session, frame, r, credentials.TECHNICIAN)
-        slot = self.slots.get(sid)
-        if slot is None:
+        if self.slots.get(sid) is None:
             raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
         if action > P.TECH_IN_SERVICE:
             raise P.ProtocolError(P.E_VALUE, "unknown technician action %d" % action)
         self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
         if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
-            self._open(sid, "tech")
-        # bits AFTER the action (slots.get() is a snapshot taken before the commit)
+            self._open(session, sid, "tech")
         return struct.pack(">HB", sid, self._slot_bits(self.slots.at(sid), self.clock.now()))
 
     def _status(self, session, frame):
-        r = self._read_cred(frame)
-        self._authenticate(session, frame, r)
+        """STATUS: time u32, slot count u16, then per slot size u8, bits u8."""
+        self._authenticate(session, frame, self._read_cred(frame))
         now = self.clock.now()
         out = bytearray(struct.pack(">IH", now, len(self.slots)))
         for sid in self.slots.sids():
@@ -456,6 +515,8 @@ class Locker:
         return bits
 
     def _audit_read(self, session, frame):
+        """AUDIT_READ: count u8, then count x (len u16 | line), lines as stored (the operator
+        re-checks the chain over those very bytes)."""
         r = self._read_cred(frame)
         from_seq = r.u32()
         limit = r.u8()
@@ -464,9 +525,8 @@ class Locker:
             raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
         out = bytearray()
         count = 0
-        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1
+        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1 - P.TAG_LEN
         try:
-            # each line as stored, "<json>\t<chain mac hex>": the operator re-checks the chain
             for line in read_audit(self.store.fs, self.store.key, from_seq, True):
                 if count >= limit or len(out) + 2 + len(line) > budget:
                     break
@@ -477,34 +537,39 @@ class Locker:
         return bytes((count,)) + bytes(out)
 
     def _admin(self, session, frame):
+        """ADMIN: operation u8, sequence u32, payload; answer: operation, sequence, locker time."""
         r = P.Reader(frame)
         op = r.u8()
         seq = r.u32()
         payload = r.take(r.u8())
         tag = r.tag_and_end()
-        expected = hmac_sha256(self._admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
-        if not equal(expected, tag):
+        if not equal(hmac_sha256(self.admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN], tag):
             raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
+        session.answer = (self.admin_key, b"", tag)        # authentic: the answer is tagged
+        if op not in (P.ADMIN_REVOKE, P.ADMIN_SET_TIME):
+            raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
+        want = 8 if op == P.ADMIN_REVOKE else 4
+        if len(payload) != want:
+            raise P.ProtocolError(P.E_LENGTH, "admin operation %d takes a %d-byte payload"
+                                  % (op, want))
         if seq <= self.admin_seq:
             raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
-        if op == P.ADMIN_REVOKE and len(payload) == 8:
+        if op == P.ADMIN_REVOKE:
             serial, until = struct.unpack(">II", payload)
-            self._prune_revoked()
+            now = self.clock.now()
+            for s in [s for s, u in self.revoked.items() if u < now]:
+                del self.revoked[s]                          # expired anyway: make room
             if len(self.revoked) >= MAX_REVOKED:
                 raise P.ProtocolError(P.E_INTERNAL, "revocation list full")
             self._commit({"e": "revoke", "serial": serial, "until": until, "a": seq})
-        elif op == P.ADMIN_SET_TIME and len(payload) == 4:
+        else:
+            # Never backwards: a time at or behind the clock is delivered (its sequence number is
+            # used, so it cannot void a later message) and moves nothing ("by": 0); the answer's
+            # time field shows the clock as it is.
             (t,) = struct.unpack(">I", payload)
             moved = self.clock.advance_to(t)
             self._commit({"e": "time", "to": t, "by": moved, "a": seq})
-        else:
-            raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
-        return struct.pack(">BI", op, seq)
-
-    def _prune_revoked(self):
-        now = self.clock.now()
-        for serial in [s for s, u in self.revoked.items() if u < now]:
-            del self.revoked[serial]
+        return struct.pack(">BII", op, seq, self.clock.now())
 
     # ---- background work (main loop) --------------------------------------------------
 

@@ -2,8 +2,8 @@
 # host tools and reference apps (to generate). Patent CN112215318B: the client derives the
 # code from the slot id and the deposit timestamp, with a secret it holds.
 #
-# code = HMAC-SHA256(courier_key, "LKR1/pickup" | form | locker_id | slot | generation | bucket)
-#   courier_key  the courier credential's key (never the locker master secret)
+# code = HMAC-SHA256(credential_key, "LKR1/pickup" | form | locker_id | slot | generation | bucket)
+#   credential_key  the courier credential's key (never the locker master secret)
 #   generation   the slot's occupancy counter: binds the code to ONE occupancy
 #   bucket       deposit_ts // bucket_s: the coarse timestamp window
 # Human form: the slot number and 10 digits, "017-48219-93015".
@@ -49,9 +49,9 @@ class CodeFormatError(ValueError):
     pass
 
 
-def _mac(courier_key, form, locker_id, slot, generation, bucket):
+def _mac(credential_key, form, locker_id, slot, generation, bucket):
     # the message goes in as parts: no concatenated copies in the verifier's loop
-    return hmac_sha256(courier_key, b"LKR1/pickup", _FORM_BYTE[form], locker_id,
+    return hmac_sha256(credential_key, b"LKR1/pickup", _FORM_BYTE[form], locker_id,
                        struct.pack(">HII", slot, generation, bucket))
 
 
@@ -59,22 +59,22 @@ def bucket_of(timestamp, bucket_s=BUCKET_S):
     return timestamp // bucket_s
 
 
-def secret_material(courier_key, form, locker_id, slot, generation, bucket):
+def secret_material(credential_key, form, locker_id, slot, generation, bucket):
     """The bytes a code stands for: 10 ASCII digits (human) or 16 bytes (machine)."""
-    digest = _mac(courier_key, form, locker_id, slot, generation, bucket)
+    digest = _mac(credential_key, form, locker_id, slot, generation, bucket)
     if form == FORM_MACHINE:
         return digest[:TOKEN_BYTES]
     return b"%010d" % (int.from_bytes(digest[:8], "big") % _SECRET_MOD)
 
 
-def human_code(courier_key, locker_id, slot, generation, deposit_ts, bucket_s=BUCKET_S):
-    digits = secret_material(courier_key, FORM_HUMAN, locker_id, slot, generation,
+def human_code(credential_key, locker_id, slot, generation, deposit_ts, bucket_s=BUCKET_S):
+    digits = secret_material(credential_key, FORM_HUMAN, locker_id, slot, generation,
                              deposit_ts // bucket_s).decode()
     return "%03d-%s-%s" % (slot, digits[:5], digits[5:])
 
 
-def machine_code(courier_key, locker_id, slot, generation, deposit_ts, bucket_s=BUCKET_S):
-    token = secret_material(courier_key, FORM_MACHINE, locker_id, slot, generation,
+def machine_code(credential_key, locker_id, slot, generation, deposit_ts, bucket_s=BUCKET_S):
+    token = secret_material(credential_key, FORM_MACHINE, locker_id, slot, generation,
                             deposit_ts // bucket_s)
     return "%03d.%s" % (slot, token.hex())
 

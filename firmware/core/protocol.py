@@ -50,7 +50,8 @@ E_TOO_LARGE = const(14)
 E_INTERNAL = const(15)
 E_REPLAY = const(16)
 E_VALUE = const(17)
-E_BUSY = const(18)               # PAKE pacing: retry after retry_after s (0: < 1 s)
+E_OUT_OF_SERVICE = const(18)
+E_BUSY = const(19)               # PAKE pacing: retry after retry_after s (0: < 1 s)
 
 
 # Technician actions
@@ -79,6 +80,17 @@ class ProtocolError(Exception):
 
 def response(req_type, status, challenge, body=b""):
     return bytes((VERSION, req_type | RESPONSE_BIT, status)) + bytes(challenge) + body
+
+
+def answer_tag(key, pre, answer, post=b""):
+    """Tag that ends an authenticated answer: HMAC(key, pre | answer | post)[:16].
+
+    Signed requests: key = credential key, pre = the challenge the request answered, post
+    empty (the input starts like the request's own MAC input; byte 17, the type, has bit 7
+    set only in answers). ADMIN: key = admin key, pre empty, post = the request's tag.
+    docs/protocol.md section 4."""
+    from core.hmac_sha256 import hmac_sha256
+    return hmac_sha256(key, pre, answer, post)[:TAG_LEN]     # parts: no joined copy
 
 
 def error_body(message, retry_after=0):

@@ -1,6 +1,7 @@
 # Slots of one cabinet and the life of a parcel in them.
 #
-# Persisted state per slot: FREE or OCCUPIED, plus an out-of-service flag. A slot's
+# Persisted state per slot: FREE or OCCUPIED, plus flags: bit 0 out of service, bits 1-3
+# how its last parcel left (LEFT_*: the reopen windows of ADR 0004). A slot's
 # occupancy fields (generation, deposit time, courier credential block, request id) stay
 # after release until the next deposit, so a pickup whose door jammed can be undone.
 # Derived, never stored: "expired" (occupied longer than the TTL) and the door's own state
@@ -16,6 +17,15 @@ from core.protocol import REQ_ID_LEN as REQ_LEN
 
 FREE = const(0)
 OCCUPIED = const(1)
+# How a slot's last parcel left (released_by): only a pickup opens a reopen window for its
+# code (ADR 0004); a cancel or reclaim one for that same courier request; a technician's
+# clear ends any window (the slot was checked empty by hand).
+LEFT_NONE = const(0)
+LEFT_PICKUP = const(1)
+LEFT_CANCEL = const(2)
+LEFT_RECLAIM = const(3)
+LEFT_TECH = const(4)
+_OOS = const(1)                 # flags bit 0: out of service; bits 1-3: LEFT_*
 RECENT_DEPOSITS = const(32)     # finished deposits remembered for idempotent retries
 REOPEN_S = const(120)           # a pickup code reopens its door this long after use
 
@@ -44,7 +54,7 @@ class Slot:
         self.sid = sid
         self.size = table.size[i]
         self.state = table.state[i]
-        self.out_of_service = bool(table.oos[i])
+        self.out_of_service = bool(table.flags[i] & _OOS)
         self.gen = _u32(table.gen, i)
         self.deposit_ts = _u32(table.deposit_ts, i)
         n = table.clen[i]
@@ -52,6 +62,14 @@ class Slot:
         self.req = bytes(table.req[REQ_LEN * i:REQ_LEN * i + REQ_LEN]) if n else b""
         self.holder = holder_of(self.cred)    # courier id (inside the credential block)
         self.released_ts = _u32(table.released_ts, i)  # when the last parcel left (0: never)
+        self.released_by = table.flags[i] >> 1           # how it left: LEFT_* (0: unknown)
+
+
+def reopens_for(slot, how, now):
+    """True while slot (FREE) is in the reopen window of the flow `how` (LEFT_*): emptied by
+    that flow less than REOPEN_S ago, nothing deposited since (ADR 0004)."""
+    return (slot.state == FREE and slot.released_by == how and slot.released_ts != 0
+            and 0 <= now - slot.released_ts <= REOPEN_S)
 
 
 def holder_of(cred):
@@ -95,7 +113,7 @@ class SlotManager:
         n = len(sizes)
         self.size = bytearray(sizes)
         self.state = bytearray(n)
-        self.oos = bytearray(n)
+        self.flags = bytearray(n)                # bit 0 out of service, bits 1-3 LEFT_*
         self.gen = bytearray(4 * n)
         self.deposit_ts = bytearray(4 * n)
         self.released_ts = bytearray(4 * n)
@@ -110,7 +128,7 @@ class SlotManager:
     def columns(self):
         """The persisted columns, in snapshot order (the store writes and fills them as
         they are). The size column is configuration, not state: it is not among them."""
-        return (self.state, self.oos, self.gen, self.deposit_ts, self.released_ts, self.clen,
+        return (self.state, self.flags, self.gen, self.deposit_ts, self.released_ts, self.clen,
                 self.cred, self.req)
 
     def get(self, sid):
@@ -140,7 +158,7 @@ class SlotManager:
         usable(sid) lets the caller veto slots whose door is not known closed."""
         best = None
         for i in range(len(self.size)):
-            if (self.state[i] != FREE or self.oos[i] or self.size[i] < size
+            if (self.state[i] != FREE or self.flags[i] & _OOS or self.size[i] < size
                     or not usable(i + 1)):
                 continue
             if best is None or self.size[i] < self.size[best]:
@@ -181,11 +199,16 @@ class SlotManager:
         pack_into(">I", self.gen, 4 * i, gen)
         pack_into(">I", self.deposit_ts, 4 * i, ts)
 
-    def release(self, sid, ts):
+    def release(self, sid, ts, how):
+        """The parcel left (how: LEFT_*). Releasing a FREE slot (a technician clear of an
+        empty slot) only ends its reopen window."""
         i = sid - 1
         if self.state[i] != OCCUPIED:
-            return          # e.g. a technician "clear" of an empty slot: no reopen window
+            if how == LEFT_TECH:
+                self.flags[i] = (self.flags[i] & _OOS) | (LEFT_TECH << 1)
+            return
         pack_into(">I", self.released_ts, 4 * i, ts)
+        self.flags[i] = (self.flags[i] & _OOS) | (how << 1)
         if self.clen[i]:
             self.recent.append(self._key_at(i))
             if len(self.recent) > RECENT_DEPOSITS:
@@ -208,19 +231,27 @@ class SlotManager:
         return _deposit_key(cred[at:at + self.cred[at - 1]],
                             memoryview(self.req)[REQ_LEN * i:REQ_LEN * (i + 1)])
 
+    def rekey(self, sid, cred):
+        """The same holder's renewed credential block replaces the deposit's (issue 11.7):
+        the parcel's code is made with the new key from now on."""
+        i = sid - 1
+        _put(self.cred, CRED_MAX * i, CRED_MAX, cred)
+        self.clen[i] = len(cred)
+
     def void_deposit(self, sid):
         """A deposit whose door never opened: nothing was put in."""
         self.state[sid - 1] = FREE
 
     def set_service(self, sid, in_service):
-        self.oos[sid - 1] = 0 if in_service else 1
+        i = sid - 1
+        self.flags[i] = (self.flags[i] & ~_OOS) | (0 if in_service else _OOS)
 
     # ---- persistence ----------------------------------------------------------------
 
     def row(self, i):
         """Slot i+1 as a JSON-friendly list (tests and tools compare these)."""
         s = Slot(self, i + 1)
-        return [s.state, self.oos[i], s.gen, s.deposit_ts, s.cred.hex(), s.req.hex(),
+        return [s.state, self.flags[i], s.gen, s.deposit_ts, s.cred.hex(), s.req.hex(),
                 s.holder.hex(), s.released_ts]
 
     def rows(self):

@@ -166,10 +166,11 @@ class BleService:
                     answer = link.CREDIT_FRAGMENT
                 elif todo == link.ERROR:
                     self.fragment_errors += 1
-                    answer = locker.error_answer(session, P.E_LENGTH, rx.error)
+                    answer = locker.error_answer(session, rx.status, rx.error)
                 else:
                     self.requests += 1
                     answer = self.runtime.handle(session, rx.message)
+                    await self.runtime.door_started(session)
                 if not await self._send(conn, answer, todo == link.CREDIT_DUE):
                     break
         except ab.DeviceDisconnectedError:

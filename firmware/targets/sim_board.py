@@ -172,10 +172,11 @@ class SimBoard:
                     await writer.drain()
                     continue
                 if todo == link.ERROR:
-                    answer = locker.error_answer(session, P.E_LENGTH, rx.error)
+                    answer = locker.error_answer(session, rx.status, rx.error)
                 else:
                     try:
                         answer = self.runtime.handle(session, rx.message)
+                        await self.runtime.door_started(session)
                     except MemoryError:
                         # Runtime.handle never raises otherwise; answer rather than leave
                         # the phone waiting for its timeout.
@@ -242,7 +243,7 @@ class SimBoard:
         for sid in lk.slots.sids():
             i = sid - 1
             state = lk.slots.state[i]
-            slots.append((sid, lk.slots.size[i], state, lk.slots.oos[i],
+            slots.append((sid, lk.slots.size[i], state, lk.slots.flags[i] & 1,
                           int(state == 1 and now > lk.slots.deposit_time(sid) + ttl),
                           drv.doors[sid], int(sid in drv.jammed), drv.outputs[sid]))
         return {"ok": True, "locker_id": lk.cfg["locker_id"], "time": now,

@@ -1,7 +1,9 @@
 # THE place for fake hardware: lock outputs, door sensors, RTC and ticks that a test or
 # the simulator can see and drive. Nothing else in the project fakes hardware.
 # Door physics: energising a lock opens its door (spring) unless the door is jammed;
-# a door closes only when someone closes it (close()).
+# a door closes only when someone closes it (close()), which a person can do at any moment,
+# also while the solenoid is still energised: the latch catches when the pulse ends, and
+# only a NEW pulse (a rising edge) opens that door again.
 from drivers import gpio_lock
 
 
@@ -17,6 +19,7 @@ class SimLockDriver(gpio_lock.LockDriver):
         self.max_on_ms = 0                      # longest pulse seen, for safety tests
         self.peak_on = 0                        # most outputs on at once
         self.pulses = []                        # slot ids in the order they were driven
+        self.pulse_log = []                     # (slot id, tick) of every rising edge
 
     def slot_count(self):
         return self.count
@@ -28,6 +31,7 @@ class SimLockDriver(gpio_lock.LockDriver):
         if on and not self.outputs[sid]:
             self._on_since[sid] = now
             self.pulses.append(sid)
+            self.pulse_log.append((sid, now))
             if sid not in self.jammed:
                 self.doors[sid] = 1
         if not on and self.outputs[sid]:

@@ -48,7 +48,7 @@ gc.collect()
 before = gc.mem_alloc()
 resp = lk.handle(session, frame)
 assert resp[2] == P.OK, resp
-slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:])
+slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:34])
 code = pickup_code.human_code(key, lid, slot, gen, ts)
 sid, form, material = pickup_code.parse(code)       # what the recipient types, parsed
 lk = None

@@ -308,10 +308,9 @@ def section_memory(ctx):
     try:
         cap = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-cap", [counts[0]]],
                      MP_HEAP)
-    except BenchError:
-        # since the pickup PAKE (~12 KB more bytecode) the non-frozen image may not boot at
-        # MP_HEAP on the 64-bit port: docs/performance.md, "Heap and the pickup PAKE"
-        cap = {"imports": [], "harness": 0, "per_slots": {}}
+    except BenchError as e:            # the capped heap did not even hold the harness's locker
+        cap = {"imports": None, "harness": None, "per_slots": {},
+               "error": str(e).strip().splitlines()[-1]}
     d = run_mp(ctx["mpy"], "bench_memory", [ctx["tmp"] + "/mem-work", counts, True, True],
                WORK_HEAP)
     d32, vm32 = run_mp32(ctx["mpy"], ctx["tmp"] + "/mem32", counts)
@@ -328,10 +327,12 @@ def section_memory(ctx):
 
     code = sum(n for _, n in d["imports"])
     rows = [["firmware code (imports of %d modules, .mpy in RAM)" % len(d["imports"]),
-             kb(code), kb(sum(n for _, n in cap["imports"])),
+             kb(code), kb(sum(n for _, n in cap["imports"])) if cap["imports"] else
+             "did not run: " + cap["error"],
              col32(lambda x: kb(sum(n for _, n in x["imports"])))],
             ["benchmark harness (not firmware; excluded below)", kb(d["harness"]),
-             kb(cap["harness"]), col32(lambda x: kb(x["harness"]))]]
+             kb(cap["harness"]) if cap["harness"] is not None else "-",
+             col32(lambda x: kb(x["harness"]))]]
     for n in counts:
         c = cap["per_slots"].get(str(n))
         rows += [["retained: booted %d-slot locker, empty" % n, kb(per(d, n, "retained_empty")),

@@ -48,9 +48,14 @@ def technician(now, holder="tech-1", serial=900, valid_s=YEAR_S):
 
 
 def service_doors(bench, seconds=0.6):
-    """Let queued pulses run; return the slots driven meanwhile (in order)."""
+    """Let queued pulses run, a repeated open's second pulse and the locks' rest included
+    (ADR 0005); return the slots driven meanwhile (in order)."""
     before = len(bench.driver.pulses)
     bench.run_hardware(seconds)
+    for _ in range(50):            # a repeated open's second pulse waits for the rest
+        if not bench.bank.busy():
+            break
+        bench.run_hardware(0.1)
     return bench.driver.pulses[before:]
 
 

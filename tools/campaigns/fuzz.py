@@ -58,8 +58,9 @@ OK_RECORDS = {                  # what an OK answer may have written (besides 'c
     P.PICKUP_START: ("try",),   # a human-form guess; machine form writes nothing
     P.ADMIN: ("revoke", "time"),
 }
-OK_BODY = {P.HELLO: 23, P.DEPOSIT: 15, P.CANCEL: 2, P.RECLAIM: 6, P.PICKUP_START: 97,
-           P.PICKUP_FINISH: 23, P.TECH_OPEN: 3, P.ADMIN: 5}
+OK_BODY = {P.HELLO: 23, P.DEPOSIT: 17, P.CANCEL: 2, P.RECLAIM: 6, P.PICKUP_START: 97,
+           P.PICKUP_FINISH: 23, P.TECH_OPEN: 3, P.ADMIN: 9}
+TAGGED = P.AUTHENTICATED + (P.ADMIN,)      # answers end in a 16-byte answer tag (spec 4)
 RESET_EVERY = 2000
 
 
@@ -152,7 +153,7 @@ class Harness:
     def fingerprint(self):
         lk = self.bench.locker
         s = lk.slots
-        return (bytes(s.state), bytes(s.oos), bytes(s.gen), bytes(s.deposit_ts),
+        return (bytes(s.state), bytes(s.flags), bytes(s.gen), bytes(s.deposit_ts),
                 bytes(s.released_ts), len(s.recent), tuple(lk.throttle.to_list()),
                 tuple(sorted(lk.revoked.items())), lk.admin_seq)
 
@@ -234,11 +235,12 @@ class Harness:
         if not 0 <= status <= P.E_BUSY:
             return self.bad("malformed answers", frame, "unknown status %d" % status)
         body = bytes(resp[3 + P.CHALLENGE_LEN:])
+        tag = P.TAG_LEN if want_type in TAGGED else 0
         if status != P.OK:
-            if len(body) < 5 or 5 + body[4] != len(body):
+            if len(body) < 5 or len(body) not in (5 + body[4], 5 + body[4] + tag):
                 return self.bad("malformed answers", frame, "error body %s" % body.hex())
             try:
-                body[5:].decode()
+                body[5:5 + body[4]].decode()
             except UnicodeError:
                 return self.bad("malformed answers", frame, "error text not UTF-8")
         else:
@@ -246,7 +248,8 @@ class Harness:
             if want_type == P.STATUS:
                 n = 6 + 2 * len(self.bench.locker.slots)
             if want_type == P.AUDIT_READ:
-                n = len(body) if body and len(body) <= P.MAX_RESPONSE else -1
+                n = len(body) - tag if tag < len(body) <= P.MAX_RESPONSE else -1
+            n = -1 if n is None else n + tag
             if len(body) != n:
                 return self.bad("malformed answers", frame, "OK body of %d bytes" % len(body))
 

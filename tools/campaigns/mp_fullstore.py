@@ -108,7 +108,7 @@ def deposit(n):
                    key, challenge)
     resp = call(frame)
     if resp[2] == P.OK:
-        slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:])
+        slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:34])
         codes[slot] = pickup_code.human_code(key, lid, slot, gen, ts)
     return resp[2]
 

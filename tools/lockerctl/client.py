@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from core import credentials, pickup_code, recipient
 from core import protocol as P
+from core.hmac_sha256 import equal
 
 STATUS_NAMES = {
     P.OK: "ok", P.E_VERSION: "unsupported-version", P.E_TYPE: "unknown-type",
@@ -18,20 +19,37 @@ STATUS_NAMES = {
     P.E_CODE: "wrong-code", P.E_LOCKED_OUT: "locked-out", P.E_EXPIRED: "code-expired",
     P.E_SCOPE: "not-permitted", P.E_DONE: "already-done", P.E_TOO_LARGE: "too-large",
     P.E_INTERNAL: "internal-error", P.E_REPLAY: "replayed", P.E_VALUE: "bad-value",
+    P.E_OUT_OF_SERVICE: "out-of-service",
     P.E_BUSY: "busy",
 }
 BUSY_RETRIES = 20        # PICKUP_START refused as busy (PAKE pacing): wait and try again
 
 
 class LockerRefused(Exception):
-    """The locker answered with an error status."""
+    """The locker answered with an error status.
 
-    def __init__(self, status, message, retry_after=0):
+    verified: the refusal carried an answer tag that checked out (it really comes from the
+    locker, after it authenticated the request). An unverified refusal of a signed request
+    may be forged by a relay: the request may or may not have been carried out, so retry it
+    (same request id) rather than act on the refusal."""
+
+    def __init__(self, status, message, retry_after=0, verified=False):
         super().__init__("%s: %s" % (STATUS_NAMES.get(status, status), message))
         self.status = status
         self.name = STATUS_NAMES.get(status, str(status))
         self.message = message
         self.retry_after = retry_after
+        self.verified = verified
+
+
+class AnswerNotAuthentic(LockerRefused):
+    """The answer to a signed request is missing its tag or the tag does not verify: it was
+    altered (or made up) between the locker and this phone. Nothing in it may be used."""
+
+    def __init__(self, message):
+        LockerRefused.__init__(self, P.E_AUTH, message)
+        self.name = "answer-not-authentic"
+        self.args = ("%s: %s" % (self.name, message),)
 
 
 @dataclass
@@ -81,13 +99,20 @@ class LockerClient:
 
     # ---- plumbing -------------------------------------------------------------------
 
-    def _call(self, req_type, frame):
+    def _call(self, req_type, frame, auth=None):
+        """Send a frame, return the answer body (tag removed).
+
+        auth = (key, pre, post) for a request the locker authenticates: an OK answer must end
+        in HMAC(key, pre | answer | post)[:16] (docs/protocol.md 4), a refusal may."""
         answer = self.transport.exchange(frame)
         rtype, status, challenge, body = P.parse_response(answer)
         self.challenge = challenge
+        verified = False
+        if auth is not None:
+            body, verified = _check_answer_tag(answer, status, body, auth)
         if status != P.OK:
             retry, msg = P.parse_error(body)
-            raise LockerRefused(status, msg, retry)
+            raise LockerRefused(status, msg, retry, verified)
         if rtype != req_type:
             raise LockerRefused(P.E_TYPE, "answer of type 0x%02x to 0x%02x" % (rtype, req_type))
         return body
@@ -96,21 +121,23 @@ class LockerClient:
         if self.challenge is None:
             self.hello()
 
-    def _fresh(self, req_type, build):
+    def _fresh(self, req_type, build, key=None):
         """Send build(challenge); on a stale challenge (nothing was evaluated) retry once with
-        the fresh challenge that the refusal itself carries."""
+        the fresh challenge that the refusal itself carries. key: the answer is tagged with
+        it over that challenge and is checked before anything in it is used."""
         for attempt in (0, 1):
             self._ensure_challenge()
             challenge, self.challenge = self.challenge, None
             try:
-                return self._call(req_type, build(challenge))
+                return self._call(req_type, build(challenge),
+                                  None if key is None else (key, challenge, b""))
             except LockerRefused as e:
-                if e.status != P.E_CHALLENGE or attempt:
+                if e.status != P.E_CHALLENGE or attempt or isinstance(e, AnswerNotAuthentic):
                     raise
 
     def _signed(self, req_type, cred, fields):
         return self._fresh(req_type, lambda ch: P.sign(P.request(req_type, cred.block + fields),
-                                                       cred.key, ch))
+                                                       cred.key, ch), cred.key)
 
     # ---- flows ----------------------------------------------------------------------
 
@@ -125,8 +152,10 @@ class LockerClient:
         """Deposit: the locker allocates and opens a slot; the phone generates the code."""
         request_id = request_id or os.urandom(P.REQ_ID_LEN)
         body = self._signed(P.DEPOSIT, cred, request_id + bytes((size,)))
-        slot, gen, ts, got_size, ttl = struct.unpack(">HIIBI", body)
-        bucket_s = self.hello_info.bucket_s if self.hello_info else pickup_code.BUCKET_S
+        if len(body) != DEPOSIT_ANSWER_LEN:
+            raise AnswerNotAuthentic("deposit answer of %d bytes" % len(body))
+        # every input of the code comes from the authenticated answer, none from HELLO
+        slot, gen, ts, got_size, ttl, bucket_s = struct.unpack(">HIIBIH", body)
         return Deposit(slot, gen, ts, got_size, ttl,
                        pickup_code.human_code(cred.key, cred.locker_id, slot, gen, ts, bucket_s),
                        pickup_code.machine_code(cred.key, cred.locker_id, slot, gen, ts,
@@ -204,9 +233,39 @@ class LockerClient:
             pos += 2 + n
         return lines
 
-    def admin(self, signed_blob):
-        body = self._call(P.ADMIN, signed_blob)
-        return struct.unpack(">BI", body)
+    def admin(self, signed_blob, admin_key=None):
+        """Deliver an operator-signed message; (operation, sequence, locker time after it).
+
+        admin_key (the operator has it, a courier's phone does not): check the answer's tag,
+        so a relay cannot make the operator believe a revocation arrived."""
+        auth = None if admin_key is None else (admin_key, b"", signed_blob[-P.TAG_LEN:])
+        body = self._call(P.ADMIN, signed_blob, auth)
+        if admin_key is None and len(body) == ADMIN_ANSWER_LEN + P.TAG_LEN:
+            body = body[:-P.TAG_LEN]          # tag present but not checkable here
+        return struct.unpack(">BII", body)
+
+
+DEPOSIT_ANSWER_LEN = 17
+ADMIN_ANSWER_LEN = 9
+
+
+def _check_answer_tag(answer, status, body, auth):
+    """(body without its tag, verified) or AnswerNotAuthentic (docs/protocol.md 4)."""
+    key, pre, post = auth
+    tagged = True
+    if status != P.OK:
+        n = body[4] if len(body) >= 5 else -1
+        if len(body) == 5 + n:
+            tagged = False                 # a refusal before the request was authenticated
+        elif len(body) != 5 + n + P.TAG_LEN:
+            raise AnswerNotAuthentic("malformed refusal")
+    elif len(body) < P.TAG_LEN:
+        raise AnswerNotAuthentic("answer without its tag")
+    if not tagged:
+        return body, False
+    if not equal(P.answer_tag(key, pre, answer[:-P.TAG_LEN], post), answer[-P.TAG_LEN:]):
+        raise AnswerNotAuthentic("answer tag does not verify: altered on the way")
+    return body[:-P.TAG_LEN], True
 
 
 class DirectTransport:

@@ -53,6 +53,7 @@ PAKE_X = int.from_bytes(hashlib.sha256(b"LKR1/vector-x").digest(), "big") % p256
 PAKE_Y = int.from_bytes(hashlib.sha256(b"LKR1/vector-y").digest(), "big") % p256.N
 
 
+
 def h(b):
     return bytes(b).hex()
 
@@ -97,7 +98,7 @@ def cred_vector(name, cred):
 def code_vector(cred, slot, gen, deposit_ts, bucket_s=PC.BUCKET_S):
     key = cred.key(MASTER, LOCKER_ID)
     bucket = deposit_ts // bucket_s
-    out = {"courier_key": h(key), "locker_id": h(LOCKER_ID), "slot": slot, "generation": gen,
+    out = {"credential_key": h(key), "locker_id": h(LOCKER_ID), "slot": slot, "generation": gen,
            "deposit_ts": deposit_ts, "bucket_s": bucket_s, "bucket": bucket}
     for form, name in ((PC.FORM_HUMAN, "human"), (PC.FORM_MACHINE, "machine")):
         mac_input = b"LKR1/pickup" + bytes((form,)) + LOCKER_ID + struct.pack(">HII", slot,
@@ -304,48 +305,93 @@ def transcript():
             steps.append({"advance_s": seconds})
 
         key = COURIER.key(MASTER, LOCKER_ID)
+
+        def codes_of(step):
+            """Attach the codes the phone computes from a DEPOSIT answer to its step."""
+            sid, gen, ts = struct.unpack(">HII", bytes.fromhex(step["response"])[19:29])
+            step["human_code"] = PC.human_code(key, LOCKER_ID, sid, gen, ts)
+            step["machine_code"] = PC.machine_code(key, LOCKER_ID, sid, gen, ts)
+            return step
+
         send("HELLO: locker id, time, slot count, limits", P.request(P.HELLO))
         req1 = bytes.fromhex("0102030405060708")
-        dep = signed("DEPOSIT size M: slot 3 opens", P.DEPOSIT, COURIER, req1 + b"\x02")
-        sid, gen, ts, _, _ = struct.unpack(">HIIBI", dep[19:])
-        steps[-1]["human_code"] = PC.human_code(key, LOCKER_ID, sid, gen, ts)
-        steps[-1]["machine_code"] = PC.machine_code(key, LOCKER_ID, sid, gen, ts)
+        signed("DEPOSIT size M: slot 3 opens", P.DEPOSIT, COURIER, req1 + b"\x02")
+        first = codes_of(steps[-1])
         signed("DEPOSIT retried with the same request id: same slot", P.DEPOSIT, COURIER,
                req1 + b"\x02")
-        wrong = steps[1]["human_code"][:-1] + "%d" % ((int(steps[1]["human_code"][-1]) + 1) % 10)
+        wrong = first["human_code"][:-1] + "%d" % ((int(first["human_code"][-1]) + 1) % 10)
         pickup("pickup with a wrong human code (one budgeted guess)", wrong)
-        pickup("pickup with the human code: slot 3 opens", steps[1]["human_code"])
-        send("PICKUP_FINISH again: no pickup pending on this connection",
+        pickup("pickup with the human code: slot 3 opens", first["human_code"])
+        send("PICKUP_FINISH again: no pickup pending on this connection: E_STATE",
              P.request(P.PICKUP_FINISH, bytes(32)))
         advance(600)
         send("HELLO again: the last challenge is older than challenge_ttl_s",
              P.request(P.HELLO))
-        pickup("pickup with the used machine code: slot 3 is empty, cB does not verify",
-               steps[1]["machine_code"])
-        signed("CANCEL of the collected deposit: already done", P.CANCEL, COURIER, req1)
+        pickup("pickup with the used machine code: E_DONE (collected), authenticated, no try",
+               first["machine_code"])
+        pickup("pickup with a wrong code: cB does not verify, one budgeted guess",
+               "003-00000-00000")
+        send("PICKUP_FINISH with a made-up cA all the same: E_CODE, nothing changes",
+             P.request(P.PICKUP_FINISH, bytes(32)))
+        signed("CANCEL of the collected deposit: E_DONE", P.CANCEL, COURIER, req1)
+        signed("CANCEL of a request id never deposited: E_STATE", P.CANCEL, COURIER,
+               bytes.fromhex("0909090909090909"))
         signed("DEPOSIT size S: slot 1", P.DEPOSIT, COURIER,
                bytes.fromhex("1112131415161718") + b"\x01")
+        second = codes_of(steps[-1])
+        signed("DEPOSIT size class 9: E_VALUE", P.DEPOSIT, COURIER,
+               bytes.fromhex("1212121212121212") + b"\x09")
+        signed("TECH_OPEN with a courier credential: E_SCOPE", P.TECH_OPEN, COURIER,
+               struct.pack(">HB", 1, P.TECH_OPEN_ONLY))
+        send("DEPOSIT with a wrong tag: E_AUTH (not tagged: nobody was authenticated)",
+             P.request(P.DEPOSIT, COURIER.encode() + bytes(8) + b"\x01" + bytes(16)))
         advance(PC.TTL_S + 3600)
-        send("HELLO after 73 h", P.request(P.HELLO))
+        signed("STATUS answering a challenge older than 120 s: E_CHALLENGE", P.STATUS, TECH,
+               b"")
+        pickup("pickup with the expired code of slot 1: E_EXPIRED (authenticated)",
+               second["human_code"])
         signed("RECLAIM any of my expired parcels: slot 1", P.RECLAIM, COURIER,
                struct.pack(">H", 0))
         signed("STATUS (technician)", P.STATUS, TECH, b"")
         signed("TECH_OPEN slot 5 out of service", P.TECH_OPEN, TECH,
                struct.pack(">HB", 5, P.TECH_OUT_OF_SERVICE))
+        signed("DEPOSIT size L (the only L slot is out of service): E_NO_SLOT", P.DEPOSIT,
+               COURIER, bytes.fromhex("1313131313131313") + b"\x03")
+        signed("DEPOSIT size M: slot 4", P.DEPOSIT, COURIER,
+               bytes.fromhex("1414141414141414") + b"\x02")
+        third = codes_of(steps[-1])
+        signed("TECH_OPEN slot 4 out of service", P.TECH_OPEN, TECH,
+               struct.pack(">HB", 4, P.TECH_OUT_OF_SERVICE))
+        pickup("pickup with the right code of slot 4: E_OUT_OF_SERVICE, no try",
+               third["machine_code"])
+        for i in range(5):
+            pickup("pickup with a wrong code on slot 2: try %d of its budget" % (i + 1),
+                   "002-0000%d-00000" % i)
+        pickup("pickup on slot 2, its budget spent: E_LOCKED_OUT (not evaluated)",
+               "002-00009-00000")
+        # limit 0: the lines themselves differ between VMs (JSON key order is not fixed, the
+        # MAC is over the stored bytes); their format is the audit_chain section
         signed("AUDIT_READ with limit 0: count only", P.AUDIT_READ, DEPOT,
                struct.pack(">IB", 1, 0))
         now = struct.unpack(">I", send("HELLO", P.request(P.HELLO))[27:31])[0]
         _, revoke = admin_frame(P.ADMIN_REVOKE, 1, struct.pack(">II", 1, T0 + 7 * 86400))
         send("ADMIN revoke serial 1 (no challenge: operator-signed, counter 1)", revoke)
-        send("the same ADMIN message again: replayed", revoke)
+        send("the same ADMIN message again: E_REPLAY", revoke)
         send("ADMIN set time +60 s (counter 2)",
              admin_frame(P.ADMIN_SET_TIME, 2, struct.pack(">I", now + 60))[1])
-        signed("DEPOSIT with the revoked credential: refused", P.DEPOSIT, COURIER,
+        send("ADMIN set time to an earlier time (counter 3): OK, clock not moved",
+             admin_frame(P.ADMIN_SET_TIME, 3, struct.pack(">I", now - 3600))[1])
+        send("ADMIN set time with an 8-byte payload (counter 4): E_LENGTH",
+             admin_frame(P.ADMIN_SET_TIME, 4, struct.pack(">II", now, 0))[1])
+        send("ADMIN operation 9 (counter 4): E_VALUE", admin_frame(9, 4, b"")[1])
+        signed("DEPOSIT with the revoked credential: E_CREDENTIAL", P.DEPOSIT, COURIER,
                bytes.fromhex("2122232425262728") + b"\x01")
-        send("unknown request type 0x55", bytes((P.VERSION, 0x55)))
-        send("unknown protocol version 2", bytes((2, P.HELLO)))
-        send("DEPOSIT truncated after the credential block",
+        send("unknown request type 0x55: E_TYPE", bytes((P.VERSION, 0x55)))
+        send("unknown protocol version 2: E_VERSION", bytes((2, P.HELLO)))
+        send("DEPOSIT truncated after the credential block: E_LENGTH",
              P.request(P.DEPOSIT, COURIER.encode()))
+        send("a 257-byte request: E_TOO_LARGE", P.request(P.STATUS, bytes(255)))
+        chain = audit_chain(lk)
     return {
         "locker": {"layout": TRANSCRIPT_LAYOUT, "sizes": config.parse_layout(TRANSCRIPT_LAYOUT),
                    "rtc_start": TRANSCRIPT_RTC, "ttl_s": PC.TTL_S, "bucket_s": PC.BUCKET_S,
@@ -358,17 +404,50 @@ def transcript():
         "phone_source": "the phone's SPAKE2 x for PICKUP_START number n (from 0) = "
                         "OS2IP(first 40 bytes of SHA-256('LKR1/vector-phone' | u32be n) | "
                         "SHA-256(.. | 01)) mod n_P256",
+
         "steps": steps,
-    }
+    }, chain
+
+
+AUDIT_CHAIN_LINES = 6
+
+
+def audit_chain(lk):
+    """The first journal lines of the transcript's locker, with each MAC's exact input."""
+    from core.store import GENESIS, read_audit
+    out = []
+    prev = GENESIS
+    for line in read_audit(lk.store.fs, lk.store.key, 1, True):
+        body, _, mac_hex = bytes(line).rpartition(b"\t")
+        out.append({"line": line.decode(), "json": body.decode(), "prev_mac": h(prev),
+                    "mac_input": h(prev + body), "mac": mac_hex.decode()})
+        prev = bytes.fromhex(mac_hex.decode())
+        if len(out) == AUDIT_CHAIN_LINES:
+            break
+    return {"audit_key": h(kdf.audit_key(MASTER)), "first_prev_mac": h(GENESIS),
+            "lines": out}
+
+
+def credential_handoff():
+    """The hand-over of a credential to a phone (protocol.md 6.1): the JSON text, compact
+    (as in a QR code), and what a reader must get out of it."""
+    key = COURIER.key(MASTER, LOCKER_ID)
+    data = {"format": "lockerctl-credential/1", "locker_id": h(LOCKER_ID), "kind": "courier",
+            "holder": COURIER.holder.decode(), "serial": COURIER.serial,
+            "issued_at": COURIER.issued_at, "not_after": COURIER.not_after,
+            "flags": COURIER.flags, "block": h(COURIER.encode()), "key": h(key)}
+    return {"text": json.dumps(data, separators=(",", ":")), "locker_id": h(LOCKER_ID),
+            "block": h(COURIER.encode()), "key": h(key)}
 
 
 def build():
     codes = code_vectors()
     pakes = [pake_vector(codes[0]["human"]["code"]), pake_vector(codes[0]["machine"]["code"])]
     requests = request_vectors(pakes)
+    steps, chain = transcript()
     return {
         "about": "Test vectors for docs/protocol.md (protocol version 1). Byte strings are "
-                 "lowercase hex; integers are decimal. Generated by tools/gen_vectors.py; "
+                 "lowercase hex; integers are decimal. Generated by python -m lockerctl.vectors; "
                  "checked by host_tests/test_protocol_vectors.py.",
         "protocol_version": P.VERSION,
         "hmac_sha256": hmac_cases(),
@@ -381,7 +460,9 @@ def build():
         "admin": admin_vectors(),
         "error_bodies": error_body_vectors(),
         "fragments": fragment_vectors(requests),
-        "transcript": transcript(),
+        "credential_handoff": credential_handoff(),
+        "audit_chain": chain,
+        "transcript": steps,
     }
 
 

@@ -50,7 +50,7 @@ def main(folder, fill):
         body = cred.encode() + struct.pack(">Q", i) + b"\x01"
         resp = call(lk, session, P.sign(P.request(P.DEPOSIT, body), key, ch))
         assert resp[2] == P.OK, resp
-        sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:])
+        sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:34])
         code = pickup_code.human_code(key, LID, sid, gen, ts)
         bank.service()
         t.advance(1)

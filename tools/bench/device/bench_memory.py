@@ -139,13 +139,18 @@ def steps(folder, slot_counts, fill=True, pake=False):
             request("deposit into the last free slot", rig.deposit_frame(
                 cred, key, ch, U.req_id(99), 1))
             yield
-            filled += 1
             sid = lk.slots.find_deposit(cred.holder, U.req_id(99))
+            if sid is None:        # the request ran out of memory with the collector off
+                raise RuntimeError("deposit into the last free slot failed")
+            filled += 1
             rig.settle(sid)
         except (MemoryError, RuntimeError) as e:
             d["fill_error"] = repr(e)
         d["filled"] = filled
         yield
+        if "fill_error" in d:      # a capped heap did not hold the full locker: report that
+            rig = lk = None
+            continue
         d["retained_full"] = gc.mem_alloc() - base
         ch = rig.hello()[1]
         yield

@@ -6,7 +6,7 @@ import os
 import shutil
 import struct
 
-from core import config, credentials
+from core import config, credentials, kdf
 from core import protocol as P
 
 from .. import firmware, inputs, sim
@@ -154,11 +154,12 @@ def _deliver_admin(args, lid):
     """Send every pending admin message, oldest first (a newer one makes older replays)."""
     store_ = common.keystore()
     sent = []
+    admin_key = kdf.admin_key(common.master(lid), bytes.fromhex(lid))  # answers are checked
     with common.connected(args) as client:
         common.locker_id(args, client.hello_info.locker_id)
         for blob in store_.pending_admin(lid):
             try:
-                client.admin(blob)
+                client.admin(blob, admin_key)
             except LockerRefused as e:
                 if e.status != P.E_REPLAY:       # replayed: a phone already delivered it
                     raise

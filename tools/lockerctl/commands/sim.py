@@ -7,7 +7,16 @@ import time
 from core import config, throttle
 
 from .. import inputs, sim
-from ..output import EXIT_HALTED, EXIT_OK, EXIT_USAGE, CliError, size_name, when
+from ..output import (
+    EXIT_HALTED,
+    EXIT_MISSING,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    size_name,
+    when,
+)
 from . import common
 from .operator import provision_state
 
@@ -173,6 +182,35 @@ def cmd_door(args):
             "slot %d: door %s%s" % (args.slot, s["door"], ", jammed" if s["jammed"] else ""))
 
 
+def cmd_web(args):
+    """The phone web app and a WebSocket relay to this simulator (lockerctl/webrelay.py);
+    runs until Ctrl-C."""
+    import asyncio
+    try:
+        from .. import webrelay
+    except ImportError as e:
+        raise CliError(EXIT_USAGE, "`sim web` needs the websockets package (%s): "
+                       "pip install -e '.[web]'" % e)
+    state = common.state_dir(args)
+    cfg = sim.sim_config(state)
+    if not cfg or not sim.running_pid(state):
+        raise CliError(EXIT_UNREACHABLE, "no simulator running in %s: `lockerctl sim start` "
+                       "first" % state)
+    app = args.app or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))), "build", "webapp")
+
+    def ready(port):
+        print("open http://%s:%d to try it in your browser (Ctrl-C to stop)" % (args.host, port),
+              flush=True)
+    try:
+        asyncio.run(webrelay.serve_web(app, cfg["port"], args.host, args.port, ready))
+    except webrelay.WebAppMissing as e:
+        raise CliError(EXIT_MISSING, str(e))
+    except OSError as e:
+        raise CliError(EXIT_USAGE, "cannot serve on %s:%d: %s" % (args.host, args.port, e))
+    return {"app": app}, "web app stopped"
+
+
 def register(sub):
     common_opts = common.options()
     s = sub.add_parser("sim", help="run and drive the simulated locker")
@@ -198,3 +236,9 @@ def register(sub):
     p.add_argument("slot", type=inputs.slot_number)
     p.add_argument("action", choices=["close", "open", "jam", "unjam"])
     p.set_defaults(func=cmd_door)
+    p = simsub.add_parser("web", parents=[common_opts], help="serve the phone web app with a "
+                          "relay to the simulator (http://127.0.0.1:8080)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--app", metavar="DIR", help="the built app (default: build/webapp)")
+    p.set_defaults(func=cmd_web)
