@@ -85,10 +85,11 @@ class Runtime:
         the live heap). Measured only where that is safe: a request that changes state
         allocates a bounded amount by design, so it runs that way when at least
         HEAP_MARGIN bytes are free; STATUS and AUDIT_READ stream (slots, journal lines)
-        and rely on the collector, so they are never measured this way."""
+        and PICKUP_START's SPAKE2 makes ~6 MB of short-lived big integers: they rely on the
+        collector, so they are never measured this way."""
         gc.collect()                  # keeps the small heap unfragmented between requests
         measure = (self.measure_heap and len(frame) > 1
-                   and frame[1] not in (P.STATUS, P.AUDIT_READ)
+                   and frame[1] not in (P.STATUS, P.AUDIT_READ, P.PICKUP_START)
                    and gc.mem_free() >= HEAP_MARGIN)
         if measure:
             gc.disable()

@@ -469,7 +469,8 @@ def test_deposit_and_pickup_with_a_slow_reader(slow_air, bench, mtu, link):
     assert slow_air.radio.capture_dropped == 0
     assert max(phone.last_sizes) <= mtu - 3                  # answers sized to the MTU
     assert mtu > 23 or max(phone.last_sizes) == 20
-    assert [f[1] for f in slow_air.service.runtime.frames] == [P.HELLO, P.DEPOSIT, P.PICKUP]
+    assert [f[1] for f in slow_air.service.runtime.frames] == [P.HELLO, P.DEPOSIT,
+                                                               P.PICKUP_START, P.PICKUP_FINISH]
 
 
 def test_a_phone_ignoring_credits_loses_fragments_in_the_real_queue(slow_air):

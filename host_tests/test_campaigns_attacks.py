@@ -10,7 +10,7 @@ def test_replayed_frames_are_never_accepted():
     r = replay.run(sessions=12, seed=7)
     assert r["captured"] > 20 and r["replayed"] > r["captured"]
     assert r["accepted"] == 0
-    assert set(r["written"]) <= {"fail"}
+    assert set(r["written"]) <= {"try"}
 
 
 def test_every_clock_attack_case_holds():
@@ -22,7 +22,7 @@ def test_every_clock_attack_case_holds():
 def test_bruteforce_month_stays_under_the_throttle_bound():
     r = bruteforce.attack(days=30, slots=10, secret_digits=10)
     assert r["successes"] == 0
-    assert 0 < r["failures"] <= throttle.max_failures(30 * 86400) == r["failure_bound"]
+    assert 0 < r["failures"] <= throttle.max_attempts(30 * 86400) == r["failure_bound"]
 
 
 def test_bruteforce_measurement_sees_hits_on_a_weak_code():

@@ -90,8 +90,10 @@ def test_full_store_answers_internal_error_serves_reads_and_recovers(tmp_path):
         fs.quota = sum(fs.size(n) for n in fs.listdir()) + rng.randrange(600)
         for _ in range(4):
             state = (bytes(bench.locker.slots.state), bench.locker.store.seq)
+            picking = False
             try:
                 if parcels and rng.random() < 0.5:
+                    picking = True
                     dep = parcels[0]
                     bench.client.pickup(dep.code)
                     parcels.pop(0)
@@ -101,7 +103,10 @@ def test_full_store_answers_internal_error_serves_reads_and_recovers(tmp_path):
                 if e.name == "no-free-slot":
                     continue
                 assert e.name == "internal-error", e
-                assert (bytes(bench.locker.slots.state), bench.locker.store.seq) == state
+                now = (bytes(bench.locker.slots.state), bench.locker.store.seq)
+                # a pickup's PICKUP_START may have journalled its budgeted "try" before the
+                # FINISH found the flash full; nothing else may have changed
+                assert now == state or (picking and now == (state[0], state[1] + 1))
                 assert bench.client.status(tech)["slots"]            # reads still served
             bench.run_hardware(0.6)
             for sid in bench.locker.slots.sids():

@@ -464,7 +464,7 @@ def _status(halted="", heap_peak=91360):
             "slots": [[1, 1, 0, 0, 0, 0, 0, 0], [2, 4, 1, 0, 0, 1, 0, 0]], "halted": halted,
             "journal_seq": 3, "requests": 2, "heap_peak": heap_peak, "heap_measured": 1,
             "heap_now": 80000,
-            "heap_total": 129536, "throttle": [0, 0, 0]}
+            "heap_total": 129536, "throttle": [0, []]}
 
 
 def test_status_text_names_sizes_and_labels_the_heap_figure_honestly():

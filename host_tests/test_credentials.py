@@ -8,7 +8,7 @@ import struct
 import tempfile
 
 import pytest
-from core import credentials, kdf
+from core import credentials, kdf, recipient
 from core import pickup_code as pc
 from core import protocol as P
 from core.slot_manager import OCCUPIED
@@ -81,7 +81,8 @@ def test_courier_a_cannot_open_courier_b_parcel(a, b, sizes, pick, wait):
         assert bench.locker.slots.get(target.slot).state == OCCUPIED
         # the parcel is still B's recipient's: the genuine code works (before the TTL)
         if bench.locker.clock.now() <= target.expires_at:
-            bench.time.advance(bench.locker.throttle.retry_after(bench.locker.clock.now()))
+            bench.time.advance(bench.locker.throttle.retry_after(target.slot,
+                                                                 bench.locker.clock.now()))
             assert bench.client.pickup(target.code)["slot"] == target.slot
 
 
@@ -263,30 +264,33 @@ def test_captured_deposit_frame_cannot_be_replayed(bench):
     assert len(bench.driver.pulses) == 1
 
 
-def test_captured_pickup_frame_cannot_be_replayed(bench):
+def test_captured_pickup_frames_cannot_be_replayed(bench):
+    """An eavesdropper has the genuine PICKUP_START and PICKUP_FINISH. Sent first, on its own
+    connection, the START gets a fresh pB (new y) that the captured cA does not confirm."""
     dep = bench.client.deposit(bench.courier(), size=1)
     bench.run_hardware()
     bench.driver.close(dep.slot)
     bench.time.advance(600)
     sid, form, material = pc.parse(dep.code)
+    pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, os.urandom)
     session = bench.locker.new_session()
-    challenge = hello(bench, session)
-    frame = P.request(P.PICKUP, struct.pack(">HB", sid, form)
-                      + pc.proof(form, material, challenge, sid))
-    # the eavesdropped frame is used FIRST by the attacker, on another connection
+    start = recipient.start_frame(pake)
+    answer = bench.locker.handle(session, start)
+    finish = P.request(P.PICKUP_FINISH, pake.finish(answer[19:84], answer[84:]))
+    # the captured frames are used FIRST by the attacker, on another connection
     thief = bench.locker.new_session()
-    hello(bench, thief)
-    assert status_of(bench.locker.handle(thief, frame)) == P.E_CODE
+    assert status_of(bench.locker.handle(thief, start)) == P.OK
+    assert status_of(bench.locker.handle(thief, finish)) == P.E_CODE
     assert bench.locker.slots.get(dep.slot).state == OCCUPIED
-    assert status_of(bench.locker.handle(session, frame)) == P.OK
+    assert status_of(bench.locker.handle(session, finish)) == P.OK
     # and after the genuine pickup, past the reopen window, a replay opens nothing
     bench.time.advance(3600)
     again = bench.locker.new_session()
-    hello(bench, again)
     bench.run_hardware()
     pulses = list(bench.driver.pulses)
     assert pulses == [dep.slot, dep.slot]
-    assert status_of(bench.locker.handle(again, frame)) in (P.E_CODE, P.E_LOCKED_OUT)
+    bench.locker.handle(again, start)
+    assert status_of(bench.locker.handle(again, finish)) in (P.E_CODE, P.E_STATE)
     bench.run_hardware()
     assert bench.driver.pulses == pulses
 

@@ -3,12 +3,13 @@
 Every rule drives the real locker through LockerClient frames and the fake hardware, then
 predicts the exact answer from the model: which slot a deposit gets (smallest that fits,
 lowest id, door closed, in service), whether a code opens (right code, wrong code, used code,
-another slot's code, expired, out of service, reopen window), when the global throttle locks
-out, what reclaim and the technician do. After every step the locker's slots must equal the
-model's. A spent code never opens anything again, with one designed exception (ADR 0004):
-its own door, emptied by ITS pickup (not by a cancel, reclaim or technician clear), for
-REOPEN_S after release while nothing new was deposited. A right code is never a wrong code:
-out of service and "parcel has left" are said as such and cost no strike (issue 12.4).
+another slot's code, expired, out of service, reopen window), when the human-code budgets
+(per slot and locker-wide) lock out, what reclaim and the technician do. After every step
+the locker's slots must equal the model's. A spent code never opens anything again, with one
+designed exception (ADR 0004): its own door, emptied by ITS pickup (not by a cancel, reclaim
+or technician clear), for REOPEN_S after release while nothing new was deposited. A right
+code is never a wrong code: out of service and "parcel has left" are said as such and cost
+no try (issue 12.4).
 A courier retrying a deposit with a renewed credential gets the code of the new key (11.7).
 LOCKER_EXAMPLES / LOCKER_STEPS scale the run (defaults 60 x 30)."""
 import os
@@ -53,11 +54,10 @@ class Parcel:
         self.sid = sid
 
 
-def model_delay(strikes):
-    """The documented escalation (docs/security.md), written out independently."""
-    if strikes <= T.FREE_FAILURES:
-        return 0
-    return min(T.MAX_DELAY_S, T.BASE_DELAY_S * 2 ** (strikes - T.FREE_FAILURES - 1))
+def budget_wait(tat, now, burst, period):
+    """docs/security.md, "Lockout", written out independently: a bucket of burst b and
+    period T allows an attempt while its debt tat - now is at most (b - 1) * T."""
+    return max(0, tat - now - (burst - 1) * period)
 
 
 def with_slot(code, sid):
@@ -82,8 +82,9 @@ class LockerMachine(RuleBasedStateMachine):
         self.oos = set()
         self.door_open = set()
         self.recent = []             # finished (holder, req): deposit retries say "done"
-        self.strikes = self.last_fail = self.locked_until = 0
-        self.failures = 0
+        self.g_tat = 0               # locker-wide human-code budget
+        self.s_tat = {}              # per-slot budgets
+        self.failures = 0            # human-form guesses the locker answered
         self.renewals = 0
         self.last_seq = self.b.locker.store.seq
 
@@ -142,22 +143,28 @@ class LockerMachine(RuleBasedStateMachine):
             self.recent.pop(0)
         self.door_open.add(sid)
 
-    def fail(self):
-        now = self.now
-        eff = self.strikes
-        if now > self.last_fail:
-            eff = max(0, self.strikes - (now - self.last_fail) // T.DECAY_S)
-        self.strikes = eff + 1
-        self.last_fail = now
-        self.locked_until = now + model_delay(self.strikes)
+    def wait(self, sid):
+        return max(budget_wait(self.g_tat, self.now, T.GLOBAL_BURST, T.GLOBAL_PERIOD_S),
+                   budget_wait(self.s_tat.get(sid, 0), self.now, T.SLOT_BURST,
+                               T.SLOT_PERIOD_S))
+
+    def charge(self, sid):
+        self.g_tat = max(self.g_tat, self.now) + T.GLOBAL_PERIOD_S
+        self.s_tat[sid] = max(self.s_tat.get(sid, 0), self.now) + T.SLOT_PERIOD_S
         self.failures += 1
+
+    def refund(self, sid):
+        self.g_tat = self.g_tat - T.GLOBAL_PERIOD_S if self.g_tat > self.now else self.g_tat
+        if self.s_tat.get(sid, 0) > self.now:
+            self.s_tat[sid] -= T.SLOT_PERIOD_S
+        self.failures -= 1
 
     def expect_pickup(self, sid, parcel, code):
         """What presenting parcel's code for slot sid does (parcel None: a random code).
         Only a code that is not the code of the slot's current or last parcel is wrong."""
         if sid not in SIZES:
             return "bad-slot"
-        if self.now < self.locked_until:
+        if "." not in code and self.wait(sid):
             return "locked"
         if parcel is None or parcel.sid != sid or code not in (parcel.code, parcel.machine):
             return "wrong"
@@ -176,7 +183,11 @@ class LockerMachine(RuleBasedStateMachine):
     def pickup(self, code, sid, parcel):
         want = self.expect_pickup(sid, parcel, code)
         got, err = self.call(self.b.client.pickup, code)
-        now = self.now
+        human = "." not in code
+        if human and want not in ("locked", "bad-slot"):
+            self.charge(sid)               # the START the locker answered: one guess
+            if want in ("open", "expired", "oos", "gone"):
+                self.refund(sid)           # the right code was no guess (reopen keeps it)
         if want in ("open", "reopen"):
             assert err is None, (want, err and err.message)
             assert got["slot"] == sid
@@ -186,7 +197,7 @@ class LockerMachine(RuleBasedStateMachine):
             self.door_open.add(sid)
         elif want == "locked":
             self.expect_refused(err, P.E_LOCKED_OUT)
-            assert err.retry_after == self.locked_until - now
+            assert err.retry_after == self.wait(sid)
         elif want == "bad-slot":
             self.expect_refused(err, P.E_VALUE)
         elif want == "expired":
@@ -196,9 +207,8 @@ class LockerMachine(RuleBasedStateMachine):
         elif want == "gone":                        # the truth, no strike
             self.expect_refused(err, P.E_DONE)
         else:
+            # the phone sees the locker's cB fail: "wrong-code", no FINISH sent
             self.expect_refused(err, P.E_CODE)
-            self.fail()
-            assert err.retry_after == self.locked_until - now
         self.settle()
 
     # ---- courier rules ----------------------------------------------------------------
@@ -220,6 +230,7 @@ class LockerMachine(RuleBasedStateMachine):
             assert (dep.generation, dep.deposit_ts, dep.size) == (self.gen[want], now,
                                                                   SIZES[want])
             self.parcels[want] = Parcel(holder, dep.request_id, dep, want)
+            self.s_tat.pop(want, None)     # a new parcel: a fresh per-slot budget
             self.door_open.add(want)
         self.settle()
 
@@ -397,9 +408,9 @@ class LockerMachine(RuleBasedStateMachine):
 
     @invariant()
     def throttle_bound_holds(self):
-        assert self.failures <= T.max_failures(self.now - self.t0)
-        assert self.b.locker.throttle.retry_after(self.now) == max(0,
-                                                                   self.locked_until - self.now)
+        assert self.failures <= T.max_attempts(self.now - self.t0)
+        for sid in SIZES:
+            assert self.b.locker.throttle.retry_after(sid, self.now) == self.wait(sid), sid
 
 
 def test_locker_against_model(capsys):

@@ -4,8 +4,10 @@ Every request type is sent malformed: truncated at every length, with trailing b
 oversized, with an unknown version or type, a bad MAC, a stale or missing challenge, and
 replayed. Each must get a well-formed error answer with the right status, and the locker's
 state (slots, throttle, revocations, admin counter), its journal files byte for byte and its
-lock outputs must be exactly as before. The one documented exception: a wrong pickup proof
-is a failed attempt, journalled as one throttle strike (that is what bounds brute force)."""
+lock outputs must be exactly as before. The one documented exception: a human-form
+PICKUP_START that the locker answers is a password guess, journalled as one "try" record of
+the throttle BEFORE the answer (that is what bounds brute force); nothing after it (a wrong
+or replayed PICKUP_FINISH) changes anything."""
 import os
 import struct
 import tempfile
@@ -14,17 +16,20 @@ import pytest
 from core import credentials
 from core import pickup_code as PC
 from core import protocol as P
+from core import recipient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockerctl import operator as op
 from lockerctl.rig import LOCKER_ID, MASTER, Bench
 
-STATUSES = set(range(P.E_VALUE + 1))
+STATUSES = set(range(P.E_BUSY + 1))
 SIGNED = ("DEPOSIT", "CANCEL", "RECLAIM", "TECH_OPEN", "AUDIT_READ", "STATUS")
-ALL = ("HELLO",) + SIGNED + ("PICKUP", "ADMIN")
+ALL = ("HELLO",) + SIGNED + ("PICKUP_START", "PICKUP_FINISH", "ADMIN")
 TYPES = {"HELLO": P.HELLO, "DEPOSIT": P.DEPOSIT, "CANCEL": P.CANCEL, "RECLAIM": P.RECLAIM,
-         "PICKUP": P.PICKUP, "TECH_OPEN": P.TECH_OPEN, "AUDIT_READ": P.AUDIT_READ,
-         "STATUS": P.STATUS, "ADMIN": P.ADMIN}
+         "PICKUP_START": P.PICKUP_START, "PICKUP_FINISH": P.PICKUP_FINISH,
+         "TECH_OPEN": P.TECH_OPEN, "AUDIT_READ": P.AUDIT_READ, "STATUS": P.STATUS,
+         "ADMIN": P.ADMIN}
+X = 0x5eed                                        # the phone's fixed SPAKE2 secret here
 REQ_ID = bytes.fromhex("a1a2a3a4a5a6a7a8")
 
 
@@ -60,7 +65,6 @@ class Rig:
         """One valid request of every type, answering challenge."""
         def signed(t, cred, fields):
             return P.sign(P.request(t, cred.block + fields), cred.key, challenge)
-        slot, form, material = PC.parse(self.deposit.code)
         return {
             "HELLO": P.request(P.HELLO),
             "DEPOSIT": signed(P.DEPOSIT, self.courier, bytes(8) + b"\x01"),
@@ -69,11 +73,16 @@ class Rig:
             "TECH_OPEN": signed(P.TECH_OPEN, self.tech, struct.pack(">HB", 2, P.TECH_CLEAR)),
             "AUDIT_READ": signed(P.AUDIT_READ, self.depot, struct.pack(">IB", 1, 3)),
             "STATUS": signed(P.STATUS, self.tech, b""),
-            "PICKUP": P.request(P.PICKUP, struct.pack(">HB", slot, form)
-                                + PC.proof(form, material, challenge, slot)),
+            "PICKUP_START": recipient.start_frame(self.pake(self.deposit.code)),
+            "PICKUP_FINISH": P.request(P.PICKUP_FINISH, bytes(32)),
             "ADMIN": op.set_time_message(MASTER, LOCKER_ID, self.locker.admin_seq + 1,
                                          self.bench.time.rtc + 10),
         }
+
+    def pake(self, code, x=X):
+        slot, form, material = PC.parse(code)
+        return recipient.RecipientPake(slot, form, material, LOCKER_ID,
+                                       lambda n: x.to_bytes(n, "big"))
 
     def state(self):
         """Everything a request may change, minus the clock: compared before and after."""
@@ -195,7 +204,7 @@ def test_mac_with_another_credentials_key(rig, name):
     send_expect(rig, s, P.sign(unsigned, other.key, ch), TYPES[name], P.E_AUTH)
 
 
-@pytest.mark.parametrize("name", SIGNED + ("PICKUP",))
+@pytest.mark.parametrize("name", SIGNED)
 def test_stale_challenge(rig, name):
     s, ch = rig.session()
     frame = rig.frames(ch)[name]
@@ -203,21 +212,55 @@ def test_stale_challenge(rig, name):
     send_expect(rig, s, frame, TYPES[name], P.E_CHALLENGE)
 
 
-@pytest.mark.parametrize("name", SIGNED + ("PICKUP",))
+@pytest.mark.parametrize("name", SIGNED)
 def test_missing_challenge(rig, name):
     _, ch = rig.session()
     fresh = rig.locker.new_session()          # never said HELLO
     send_expect(rig, fresh, rig.frames(ch)[name], TYPES[name], P.E_CHALLENGE)
 
 
-@pytest.mark.parametrize("name", SIGNED + ("PICKUP",))
+@pytest.mark.parametrize("name", SIGNED)
 def test_challenge_is_consumed_by_an_error(rig, name):
     """A refused request burns the challenge: the valid frame answering it is now stale."""
     s, ch = rig.session()
     frame = rig.frames(ch)[name]
     check_answer(rig.locker.handle(s, b"\x01"), P.ERROR_TYPE, P.E_LENGTH)  # in between
     answer = rig.locker.handle(s, frame)
-    check_answer(answer, TYPES[name], P.E_CODE if name == "PICKUP" else P.E_AUTH)
+    check_answer(answer, TYPES[name], P.E_AUTH)
+
+
+def test_finish_without_a_started_pickup(rig):
+    s, _ = rig.session()
+    send_expect(rig, s, rig.frames(bytes(16))["PICKUP_FINISH"], P.PICKUP_FINISH, P.E_STATE)
+
+
+def test_finish_after_the_pickup_went_stale(rig):
+    s, _ = rig.session()
+    pake = rig.pake(rig.deposit.code)
+    answer = rig.locker.handle(s, recipient.start_frame(pake))
+    check_answer(answer, P.PICKUP_START, P.OK)
+    confirm = pake.finish(answer[19:84], answer[84:])
+    rig.bench.time.advance(rig.bench.cfg["challenge_ttl_s"] + 1)
+    send_expect(rig, s, P.request(P.PICKUP_FINISH, confirm), P.PICKUP_FINISH, P.E_STATE)
+
+
+def test_finish_is_consumed_by_an_error(rig):
+    """Anything but the right cA ends the attempt: the right one afterwards is refused."""
+    s, _ = rig.session()
+    pake = rig.pake(rig.deposit.code)
+    answer = rig.locker.handle(s, recipient.start_frame(pake))
+    confirm = pake.finish(answer[19:84], answer[84:])
+    send_expect(rig, s, P.request(P.PICKUP_FINISH, bytes(32)), P.PICKUP_FINISH, P.E_CODE)
+    send_expect(rig, s, P.request(P.PICKUP_FINISH, confirm), P.PICKUP_FINISH, P.E_STATE)
+
+
+def test_start_with_a_share_that_is_not_a_point(rig):
+    s, _ = rig.session()
+    frame = bytearray(rig.frames(bytes(16))["PICKUP_START"])
+    frame[-1] ^= 1                        # y no longer on the curve
+    send_expect(rig, s, bytes(frame), P.PICKUP_START, P.E_VALUE)
+    frame[5] = 0x03                       # compressed form is not accepted on the wire
+    send_expect(rig, s, bytes(frame), P.PICKUP_START, P.E_VALUE)
 
 
 # ---- replay -------------------------------------------------------------------------------
@@ -247,39 +290,52 @@ def test_replay_of_an_admin_message(rig):
     send_expect(rig, rig.locker.new_session(), frame, P.ADMIN, P.E_REPLAY)
 
 
-def test_replayed_pickup_opens_nothing_and_counts_as_a_failure(rig):
-    s, ch = rig.session()
-    frame = rig.frames(ch)["PICKUP"]
-    check_answer(rig.locker.handle(s, frame), P.PICKUP, P.OK)
+def test_replayed_pickup_opens_nothing(rig):
+    """A whole pickup captured and replayed: the START gets a NEW pB (fresh y), so the old
+    cA does not confirm it; a FINISH on its own has nothing to finish."""
+    s, _ = rig.session()
+    pake = rig.pake(rig.deposit.code)
+    start = recipient.start_frame(pake)
+    answer = rig.locker.handle(s, start)
+    finish = P.request(P.PICKUP_FINISH, pake.finish(answer[19:84], answer[84:]))
+    check_answer(rig.locker.handle(s, finish), P.PICKUP_FINISH, P.OK)
     rig.bench.run_hardware()
     rig.bench.driver.close(rig.deposit.slot)
     rig.bench.run_hardware()
+    rig.bench.time.advance(200)                        # past the reopen window
     for session in (s, rig.session()[0]):
+        send_expect(rig, session, finish, P.PICKUP_FINISH, P.E_STATE)
         before = rig.state()
-        answer = rig.locker.handle(session, frame)
-        check_answer(answer, P.PICKUP, P.E_CODE)
+        again = rig.locker.handle(session, start)
+        check_answer(again, P.PICKUP_START, P.OK)
+        assert again[19:] != answer[19:]                # a fresh pB and cB
         after = rig.state()
+        assert after["seq"] == before["seq"] + 1         # one record: the budgeted try
         assert after["state"]["slots"] == before["state"]["slots"]
-        assert after["pulses"] == before["pulses"] and not after["busy"]
-        assert after["seq"] == before["seq"] + 1          # exactly one record: the strike
-        assert after["state"]["thr"] != before["state"]["thr"]
+        send_expect(rig, session, finish, P.PICKUP_FINISH, P.E_CODE)
+        assert rig.state()["pulses"] == before["pulses"]
 
 
-def test_wrong_proof_is_a_strike_and_nothing_else(rig):
-    s, ch = rig.session()
-    frame = bytearray(rig.frames(ch)["PICKUP"])
-    frame[-1] ^= 0x80
+def test_wrong_code_is_one_try_and_nothing_else(rig):
+    s, _ = rig.session()
+    wrong = rig.deposit.code[:-1] + str((int(rig.deposit.code[-1]) + 1) % 10)
+    pake = rig.pake(wrong)
     before = rig.state()
-    check_answer(rig.locker.handle(s, bytes(frame)), P.PICKUP, P.E_CODE)
+    answer = rig.locker.handle(s, recipient.start_frame(pake))
+    check_answer(answer, P.PICKUP_START, P.OK)
+    with pytest.raises(recipient.CodeMismatch):        # the phone sees it at once
+        pake.finish(answer[19:84], answer[84:])
     after = rig.state()
     assert after["state"]["slots"] == before["state"]["slots"]
     assert after["pulses"] == before["pulses"]
     assert after["seq"] == before["seq"] + 1
+    # a phone that goes on anyway with a made-up cA changes nothing more
+    send_expect(rig, s, P.request(P.PICKUP_FINISH, bytes(32)), P.PICKUP_FINISH, P.E_CODE)
 
 
 # ---- fuzzing ------------------------------------------------------------------------------
 
-_FAILURE_RECORDED = (P.E_CODE, P.E_EXPIRED)   # pickup attempts that are journalled by design
+_FAILURE_RECORDED = (P.E_EXPIRED,)     # a confirmed but expired pickup is journalled ("late")
 
 
 class _FuzzRig:
@@ -302,7 +358,7 @@ def _check_fuzz_answer(rig, frame, answer, before):
     after = rig.state()
     if answer[2] == P.OK:
         return
-    if answer[2] in _FAILURE_RECORDED and frame[1] == P.PICKUP:
+    if answer[2] in _FAILURE_RECORDED and frame[1] == P.PICKUP_FINISH:
         assert after["state"]["slots"] == before["state"]["slots"]
         assert after["pulses"] == before["pulses"]
         assert after["seq"] == before["seq"] + 1
@@ -361,7 +417,14 @@ def test_fuzz_mutated_valid_frames(fuzz_rig, name, data):
     before = fuzz_rig.state()
     answer = fuzz_rig.locker.handle(s, frame)
     _check_fuzz_answer(fuzz_rig, frame, answer, before)
-    if answer[2] == P.OK:       # only an unchanged frame, or one cut down to a HELLO
+    if answer[2] == P.OK and name == "PICKUP_START":
+        # any slot/form with a share that is still a point is a legitimate guess: the locker
+        # cannot tell it from a real phone's. At most the one "try" record, no door.
+        after = fuzz_rig.state()
+        assert after["pulses"] == before["pulses"]
+        assert after["seq"] - before["seq"] <= 1
+        assert after["state"]["slots"] == before["state"]["slots"]
+    elif answer[2] == P.OK:     # only an unchanged frame, or one cut down to a HELLO
         assert frame in (valid, P.request(P.HELLO))
 
 

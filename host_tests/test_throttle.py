@@ -1,16 +1,14 @@
-"""The brute-force throttle: global, persisted, escalating, and bounded by max_failures().
+"""The pickup budgets (core/throttle.py): what bounds brute force, and what an attacker with no
+code can do to recipients (docs/security.md, "Lockout").
 
-The security bound in docs/security.md multiplies max_failures(one year) by the chance of
-one guess; if an attacker could squeeze in more failures than max_failures() says, the
-bound would be a lie. Here attacker strategies run against the real Throttle (and a short
-run against the real locker) and are counted."""
-import functools
-import itertools
-from unittest import mock
-
+The year bound multiplies max_attempts(one year) by the chance of one guess; if an attacker
+could get more human-form attempts answered than max_attempts() says, the bound would be a
+lie. Attacker strategies run against the real buckets (hypothesis) and through the real
+locker, and are counted. The lockout must never touch machine-form pickups, must stay per
+slot until the global budget is spent, and a confirmed pickup gives its unit back."""
 import pytest
 from core import throttle as th
-from core.throttle import DECAY_S, Throttle, delay_after, max_failures
+from core.throttle import GLOBAL, Throttle, max_attempts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lockerctl.client import DirectTransport, LockerClient, LockerRefused
@@ -19,209 +17,210 @@ DAY = 86400
 YEAR = 365 * DAY
 
 
-# ---- the escalation as documented ------------------------------------------------
-
-def test_escalation_sequence_is_the_documented_one():
-    # free failures, then 60 s doubling per failure, capped at 4 h (worked out by hand)
-    expected = [0, 0, 0, 0, 0, 0, 60, 120, 240, 480, 960, 1920, 3840, 7680, 14400, 14400,
-                14400]
-    assert [delay_after(s) for s in range(len(expected))] == expected
-    assert delay_after(10 ** 6) == th.MAX_DELAY_S
+def greedy(bucket, start, horizon, extra_waits=(), limit=10 ** 6):
+    """Attempts a bucket admits to an attacker who tries as soon as allowed (plus any extra
+    pauses), over horizon seconds from start; returns the attempt times (at most limit)."""
+    tat, now, times, waits = 0, start, [], list(extra_waits)
+    while len(times) < limit:
+        now += bucket.wait(tat, now) + (waits.pop(0) if waits else 0)
+        if now - start >= horizon:
+            return times
+        tat = bucket.charge(tat, now)
+        times.append(now)
+    return times
 
 
 def test_bound_formula_for_the_shipped_constants():
-    # first strike count whose delay reaches the decay period is 14 (see above)
-    assert max_failures(0) == 15
-    assert max_failures(YEAR) == 15 + YEAR // DECAY_S == 2205
+    assert max_attempts(YEAR) == th.GLOBAL_BURST + YEAR // th.GLOBAL_PERIOD_S == 8790
+    assert max_attempts(0) == th.GLOBAL_BURST
 
 
-def test_bound_needs_a_cap_at_least_the_decay_period():
-    with pytest.raises(ValueError):
-        max_failures(YEAR, cap=60, decay=3600)
-
-
-def fail(t, thr):
-    """One failure exactly as the locker records it (failure_fields -> apply_failure)."""
-    strikes, until = thr.failure_fields(t)
-    thr.apply_failure(t, strikes, until)
-
-
-def test_decay_gives_back_one_strike_per_decay_period():
-    thr = Throttle()
-    t = 1000
-    for _ in range(8):
-        t += thr.retry_after(t)
-        fail(t, thr)
-    assert thr.strikes == 8 and thr.retry_after(t) == 240
-    assert thr.effective_strikes(t + DECAY_S - 1) == 8
-    assert thr.effective_strikes(t + DECAY_S) == 7
-    assert thr.effective_strikes(t + 3 * DECAY_S) == 5
-    assert thr.effective_strikes(t + 100 * DECAY_S) == 0
-    # after a long quiet spell the free failures are back
-    t += 8 * DECAY_S
-    fail(t, thr)
-    assert thr.strikes == 1 and thr.retry_after(t) == 0
-
-
-# ---- attackers against the real Throttle ------------------------------------------
-
-def simulate(extras, period, start_strikes=0):
-    """Fail as soon as allowed plus extras[i] seconds (cycled); return the failure times."""
-    thr = Throttle()
-    t = 10 ** 6
-    thr.apply_failure(t, start_strikes, t + delay_after(start_strikes))
-    end = t + period
-    times = []
-    for extra in itertools.cycle(extras):
-        t += thr.retry_after(t) + extra
-        if t > end:
-            return times
-        fail(t, thr)
-        times.append(t)
-
-
-def most_in_any_window(times, window):
-    """Most failures whose times lie in one closed window of the given length."""
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] < t - window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
-
-
-def test_greedy_attacker_meets_the_bound_almost_exactly():
-    """As-soon-as-allowed for a year: under the bound, and not far under (the bound is not
-    an inflated number that would hide a weak throttle)."""
-    times = simulate([0], YEAR)
-    assert len(times) <= max_failures(YEAR)
-    assert len(times) >= max_failures(YEAR) - 3
-
-
-waits = st.one_of(
-    st.integers(0, 3 * DECAY_S),
-    st.sampled_from([0, 1, DECAY_S - 1, DECAY_S, DECAY_S + 1, 2 * DECAY_S - 1, 2 * DECAY_S]),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(extras=st.lists(waits, min_size=1, max_size=40),
-       period=st.sampled_from([DAY, 7 * DAY, 30 * DAY]),
-       start_strikes=st.integers(0, 20))
-def test_no_attacker_strategy_exceeds_max_failures(extras, period, start_strikes):
-    times = simulate(extras, period, start_strikes)
-    assert len(times) <= max_failures(period)
+def test_greedy_attacker_meets_the_bound_exactly():
+    times = greedy(GLOBAL, 1000, YEAR)
+    assert max_attempts(YEAR) - 1 <= len(times) <= max_attempts(YEAR)
 
 
 @settings(max_examples=60, deadline=None)
-@given(extras=st.lists(waits, min_size=1, max_size=40),
-       window=st.sampled_from([3600, DAY, 3 * DAY, 10 * DAY]))
-def test_no_window_of_a_long_attack_exceeds_max_failures(extras, window):
-    """The bound holds for every window, not only one that starts with a fresh throttle."""
-    times = simulate(extras, 60 * DAY)
-    assert most_in_any_window(times, window) <= max_failures(window)
+@given(st.lists(st.integers(0, 3 * th.GLOBAL_PERIOD_S), max_size=60),
+       st.integers(1, 30 * DAY), st.integers(0, 10 * DAY))
+def test_no_window_of_an_attack_exceeds_the_bound(waits, window, offset):
+    """GCRA: in ANY window of t seconds at most burst + t // period attempts, whatever the
+    attacker's timing (this is the property the year bound stands on)."""
+    times = greedy(GLOBAL, offset, 40 * DAY, waits)
+    j = 0
+    for i, t0 in enumerate(times):          # two pointers: attempts in [t0, t0 + window)
+        j = max(j, i)
+        while j < len(times) and times[j] < t0 + window:
+            j += 1
+        assert j - i <= max_attempts(window)
 
 
 @settings(max_examples=60, deadline=None)
-@given(free=st.integers(0, 8), base=st.sampled_from([1, 30, 60, 300]),
-       cap_shift=st.integers(0, 3), decay=st.sampled_from([600, 3600, 14400]),
-       extras=st.lists(waits, min_size=1, max_size=20))
-def test_bound_holds_for_other_throttle_settings(free, base, cap_shift, decay, extras):
-    """max_failures() is a formula over the constants, so it must hold whatever they are:
-    the real Throttle runs with its module constants swapped."""
-    cap = decay << cap_shift
-    tuned = functools.partial(delay_after, free=free, base=base, cap=cap)
-    with mock.patch.multiple(th, DECAY_S=decay, delay_after=tuned):
-        times = simulate([e % (3 * decay) for e in extras], 10 * DAY)
-    assert len(times) <= max_failures(10 * DAY, free, base, cap, decay)
+@given(st.integers(1, 50), st.integers(60, 10000), st.integers(1, 5 * DAY))
+def test_bound_holds_for_other_settings(burst, period, horizon):
+    b = th.Bucket(burst, period)
+    assert len(greedy(b, 0, horizon)) <= max_attempts(horizon, burst, period)
 
 
-def test_simulation_would_catch_a_throttle_that_forgets():
-    """The checker is not blind: without decay bookkeeping (strikes reset by waiting one
-    period) the greedy-with-pauses attacker exceeds the bound."""
-    class Forgetful(Throttle):
-        def effective_strikes(self, now):
-            return 0 if now - self.last_fail >= DECAY_S else self.strikes
-
-    thr = Forgetful()
-    t, count = 0, 0
-    while t < 30 * DAY:
-        for _ in range(th.FREE_FAILURES + 1):
-            fail(t, thr)
-            count += 1
-        t += DECAY_S
-    assert count > max_failures(30 * DAY)
+def test_simulation_would_catch_a_bucket_that_forgets():
+    """Guard: a bucket whose charge forgets the backlog admits more than the bound."""
+    class Forgetful(th.Bucket):
+        def charge(self, tat, now):
+            return now + self.period
+    assert len(greedy(Forgetful(30, 3600), 0, 2 * DAY, limit=1000)) > max_attempts(2 * DAY)
 
 
-# ---- through the locker: global, persisted, the code is not evaluated while locked ------
-
-def wrong(client, slot=1):
-    with pytest.raises(LockerRefused) as e:
-        client.pickup("%03d-00000-00000" % slot)
-    return e.value
-
-
-def test_escalation_through_the_locker(bench):
-    dep = bench.client.deposit(bench.courier(), size=1)
-    for _ in range(th.FREE_FAILURES):
-        e = wrong(bench.client, dep.slot)
-        assert e.name == "wrong-code" and e.retry_after == 0
-    e = wrong(bench.client, dep.slot)
-    assert e.name == "wrong-code" and e.retry_after == 60
-    e = wrong(bench.client, dep.slot)
-    assert e.name == "locked-out" and e.retry_after == 60
-    assert bench.locker.throttle.strikes == th.FREE_FAILURES + 1   # a refused try is free
-    # even the right code waits: the code is not evaluated while locked out
-    e = refused_pickup(bench.client, dep.code)
-    assert e.name == "locked-out"
-    bench.time.advance(60)
-    e = wrong(bench.client, dep.slot)
-    assert e.name == "wrong-code" and e.retry_after == 120
-    bench.time.advance(120)
-    assert bench.client.pickup(dep.code)["slot"] == dep.slot
+def test_refund_and_reset():
+    t = Throttle()
+    for _ in range(th.SLOT_BURST):
+        t.charge(3, 1000)
+    assert t.retry_after(3, 1000) > 0 and t.retry_after(4, 1000) == 0
+    t.refund(3, 1000)
+    assert t.retry_after(3, 1000) == 0
+    t.charge(3, 1000)
+    t.reset_slot(3)
+    assert t.retry_after(3, 1000) == 0
+    assert len(t.slot_tat) == 0
+    back = Throttle()
+    back.load(t.to_list())
+    assert back.to_list() == t.to_list()
+    old = Throttle()
+    old.load([7, 123, 456])                 # a journal from before the PAKE: fresh budgets
+    assert old.retry_after(1, 0) == 0
 
 
-def refused_pickup(client, code):
+def test_slot_entries_do_not_grow_with_history():
+    t = Throttle()
+    for i in range(2000):
+        t.charge(1 + i % 7, i * 4000)
+    assert len(t.slot_tat) <= 7
+    assert len(t.to_list()[1]) <= 7
+
+
+# ---- through the locker ---------------------------------------------------------------------
+
+def wrong_code(code):
+    digits = code.replace("-", "").replace(" ", "")
+    return "%s-%010d" % (digits[:3], (int(digits[3:]) + 1) % 10 ** 10)
+
+
+def refused(client, code):
     with pytest.raises(LockerRefused) as e:
         client.pickup(code)
     return e.value
 
 
-def test_throttle_is_global_across_connections(bench):
-    bench.client.deposit(bench.courier(), size=1)
-    for _ in range(th.FREE_FAILURES + 1):
+def test_slot_budget_locks_only_that_slot(bench):
+    a = bench.client.deposit(bench.courier(), size=1)
+    b = bench.client.deposit(bench.courier(), size=1)
+    for _ in range(th.SLOT_BURST):
+        assert refused(bench.client, wrong_code(a.code)).name == "wrong-code"
+    e = refused(bench.client, wrong_code(a.code))
+    assert e.name == "locked-out" and 0 < e.retry_after <= th.SLOT_PERIOD_S
+    assert refused(bench.client, a.code).name == "locked-out"   # not evaluated while locked
+    # the other slot's recipient is not affected, and neither is slot a's machine code
+    assert bench.client.pickup(b.code)["slot"] == b.slot
+    assert bench.client.pickup(a.machine_code)["slot"] == a.slot
+
+
+def test_machine_form_is_never_locked_out(bench):
+    deps = [bench.client.deposit(bench.courier(), size=1) for _ in range(2)]
+    for i in range(th.GLOBAL_BURST + 10):        # drain everything, on every slot
+        sid = bench.locker.slots.sids()[i % len(bench.locker.slots)]
+        e = refused(LockerClient(DirectTransport(bench.locker)), "%03d-0000000000" % sid)
+        assert e.name in ("wrong-code", "locked-out")
+    assert bench.locker.throttle.retry_after(deps[0].slot, bench.locker.clock.now()) > 0
+    for dep in deps:
+        assert bench.client.pickup(dep.machine_code)["slot"] == dep.slot
+
+
+def test_global_budget_and_recovery(make_bench):
+    """Draining the global budget blocks human codes on every slot; one refill later a
+    recipient's confirmed pickup goes through and gives its unit back."""
+    bench = make_bench(layout="S*8")
+    deps = [bench.client.deposit(bench.courier(), size=1) for _ in range(2)]
+    n = len(bench.locker.slots)
+    answered = 0
+    for i in range(th.GLOBAL_BURST + n * th.SLOT_BURST):
+        e = refused(LockerClient(DirectTransport(bench.locker)),
+                    "%03d-0000000000" % (1 + i % n))
+        answered += e.name == "wrong-code"
+    assert answered == th.GLOBAL_BURST           # 8 slots x SLOT_BURST > GLOBAL_BURST
+    assert refused(bench.client, deps[0].code).name == "locked-out"
+    bench.time.advance(th.GLOBAL_PERIOD_S)
+    now = bench.locker.clock.now()
+    assert bench.locker.throttle.retry_after(deps[0].slot, now) == 0
+    assert bench.client.pickup(deps[0].code)["slot"] == deps[0].slot
+    # the confirmed pickup was refunded: the next recipient is served too
+    assert bench.client.pickup(deps[1].code)["slot"] == deps[1].slot
+
+
+def test_a_successful_pickup_and_a_new_deposit_reset_the_slot(bench):
+    dep = bench.client.deposit(bench.courier(), size=1)
+    for _ in range(th.SLOT_BURST - 1):
+        refused(bench.client, wrong_code(dep.code))
+    assert bench.client.pickup(dep.code)["slot"] == dep.slot        # a typo or four, then ok
+    bench.run_hardware()
+    bench.driver.close(dep.slot)
+    bench.run_hardware()
+    bench.time.advance(200)
+    again = bench.client.deposit(bench.courier(), size=1)
+    assert again.slot == dep.slot
+    assert bench.locker.throttle.retry_after(dep.slot, bench.locker.clock.now()) == 0
+    for _ in range(th.SLOT_BURST):              # a full fresh budget for the new parcel
+        assert refused(bench.client, wrong_code(again.code)).name == "wrong-code"
+
+
+def test_budget_is_global_across_connections(bench):
+    dep = bench.client.deposit(bench.courier(), size=1)
+    for _ in range(th.SLOT_BURST):
         # every guess on a brand-new connection, as a rotating BLE address would do
-        wrong(LockerClient(DirectTransport(bench.locker)))
-    assert wrong(LockerClient(DirectTransport(bench.locker))).name == "locked-out"
+        refused(LockerClient(DirectTransport(bench.locker)), wrong_code(dep.code))
+    assert refused(LockerClient(DirectTransport(bench.locker)),
+                   wrong_code(dep.code)).name == "locked-out"
 
 
-def test_throttle_survives_reboot_and_a_clock_set_back(bench):
-    bench.client.deposit(bench.courier(), size=1)
-    for _ in range(th.FREE_FAILURES + 4):
-        bench.time.advance(bench.locker.throttle.retry_after(bench.locker.clock.now()))
-        last = wrong(bench.client)
-    assert last.name == "wrong-code" and last.retry_after == 480
-    strikes = bench.locker.throttle.strikes
+def test_budget_survives_reboot_and_a_clock_set_back(bench):
+    dep = bench.client.deposit(bench.courier(), size=1)
+    for _ in range(th.SLOT_BURST):
+        refused(bench.client, wrong_code(dep.code))
+    state = bench.locker.throttle.to_list()
     bench.boot()
-    e = wrong(bench.client)
-    assert e.name == "locked-out" and e.retry_after == 480
+    assert bench.locker.throttle.to_list() == state
+    assert refused(bench.client, dep.code).name == "locked-out"
     bench.time.rtc -= 10 * DAY                  # and the RTC does not rewind it either
     bench.boot()
-    assert wrong(bench.client).name == "locked-out"
-    assert bench.locker.throttle.strikes == strikes
+    assert refused(bench.client, dep.code).name == "locked-out"
 
 
 def test_locker_attacker_stays_under_the_bound_for_two_days(bench):
-    """Greedy guessing through the request handler: failures counted from the answers."""
-    bench.client.deposit(bench.courier(), size=1)
+    """Greedy guessing through the request handler: answered guesses counted."""
+    n = len(bench.locker.slots)
     start = bench.locker.clock.now()
-    failures = 0
+    answered = 0
     while True:
         now = bench.locker.clock.now()
-        bench.time.advance(bench.locker.throttle.retry_after(now))
-        if bench.locker.clock.now() - start > 2 * DAY:
+        waits = {s: bench.locker.throttle.retry_after(s, now) for s in range(1, n + 1)}
+        sid = min(waits, key=waits.get)            # the slot that can be guessed soonest
+        bench.time.advance(waits[sid])
+        if bench.locker.clock.now() - start >= 2 * DAY:
             break
-        e = wrong(bench.client)
+        e = refused(bench.client, "%03d-0000000000" % sid)
         assert e.name == "wrong-code"
-        failures += 1
-    assert max_failures(2 * DAY) - 3 <= failures <= max_failures(2 * DAY)
+        answered += 1
+    assert max_attempts(2 * DAY) - 3 <= answered <= max_attempts(2 * DAY)
+
+
+def test_pacing_caps_the_pake_duty_cycle(bench):
+    """A computation of d ms blocks the next one for d ms (any connection) and 2d (same)."""
+    dep = bench.client.deposit(bench.courier(), size=1)
+    lk = bench.locker
+    s1, s2 = lk.new_session(), lk.new_session()
+    lk.pacer.done(s1, bench.time.ticks_ms() - 300)      # as if a PAKE had just taken 300 ms
+    assert lk.pacer.wait_ms(s2) == 300 and lk.pacer.wait_ms(s1) == 600
+    with pytest.raises(LockerRefused) as e:
+        LockerClient(DirectTransport(lk, s2)).pickup(dep.machine_code, busy_retries=0)
+    assert e.value.name == "busy"
+    bench.time.advance(0.3)
+    assert lk.pacer.wait_ms(s2) == 0 and lk.pacer.wait_ms(s1) == 300
+    assert LockerClient(DirectTransport(lk, s2)).pickup(dep.machine_code)["slot"] == dep.slot

@@ -1,18 +1,19 @@
-# Checks a presented pickup proof against the locker's records and clock.
-# The slot comes FROM THE CODE (its first digits), so one attempt costs a fixed number of
-# hashes for the candidate time buckets of that one slot: it does not grow with the number
-# of occupied slots, and only by (2*skew_buckets + 1) with the window.
+# What a pickup attempt is checked against: the locker derives the code's password from the
+# slot record (depositing courier's key, generation, the locker's own deposit bucket).
+# The slot comes FROM THE CODE (its first digits), so an attempt costs one password
+# derivation and one SPAKE2 run whatever the number of occupied slots (ADR 0002, ADR 0005).
+# The code binds exactly one bucket (the locker's own deposit timestamp, which the phone got
+# in the DEPOSIT answer): a PAKE run tests one password, so there is no skew window.
 #
-# Two steps, kept apart so another proof of the code (a PAKE) can reuse the second:
-#   verify()   does the proof match the code of the slot's current, or last, occupancy?
-#   outcome()  what a matching code does (open, reopen, expired, out of service, gone).
-# Only a proof that matches nothing is a wrong code (a throttle strike): a right code is
-# told the truth and never charged (issue 12.4).
+# Two steps:
+#   password()  the slot's password and what a confirmed PAKE would mean (outcome()).
+#   outcome()   what a matching code does (open, reopen, expired, out of service, gone).
+# Only a PAKE whose confirmation fails is a wrong code: a right code is told the truth
+# (issue 12.4) and its try is given back.
 from micropython import const
 
 from core import pickup_code
 from core.credentials import decode
-from core.hmac_sha256 import equal
 from core.slot_manager import LEFT_PICKUP, OCCUPIED, reopens_for
 
 VALID = const(0)
@@ -43,27 +44,25 @@ def outcome(slot, now, ttl_s):
 
 
 class CodeVerifier:
-    def __init__(self, master, locker_id, bucket_s, skew_buckets, ttl_s):
+    def __init__(self, master, locker_id, bucket_s, ttl_s):
         self._master = master
         self._locker_id = locker_id
         self.bucket_s = bucket_s
-        self.skew_buckets = skew_buckets
         self.ttl_s = ttl_s
-        self.candidates_tried = 0     # for the benchmarks: proofs computed so far
+        self.passwords_derived = 0     # for the benchmarks
 
-    def verify(self, slot, form, presented_proof, challenge, now):
-        """VALID, WRONG, EXPIRED, REOPEN, OUT_OF_SERVICE or GONE for a proof naming slot:
-        WRONG unless the proof is one of the window codes of the slot's current or last
-        occupancy (at most 2*skew_buckets + 1 proofs computed), else outcome()."""
+    def password(self, slot, form, now, random_bytes):
+        """(verdict, w): what a confirmed PAKE with this slot would mean, and its password.
+
+        The code of the slot's current (OCCUPIED) or last (FREE) occupancy: outcome() says
+        what it does. A slot that never held a parcel: WRONG with a random password, so the
+        attempt looks and costs the same and its confirmation can never verify."""
         if slot is None or not slot.cred:
-            return WRONG
+            return WRONG, pickup_code.random_scalar(random_bytes)
         cred, _ = decode(slot.cred)
         key = cred.key(self._master, self._locker_id)
-        for bucket in pickup_code.candidate_buckets(slot.deposit_ts, self.bucket_s,
-                                                    self.skew_buckets):
-            self.candidates_tried += 1
-            material = pickup_code.secret_material(key, form, self._locker_id, slot.sid,
-                                                   slot.gen, bucket)
-            if equal(pickup_code.proof(form, material, challenge, slot.sid), presented_proof):
-                return outcome(slot, now, self.ttl_s)
-        return WRONG
+        self.passwords_derived += 1
+        material = pickup_code.secret_material(key, form, self._locker_id, slot.sid, slot.gen,
+                                               slot.deposit_ts // self.bucket_s)
+        return outcome(slot, now, self.ttl_s), pickup_code.password_scalar(form, slot.sid,
+                                                                         material)

@@ -21,7 +21,7 @@ DEFAULTS = {
 }
 
 
-MAX_SKEW_BUCKETS = 1
+MAX_SKEW_BUCKETS = 0         # a PAKE run tests ONE password: the code binds one bucket
 
 
 class ConfigError(ValueError):
@@ -71,9 +71,9 @@ def build(overrides):
             raise ConfigError("%s must be an integer 1..%d (u32 seconds, u16 bucket, ms "
                               "within a day)" % (key, most))
     if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= MAX_SKEW_BUCKETS:
-        # each extra bucket multiplies a guess's chance: 2 already misses the 1e-6 bound
-        raise ConfigError("skew_buckets must be 0..%d (docs/security.md: wider windows "
-                          "break the brute-force bound)" % MAX_SKEW_BUCKETS)
+        # the phone gets the locker's own deposit time, and a PAKE run checks one password
+        raise ConfigError("skew_buckets must be 0 (the pickup code binds the locker's own "
+                          "deposit bucket; docs/adr/0005-pickup-pake.md)")
     if cfg["keep_segments"] < 2:
         raise ConfigError("keep_segments must be at least 2")
     return cfg

@@ -8,9 +8,18 @@ import struct
 
 from micropython import const
 
-from core import credentials
+from core import credentials, pickup_code
 from core import protocol as P
-from core.code_verifier import EXPIRED, GONE, OUT_OF_SERVICE, REOPEN, VALID, CodeVerifier
+from core.code_verifier import (
+    EXPIRED,
+    GONE,
+    OUT_OF_SERVICE,
+    REOPEN,
+    VALID,
+    WRONG,
+    CodeVerifier,
+    outcome,
+)
 from core.door_monitor import DoorMonitor
 from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
@@ -23,8 +32,9 @@ from core.slot_manager import (
     SlotManager,
     reopens_for,
 )
+from core.spake2 import Spake2Error
 from core.store import Store, StoreCorrupt, read_audit
-from core.throttle import Throttle
+from core.throttle import Pacer, Throttle
 
 FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
 MAX_REVOKED = const(256)
@@ -48,6 +58,8 @@ class Session:
         self.issued_at = 0
         self.answer = None          # (key, MAC input before, after) of the answer tag, or None
         self.door = 0               # slot whose pulse this answer waits for (0: none)
+        self.pake = None            # pending pickup: (started s, sid, gen, form, verdict, cA, Ke)
+        self.pake_free_at = None    # ticks_ms before which this connection may not start one
 
     def begin(self):
         """A new request: nothing authenticated yet, no door to wait for."""
@@ -70,8 +82,8 @@ class Locker:
         self.revoked = {}           # serial -> credential not_after (pruned after it)
         self.admin_seq = 0
         self.store = Store(fs, audit_key(master), cfg["segment_records"], cfg["keep_segments"])
-        self.verifier = CodeVerifier(master, self.locker_id, cfg["bucket_s"],
-                                     cfg["skew_buckets"], cfg["ttl_s"])
+        self.verifier = CodeVerifier(master, self.locker_id, cfg["bucket_s"], cfg["ttl_s"])
+        self.pacer = Pacer(ticks_ms, ticks_diff)
         self.doors = DoorMonitor(len(self.slots), ticks_diff, cfg["jam_ms"], cfg["left_open_ms"])
         locks.on_start = self._pulse_started
         self._pending_doors = {}    # sid -> record event that opened it (for jam undo)
@@ -80,7 +92,8 @@ class Locker:
         # handler(locker, session, frame) -> answer body (plain functions: no bound methods)
         self._handlers = {
             P.HELLO: Locker._hello, P.DEPOSIT: Locker._deposit, P.CANCEL: Locker._cancel,
-            P.RECLAIM: Locker._reclaim, P.PICKUP: Locker._pickup, P.TECH_OPEN: Locker._tech_open,
+            P.RECLAIM: Locker._reclaim, P.PICKUP_START: Locker._pickup_start,
+            P.PICKUP_FINISH: Locker._pickup_finish, P.TECH_OPEN: Locker._tech_open,
             P.AUDIT_READ: Locker._audit_read, P.STATUS: Locker._status, P.ADMIN: Locker._admin,
         }
 
@@ -151,8 +164,13 @@ class Locker:
         self.clock.raise_floor(t)
         if e == "dep":
             self.slots.deposit(r["s"], r["g"], t, bytes.fromhex(r["c"]), bytes.fromhex(r["r"]))
+            self.throttle.reset_slot(r["s"])
         elif e in _RELEASES:            # LEFT_PICKUP, LEFT_CANCEL, LEFT_RECLAIM
             self.slots.release(r["s"], t, _RELEASES.index(e) + 1)
+            if e == "pick" and r.get("f") == pickup_code.FORM_HUMAN:
+                self.throttle.refund(r["s"], t)
+        elif e in ("late", "right") and r.get("f") == pickup_code.FORM_HUMAN:
+            self.throttle.refund(r["s"], t)      # the right code: no guess
         elif e == "reopen" and "c" in r:   # a deposit retry with a renewed credential
             self.slots.rekey(r["s"], bytes.fromhex(r["c"]))
         elif e == "tech":
@@ -163,8 +181,8 @@ class Locker:
                 self.slots.set_service(r["s"], False)
             elif act == P.TECH_IN_SERVICE:
                 self.slots.set_service(r["s"], True)
-        elif e == "fail":
-            self.throttle.apply_failure(t, r["k"], r["u"])
+        elif e in ("try", "fail"):      # "fail": a journal from before the PAKE
+            self.throttle.charge(r["s"], t)
         elif e == "jam":
             self.slots.set_service(r["s"], False)
             if r.get("undo") in ("pick", "recl", "cancel"):
@@ -212,7 +230,8 @@ class Locker:
                 raise P.ProtocolError(P.E_TYPE, "unknown request type 0x%02x" % frame[1])
             status, body = P.OK, handler(self, session, frame)
         except P.ProtocolError as e:
-            status, body = e.status, P.error_body(e.message, e.retry_after)
+            status = e.status
+            body = e.body if e.body is not None else P.error_body(e.message, e.retry_after)
         except credentials.CredentialError as e:
             status, body = P.E_CREDENTIAL, P.error_body(str(e))
         except OSError as e:            # flash full or failing: nothing was applied
@@ -381,41 +400,84 @@ class Locker:
                 return sid
         return None
 
-    def _pickup(self, session, frame):
+    def _pickup_start(self, session, frame):
+        """PICKUP_START: slot, form, pA -> pB, cB. A human-form attempt is one password guess:
+        it is budgeted (throttle) and journalled BEFORE the answer that lets the phone test
+        it. Machine-form attempts are never budgeted, only paced."""
+        session.pake = None            # a new attempt abandons any earlier one
         r = P.Reader(frame)
         sid = r.u16()
         form = r.u8()
-        presented = r.take(P.TAG_LEN)
+        share_a = r.take(pickup_code.SHARE_LEN)
         r.end()
-        challenge = self._take_challenge(session)
-        if form not in (0, 1):
+        if form not in (pickup_code.FORM_HUMAN, pickup_code.FORM_MACHINE):
             raise P.ProtocolError(P.E_VALUE, "unknown code form %d" % form)
         slot = self.slots.get(sid)
         if slot is None:
             raise P.ProtocolError(P.E_VALUE, "no slot %d on this locker" % sid)
         now = self.clock.now()
-        wait = self.throttle.retry_after(now)
-        if wait:
-            raise P.ProtocolError(P.E_LOCKED_OUT, "too many wrong codes: locked out", wait)
-        verdict = self.verifier.verify(slot, form, presented, challenge, now)
+        if form == pickup_code.FORM_HUMAN:
+            wait = self.throttle.retry_after(sid, now)
+            if wait:
+                raise P.ProtocolError(P.E_LOCKED_OUT, "too many wrong codes: locked out", wait)
+        wait_ms = self.pacer.wait_ms(session)
+        if wait_ms > 0:
+            raise P.ProtocolError(P.E_BUSY, "busy: retry in %d ms" % wait_ms, wait_ms // 1000)
+        started = self._ticks_ms()
+        verdict, w = self.verifier.password(slot, form, now, self._random)
+        try:
+            share_b, confirm_b, expect_a, ke = pickup_code.locker_reply(
+                w, pickup_code.random_scalar(self._random), sid, form, self.locker_id, share_a)
+        except Spake2Error:
+            raise P.ProtocolError(P.E_VALUE, "pA is not a P-256 point")
+        finally:
+            self.pacer.done(session, started)
+        if form == pickup_code.FORM_HUMAN:
+            self._commit({"e": "try", "s": sid, "g": slot.gen})
+        session.pake = (now, sid, slot.gen, form, verdict, expect_a, ke)
+        return share_b + confirm_b
+
+    def _pickup_finish(self, session, frame):
+        """PICKUP_FINISH: cA -> the door opens (answer MACed with Ke). Only the phone that
+        proved the code gets here; a wrong cA changes nothing (the guess was counted)."""
+        pending, session.pake = session.pake, None
+        r = P.Reader(frame)
+        confirm_a = r.take(pickup_code.CONFIRM_LEN)
+        r.end()
+        if pending is None or self.clock.now() - pending[0] > self.cfg["challenge_ttl_s"]:
+            raise P.ProtocolError(P.E_STATE, "no pickup started on this connection: send "
+                                  "PICKUP_START")
+        started, sid, gen, form, verdict, expect_a, ke = pending
+        if not equal(confirm_a, expect_a):
+            now = self.clock.now()
+            wait = self.throttle.retry_after(sid, now) if form == pickup_code.FORM_HUMAN else 0
+            raise P.ProtocolError(P.E_CODE, "wrong pickup code", wait)
+        slot = self.slots.at(sid)
+        if slot.gen != gen:            # a deposit in between: that code's parcel is gone
+            verdict = GONE
+        elif verdict != WRONG:         # the right code: the truth as of now (issue 12.4)
+            verdict = outcome(slot, self.clock.now(), self.cfg["ttl_s"])
+        if verdict in (EXPIRED, OUT_OF_SERVICE, GONE):
+            status, msg = {EXPIRED: (P.E_EXPIRED, "code expired: ask the courier to reclaim"),
+                           OUT_OF_SERVICE: (P.E_OUT_OF_SERVICE, "slot out of service"),
+                           GONE: (P.E_DONE, "parcel already gone")}[verdict]
+            # the right code: its try is given back ("late" also records the attempt)
+            self._commit({"e": "late" if verdict == EXPIRED else "right", "s": sid, "g": gen,
+                          "f": form})
+            body = P.error_body(msg)
+            raise P.ProtocolError(status, msg, 0, body + pickup_code.answer_mac(
+                ke, bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT, status)), body))
         if verdict == VALID:
-            self._commit({"e": "pick", "s": sid, "g": slot.gen, "f": form})
+            self._commit({"e": "pick", "s": sid, "g": gen, "f": form})
             self._open(session, sid, "pick")
-            return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
-        if verdict == REOPEN:
-            self._commit({"e": "reopen", "s": sid, "g": slot.gen})
+        elif verdict == REOPEN:
+            self._commit({"e": "reopen", "s": sid, "g": gen})
             self._open(session, sid, "reopen")
-            return struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
-        if verdict == EXPIRED:
-            self._commit({"e": "late", "s": sid, "g": slot.gen})
-            raise P.ProtocolError(P.E_EXPIRED, "code expired: ask the courier to reclaim")
-        if verdict == OUT_OF_SERVICE:   # right code: the truth, and no strike (issue 12.4)
-            raise P.ProtocolError(P.E_OUT_OF_SERVICE, "slot out of service")
-        if verdict == GONE:
-            raise P.ProtocolError(P.E_DONE, "parcel already gone")
-        strikes, until = self.throttle.failure_fields(now)
-        self._commit({"e": "fail", "s": sid, "k": strikes, "u": until})
-        raise P.ProtocolError(P.E_CODE, "wrong pickup code", max(0, until - now))
+        else:
+            raise P.ProtocolError(P.E_CODE, "wrong pickup code")
+        body = struct.pack(">HBI", sid, slot.size, slot.deposit_ts)
+        return body + pickup_code.answer_mac(
+            ke, bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT, P.OK)), body)
 
     # ---- technicians and operators: TECH_OPEN, STATUS, AUDIT_READ, ADMIN ---------------
 

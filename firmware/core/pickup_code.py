@@ -8,20 +8,32 @@
 #   bucket       deposit_ts // bucket_s: the coarse timestamp window
 # Human form: the slot number and 10 digits, "017-48219-93015".
 # Machine form (QR / deep link): the slot and a 128-bit token, "017.<32 hex>".
+#
+# The code never travels, nor anything an offline search could test it against: a pickup is
+# a SPAKE2 run (RFC 9382, core/spake2.py; docs/adr/0005-pickup-pake.md) with the code as the
+# password. The phone is party A, the locker party B:
+#   w   = OS2IP(SHA256("LKR1/pickup-pw" | 0x01 | pw) | SHA256("LKR1/pickup-pw" | 0x02 | pw)) mod n
+#         pw = form (1) | slot (u16) | material (10 ASCII digits or the 16-byte token)
+#   A   = "LKR1/recipient", B = locker id (8 bytes), AAD = "LKR1/pickup" | slot u16 | form u8
+#   answer MAC = HMAC(Ke, "LKR1/pickup-answer" | version | type | status | body)[:16]
 import hashlib
 import struct
 
 from micropython import const
 
+from core import p256, spake2
 from core.hmac_sha256 import hmac_sha256
 
+# p256 and spake2 are imported at boot, with the rest: imported at the first pickup, their
+# ~8 KB of bytecode (a non-frozen image loads .mpy into the heap) would have to find room in
+# a heap the store's recovery has fragmented, and a pickup could fail with MemoryError.
+
 BUCKET_S = const(300)          # deposit time is bound at 5-minute granularity
-SKEW_BUCKETS = const(1)        # verifier also accepts the buckets either side
+SKEW_BUCKETS = const(0)        # the code binds the locker's own deposit bucket (one password)
 SECRET_DIGITS = const(10)      # human code secret; slot digits come on top
 SLOT_DIGITS = const(3)         # slots 1..999
 TTL_S = const(259200)          # 72 h, configurable per locker
 TOKEN_BYTES = const(16)
-PROOF_BYTES = const(16)
 
 FORM_HUMAN = const(0)
 FORM_MACHINE = const(1)
@@ -45,16 +57,6 @@ def _mac(credential_key, form, locker_id, slot, generation, bucket):
 
 def bucket_of(timestamp, bucket_s=BUCKET_S):
     return timestamp // bucket_s
-
-
-def candidate_buckets(deposit_ts, bucket_s=BUCKET_S, skew_buckets=SKEW_BUCKETS):
-    """Buckets the verifier tries, most likely first: the locker's own, then +-1, +-2..."""
-    b0 = deposit_ts // bucket_s
-    out = [b0]
-    for d in range(1, skew_buckets + 1):
-        out.append(b0 - d)
-        out.append(b0 + d)
-    return out
 
 
 def secret_material(credential_key, form, locker_id, slot, generation, bucket):
@@ -106,17 +108,44 @@ def _slot(text):
     return slot
 
 
-def proof_key(form, material):
-    h = hashlib.sha256(b"LKR1/proof-key")
-    h.update(_FORM_BYTE[form])
-    h.update(material)
-    return h.digest()
+# ---- the pickup PAKE (docs/protocol.md section 8) ------------------------------------
+
+ID_RECIPIENT = b"LKR1/recipient"
+SHARE_LEN = const(65)
+CONFIRM_LEN = const(32)
+ANSWER_MAC_LEN = const(16)
+_SCALAR_RANDOM = const(40)     # 64 bits more than n: the reduction's bias is below 2^-64
 
 
-def proof(form, material, challenge, slot):
-    """What goes over the air: the code never does, only a MAC of the locker's challenge."""
-    return hmac_sha256(proof_key(form, material), b"LKR1/proof", challenge,
-                       struct.pack(">H", slot))[:PROOF_BYTES]
+def password_scalar(form, slot, material):
+    """w for SPAKE2 from a pickup code (its form, slot and secret material)."""
+    pw = bytes((form,)) + struct.pack(">H", slot) + bytes(material)
+    wide = (hashlib.sha256(b"LKR1/pickup-pw\x01" + pw).digest()
+            + hashlib.sha256(b"LKR1/pickup-pw\x02" + pw).digest())
+    return p256.scalar_from(wide)
+
+
+def random_scalar(random_bytes):
+    """A uniform secret scalar in [1, n) from random_bytes(40)."""
+    return p256.scalar_from(random_bytes(_SCALAR_RANDOM)) or 1
+
+
+def aad(slot, form):
+    return b"LKR1/pickup" + struct.pack(">HB", slot, form)
+
+
+def locker_reply(w, y, slot, form, locker_id, share_a):
+    """The locker's side (party B) after PICKUP_START: (pB, cB, expected cA, Ke).
+    Raises spake2.Spake2Error if share_a is not a valid point."""
+    share_b = spake2.share(spake2.ROLE_B, w, y)
+    ke, cb, ca = spake2.run(spake2.ROLE_B, w, y, share_b, share_a, ID_RECIPIENT,
+                            bytes(locker_id), aad(slot, form))
+    return share_b, cb, ca, ke
+
+
+def answer_mac(ke, header, body):
+    """MAC of a PICKUP_FINISH answer: header = version, type, status (3 bytes)."""
+    return hmac_sha256(ke, b"LKR1/pickup-answer" + bytes(header) + bytes(body))[:ANSWER_MAC_LEN]
 
 
 def is_expired(deposit_ts, now, ttl_s=TTL_S):

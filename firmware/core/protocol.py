@@ -21,7 +21,9 @@ HELLO = const(0x01)
 DEPOSIT = const(0x10)
 CANCEL = const(0x11)
 RECLAIM = const(0x12)
-PICKUP = const(0x20)
+# 0x20 was the version-1 PICKUP (a MAC keyed by the code: searchable offline); retired.
+PICKUP_START = const(0x21)       # slot, form, SPAKE2 share pA
+PICKUP_FINISH = const(0x22)      # SPAKE2 confirmation cA
 TECH_OPEN = const(0x30)
 AUDIT_READ = const(0x31)
 STATUS = const(0x32)
@@ -49,6 +51,7 @@ E_INTERNAL = const(15)
 E_REPLAY = const(16)
 E_VALUE = const(17)
 E_OUT_OF_SERVICE = const(18)
+E_BUSY = const(19)               # PAKE pacing: retry after retry_after s (0: < 1 s)
 
 
 # Technician actions
@@ -65,11 +68,12 @@ AUTHENTICATED = (DEPOSIT, CANCEL, RECLAIM, TECH_OPEN, AUDIT_READ, STATUS)
 
 
 class ProtocolError(Exception):
-    def __init__(self, status, message, retry_after=0):
+    def __init__(self, status, message, retry_after=0, body=None):
         super().__init__(message)    # MicroPython has no Exception.__init__ attribute
         self.status = status
         self.message = message
-        self.retry_after = retry_after   # seconds, for E_LOCKED_OUT / E_CODE answers
+        self.retry_after = retry_after   # seconds, for E_LOCKED_OUT / E_CODE / E_BUSY
+        self.body = body                 # a complete error body (None: error_body(message))
 
 
 # ---- responses ----------------------------------------------------------------------

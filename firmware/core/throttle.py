@@ -1,65 +1,123 @@
-# Global, persisted, escalating throttle for failed pickup attempts.
-# Global because BLE addresses rotate (per-address bans are useless); persisted because a
-# reboot must not hand out fresh attempts. Strikes decay one per DECAY_S without failures.
-#   after failure s: wait 0 for s <= FREE_FAILURES, then BASE_DELAY_S * 2^(s-FREE-1),
-#   capped at MAX_DELAY_S.
-# Bound (docs/security.md): failures in T seconds <= L + 1 + T // DECAY_S, where L is the
-# first strike count whose delay reaches DECAY_S. max_failures() computes it.
+# Pickup-attempt budgets, persisted in the journal (docs/security.md, "Lockout").
+#
+# Only HUMAN-form attempts are budgeted: a 128-bit machine-form attempt wins with chance
+# 2^-128, so it is never locked out (PAKE CPU pacing, below, still applies to it).
+# Each human attempt (a PICKUP_START the locker answered, i.e. one password guess) spends
+# one unit of two GCRA buckets (the "generic cell rate algorithm", RFC 2697's sibling; ITU-T
+# I.371): the slot's own and the locker-wide one. A bucket of burst b and period T allows an
+# attempt when its theoretical arrival time tat satisfies tat - now <= (b - 1) * T, and an
+# attempt moves tat to max(tat, now) + T. So in ANY window of t seconds a bucket admits at
+# most b + t // T attempts: the year bound of docs/security.md is GLOBAL_BURST + year //
+# GLOBAL_PERIOD_S guesses, whatever the attacker does (reboots included: the state is
+# journalled before the answer; the clock never goes back).
+# A confirmed pickup gives its unit back (it was no guess), and a deposit gives the slot a
+# fresh budget (the old code is dead, so guesses against it are moot).
+# Global because BLE addresses rotate; per slot so that one slot's guessing (or a recipient's
+# typos) does not spend the whole locker's budget at once.
 from micropython import const
 
-FREE_FAILURES = const(5)
-BASE_DELAY_S = const(60)
-MAX_DELAY_S = const(14400)
-DECAY_S = const(14400)
+GLOBAL_BURST = const(30)
+GLOBAL_PERIOD_S = const(3600)
+SLOT_BURST = const(5)
+SLOT_PERIOD_S = const(3600)
+
+# PAKE pacing (RAM only: it protects CPU time, not the bound). After a PAKE computation that
+# took d ms, no new one starts for d ms (duty cycle <= 1/2 whatever the number of
+# connections), and the same connection waits 2*d (others get the next turn).
+PACE_SHARE = const(1)            # global gap = PACE_SHARE * d
+PACE_CONNECTION = const(2)       # per-connection gap = PACE_CONNECTION * d
 
 
-def delay_after(strikes, free=FREE_FAILURES, base=BASE_DELAY_S, cap=MAX_DELAY_S):
-    if strikes <= free:
-        return 0
-    shift = strikes - free - 1
-    if shift > 30:
-        return cap
-    return min(cap, base << shift)
+def max_attempts(period_s, burst=GLOBAL_BURST, period=GLOBAL_PERIOD_S):
+    """Upper bound on budgeted (human) attempts the locker answers in period_s seconds."""
+    return burst + period_s // period
 
 
-def max_failures(period_s, free=FREE_FAILURES, base=BASE_DELAY_S, cap=MAX_DELAY_S,
-                 decay=DECAY_S):
-    """Upper bound on failed attempts an attacker can make in period_s seconds."""
-    if cap < decay:
-        raise ValueError("throttle cap below decay period: no useful bound")
-    level = free + 1
-    while delay_after(level, free, base, cap) < decay:
-        level += 1
-    return level + 1 + period_s // decay
+class Bucket:
+    """One GCRA bucket: tat only (0 = full)."""
+
+    def __init__(self, burst, period):
+        self.burst = burst
+        self.period = period
+
+    def wait(self, tat, now):
+        """Seconds before an attempt is allowed (0: now)."""
+        return max(0, tat - now - (self.burst - 1) * self.period)
+
+    def charge(self, tat, now):
+        return max(tat, now) + self.period
+
+    def refund(self, tat, now):
+        """Undo one charge; 0 (full) once nothing is owed any more."""
+        tat -= self.period
+        return tat if tat > now else 0
+
+
+GLOBAL = Bucket(GLOBAL_BURST, GLOBAL_PERIOD_S)
+SLOT = Bucket(SLOT_BURST, SLOT_PERIOD_S)
 
 
 class Throttle:
     def __init__(self):
-        self.strikes = 0
-        self.last_fail = 0
-        self.locked_until = 0
+        self.tat = 0            # global bucket
+        self.slot_tat = {}      # sid -> tat; absent = full (at most one entry per slot)
 
-    def effective_strikes(self, now):
-        if now <= self.last_fail:
-            return self.strikes
-        return max(0, self.strikes - (now - self.last_fail) // DECAY_S)
+    def retry_after(self, sid, now):
+        """Seconds until a human-form attempt on slot sid is allowed (0: allowed now)."""
+        return max(GLOBAL.wait(self.tat, now), SLOT.wait(self.slot_tat.get(sid, 0), now))
 
-    def retry_after(self, now):
-        """Seconds until the next attempt is allowed (0: allowed now)."""
-        return max(0, self.locked_until - now)
+    def charge(self, sid, now):
+        """One human attempt answered (journal record "try")."""
+        self.tat = GLOBAL.charge(self.tat, now)
+        self.slot_tat[sid] = SLOT.charge(self.slot_tat.get(sid, 0), now)
+        self._prune(now)
 
-    def failure_fields(self, now):
-        """The state after one more failure at now, as stored in the journal record."""
-        strikes = self.effective_strikes(now) + 1
-        return strikes, now + delay_after(strikes)
+    def refund(self, sid, now):
+        """The attempt was a confirmed pickup: give its units back."""
+        self.tat = GLOBAL.refund(self.tat, now)
+        if sid in self.slot_tat:
+            self.slot_tat[sid] = SLOT.refund(self.slot_tat[sid], now)
+        self._prune(now)
 
-    def apply_failure(self, now, strikes, locked_until):
-        self.strikes = strikes
-        self.last_fail = now
-        self.locked_until = locked_until
+    def reset_slot(self, sid):
+        """A new parcel in the slot: a fresh budget for its new code."""
+        self.slot_tat.pop(sid, None)
+
+    def _prune(self, now):
+        for sid in [s for s, t in self.slot_tat.items() if t <= now]:
+            del self.slot_tat[sid]
 
     def to_list(self):
-        return [self.strikes, self.last_fail, self.locked_until]
+        return [self.tat, [[s, t] for s, t in self.slot_tat.items()]]
 
     def load(self, data):
-        self.strikes, self.last_fail, self.locked_until = data
+        if len(data) == 2 and isinstance(data[1], list):
+            self.tat = data[0]
+            self.slot_tat = {s: t for s, t in data[1]}
+        else:   # a journal from before the PAKE (strikes, last_fail, locked_until)
+            self.tat = 0
+            self.slot_tat = {}
+
+
+class Pacer:
+    """PAKE CPU pacing in RAM: ticks_ms-based gaps after each computation."""
+
+    def __init__(self, ticks_ms, ticks_diff):
+        self._ticks_ms = ticks_ms
+        self._diff = ticks_diff
+        self._free_at = None      # ticks when any connection may start the next PAKE
+
+    def wait_ms(self, session):
+        now = self._ticks_ms()
+        wait = 0
+        for at in (self._free_at, session.pake_free_at):
+            if at is not None:
+                wait = max(wait, self._diff(at, now))
+        return wait
+
+    def done(self, session, started):
+        """Record a computation that began at ticks started and ended now."""
+        now = self._ticks_ms()
+        d = max(0, self._diff(now, started))
+        self._free_at = now + PACE_SHARE * d
+        session.pake_free_at = now + PACE_CONNECTION * d

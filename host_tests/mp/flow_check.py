@@ -11,7 +11,7 @@ sys.path.insert(0, sys.argv[1])           # firmware/
 STATE = sys.argv[2]
 
 from core import clock as C
-from core import config, credentials, pickup_code
+from core import config, credentials, pickup_code, recipient
 from core import locker as L
 from core import protocol as P
 from drivers import flash_fs, gpio_lock
@@ -50,17 +50,21 @@ resp = lk.handle(session, frame)
 assert resp[2] == P.OK, resp
 slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:34])
 code = pickup_code.human_code(key, lid, slot, gen, ts)
+sid, form, material = pickup_code.parse(code)       # what the recipient types, parsed
 lk = None
 lk = boot()                                # reboot between deposit and pickup
 session = lk.new_session()
-challenge = lk.handle(session, P.request(P.HELLO))[3:19]
-sid, form, material = pickup_code.parse(code)
+lk.handle(session, P.request(P.HELLO))
 gc.collect()
 before_pickup = gc.mem_alloc()
-resp = lk.handle(session, P.request(P.PICKUP, struct.pack(">HB", sid, form)
-                                    + pickup_code.proof(form, material, challenge, sid)))
+pake = recipient.RecipientPake(sid, form, material, lid, os.urandom)
+resp = lk.handle(session, P.request(P.PICKUP_START, struct.pack(">HB", sid, form) + pake.share))
 assert resp[2] == P.OK, resp
-picked = struct.unpack(">HBI", resp[19:])[0]
+confirm_a = pake.finish(resp[19:84], resp[84:116])
+resp = lk.handle(session, P.request(P.PICKUP_FINISH, confirm_a))
+assert resp[2] == P.OK, resp
+assert pake.check_answer(resp) is not None
+picked = struct.unpack(">HBI", resp[19:26])[0]
 gc.collect()
 print(json.dumps({"slot": slot, "picked": picked, "code": code, "heap_booted": heap_booted,
                   "heap_total": gc.mem_alloc() + gc.mem_free()}))

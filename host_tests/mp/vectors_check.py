@@ -17,7 +17,7 @@ SECTIONS = sys.argv[2]
 TMP = sys.argv[3]
 PART = sys.argv[4] if len(sys.argv) > 4 else "all"
 
-from core import credentials, fragment, kdf
+from core import credentials, fragment, kdf, recipient
 from core import pickup_code as PC
 from core import protocol as P
 from core.hmac_sha256 import hmac_sha256
@@ -67,10 +67,8 @@ def check_codecs():
               (c["serial"], c["holder"].encode(), len(c["block"]) // 2))
 
     for c in section("pickup_codes"):
-        key, ch, slot = u(c["credential_key"]), u(c["challenge"]), c["slot"]
+        key, slot = u(c["credential_key"]), c["slot"]
         name = "code slot %d" % slot
-        check(name + " candidates", PC.candidate_buckets(c["deposit_ts"], c["bucket_s"], 1),
-              c["candidate_buckets"])
         for form, form_name in ((PC.FORM_HUMAN, "human"), (PC.FORM_MACHINE, "machine")):
             want = c[form_name]
             material = PC.secret_material(key, form, lid, slot, c["generation"], c["bucket"])
@@ -80,20 +78,40 @@ def check_codecs():
                   make(key, lid, slot, c["generation"], c["deposit_ts"], c["bucket_s"]),
                   want["code"])
             check(name + " parse " + form_name, PC.parse(want["code"]), (slot, form, material))
-            check(name + " proof " + form_name, PC.proof(form, material, ch, slot).hex(),
-                  want["proof"])
+            check(name + " w " + form_name, "%064x" % PC.password_scalar(form, slot, material),
+                  want["w"])
     gc.collect()
+
+    for v in section("pickup_pake"):
+        name = "pake " + v["code"][:5]
+        w, x, y = int(v["w"], 16), int(v["x"], 16), int(v["y"], 16)
+        slot, form = v["slot"], v["form"]
+        pake = recipient.RecipientPake(slot, form, u(v["material"]), lid,
+                                       lambda n: x.to_bytes(n, "big"))
+        check(name + " pA", pake.share.hex(), v["pA"])
+        check(name + " start frame", recipient.start_frame(pake).hex(), v["start_frame"])
+        pb, cb, ca, ke = PC.locker_reply(w, y, slot, form, lid, pake.share)
+        check(name + " locker answer", (pb + cb).hex(), v["start_answer_body"])
+        check(name + " cA", pake.finish(pb, cb).hex(), v["cA"])
+        check(name + " Ke", (pake.key.hex(), ke.hex()), (v["Ke"], v["Ke"]))
+        header = bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT, P.OK))
+        check(name + " answer MAC", PC.answer_mac(ke, header, u(v["finish_answer_body"])).hex(),
+              v["answer_mac"])
+        gc.collect()
 
     for r in section("requests"):
         if "credential_key" in r:
             frame = P.sign(P.request(r["type"], u(r["credential_block"]) + u(r["fields"])),
                            u(r["credential_key"]), u(r["challenge"]))
             check("request " + r["name"], frame.hex(), r["frame"])
-        elif r["type"] == P.PICKUP:
+        elif r["type"] == P.PICKUP_START:
             slot, form, material = PC.parse(r["code"])
-            frame = P.request(P.PICKUP, struct.pack(">HB", slot, form)
-                              + PC.proof(form, material, u(r["challenge"]), slot))
-            check("request " + r["name"], frame.hex(), r["frame"])
+            x = int(r["x"], 16)
+            pake = recipient.RecipientPake(slot, form, material, lid,
+                                           lambda n: x.to_bytes(n, "big"))
+            check("request " + r["name"], recipient.start_frame(pake).hex(), r["frame"])
+        elif r["type"] == P.PICKUP_FINISH:
+            check("request " + r["name"], r["frame"][:4], "0122")
         else:
             check("request " + r["name"], P.request(r["type"]).hex(), r["frame"])
 
@@ -139,11 +157,15 @@ def check_transcript():
     spec = T["locker"]
     n_challenge = [0]
 
-    def random_bytes(n):
-        out = hashlib.sha256(b"LKR1/vector-challenge"
-                             + struct.pack(">I", n_challenge[0])).digest()
+    def random_bytes(k):
+        head = b"LKR1/vector-challenge" + struct.pack(">I", n_challenge[0])
+        out = hashlib.sha256(head).digest()
+        j = 1
+        while len(out) < k:
+            out += hashlib.sha256(head + bytes((j,))).digest()
+            j += 1
         n_challenge[0] += 1
-        return out[:n]
+        return out[:k]
 
     t = sim_hw.ManualTime(spec["rtc_start"])
     cfg = config.build({"locker_id": K["locker_id"], "layout": spec["layout"]})

@@ -23,7 +23,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 from core import protocol as P  # noqa: E402
 from lockerctl import firmware  # noqa: E402
-from report import kb, ms, num, ratio, table  # noqa: E402  (this script's own folder)
+from lockerctl.client import STATUS_NAMES  # noqa: E402
+from report import kb, ms, num, table  # noqa: E402  (this script's own folder)
 
 try:                             # a missing binary or a typo in a heap setting: one line
     MICROPYTHON = firmware.micropython_binary()
@@ -33,11 +34,11 @@ except (firmware.BuildError, firmware.SettingError) as e:
     sys.exit("bench: %s" % e)
 SIM_ONLY = tuple(rel[:-3] for rel in firmware.SIM_ONLY)   # simulator board, never flashed
 
-FULL = {"occupancies": [1, 10, 100, 200], "skews": [0, 1, 12], "verify_budget_us": 100000,
+FULL = {"occupancies": [1, 10, 100], "skews": [0], "verify_budget_us": 100000,
         "prefill": 50, "cycles": 210, "segment_records": None,
         "history": [10, 1000, 10000], "history_nocompact": [10, 1000, 10000],
         "bisect_step_kb": 1, "host_s": 0.5, "slot_counts": [100, 200]}
-QUICK = {"occupancies": [1, 3, 8], "skews": [0, 2], "verify_budget_us": 2000,
+QUICK = {"occupancies": [1, 3], "skews": [0], "verify_budget_us": 2000,
          "prefill": 3, "cycles": 20, "segment_records": 16,
          "history": [10, 60], "history_nocompact": [10, 60],
          "bisect_step_kb": 16, "host_s": 0.02, "slot_counts": [10, 20]}
@@ -100,27 +101,36 @@ def min_heap_kb(make_argv, lo_kb, hi_kb, step_kb):
 # ---- sections -------------------------------------------------------------------------------
 
 def section_verify(ctx):
+    """The pickup PAKE per attempt (locker side through Locker.handle, phone side), right and
+    wrong code, at several occupancies; allocation counted with the GC off on a big heap,
+    time measured with the GC on at BENCH_WORK_HEAP."""
     p = ctx["p"]
-    d = run_mp(ctx["mpy"], "bench_verify",
-               [ctx["tmp"] + "/verify", p["occupancies"], p["skews"], p["verify_budget_us"]],
-               WORK_HEAP)
+    occ = p["occupancies"]
+    alloc = run_mp(ctx["mpy"], "bench_verify", [ctx["tmp"] + "/pake-alloc", occ, True], "32m")
+    timed = run_mp(ctx["mpy"], "bench_verify", [ctx["tmp"] + "/pake-time", occ, False],
+                   WORK_HEAP)
     rows = []
-    for r in d["rows"]:
-        s, n = r["shipped_wrong"], r["naive_wrong"]
-        rows.append([r["occupied"], r["skew_buckets"], r["window_buckets"], num(s["hmacs"]),
-                     num(s["compressions"]), num(r["shipped_valid"]["hmacs"]), num(n["hmacs"]),
-                     num(n["compressions"]), ratio(n["compressions"], s["compressions"]),
-                     ms(r["shipped_us"]), ms(r["naive_us"])])
-    text = table(["occupied slots", "skew_buckets k", "window 2k+1", "shipped HMACs (wrong)",
-                  "shipped SHA-256 blocks", "shipped HMACs (valid)", "naive HMACs (wrong)",
-                  "naive SHA-256 blocks", "naive / shipped", "shipped time", "naive time"],
-                 rows)
-    req = table(["occupied slots", "HMACs", "SHA-256 blocks", "status"],
-                [[q["occupied"], q["hashes"]["hmacs"], q["hashes"]["compressions"],
-                  "wrong-code" if q["ok"] else q["status"]] for q in d["requests"]])
-    text += ("\n\nWhole wrong-code PICKUP request through `Locker.handle` (k = %d): "
-             "verification + the journal record's chain MAC.\n\n" % d["default_skew"]) + req
-    return text, d
+    for ra, rt in zip(alloc["rows"], timed["rows"]):
+        for kind in ("right", "wrong"):
+            a, t = ra[kind], rt[kind]
+            rows.append([ra["occupied"], kind + " code", a["mul2"], num(a["adds"]),
+                         a["hashes"]["hmacs"], a["hashes"]["sha"], num(a["heap_alloc"]),
+                         ms(t["start_us"]), ms(t["finish_us"]) if t["finish_us"] else "-",
+                         STATUS_NAMES.get(t["status"], t["status"])])
+    text = table(["occupied slots", "attempt", "256-step scalar passes (mul2)",
+                  "point additions", "HMACs", "SHA-256 objects", "bytes allocated (START)",
+                  "START time", "FINISH time", "outcome"], rows)
+    ph = timed["phone"]
+    mm = timed["modmul_us"]
+    adds = alloc["rows"][0]["right"]["adds"]
+    text += ("\n\nPhone and locker in one process (share, locker reply, confirmation): %d "
+             "scalar passes, %s point additions, %s; two passes are the phone's.\n"
+             % (ph["mul2"], num(ph["adds"]), ms(ph["us"])))
+    text += ("Raw 256-bit `a * b %% p` on this VM: %.2f us; the locker's START does %s point "
+             "additions x 14 such products = %s products, i.e. %s of pure big-int work; the "
+             "rest is interpreter overhead.\n" % (mm, num(adds), num(14 * adds),
+                                                  ms(14 * adds * mm)))
+    return text, {"alloc": alloc, "timed": timed}
 
 
 def section_writes(ctx):
@@ -517,8 +527,9 @@ def section_protocol(ctx):
     sizes, frags = d["sizes"], d["fragments"]
     rows = [[name, req, ans] for name, (req, ans) in sorted(sizes.items())]
     text = table(["message", "request bytes", "answer bytes"], rows)
-    flows = {"deposit": ["hello", "deposit"], "pickup": ["hello", "pickup"],
-             "failed pickup": ["hello", "pickup_wrong"]}
+    # a pickup needs no HELLO when the phone knows the locker id (its advertised name)
+    flows = {"deposit": ["hello", "deposit"], "pickup": ["pickup_start", "pickup_finish"],
+             "failed pickup": ["pickup_wrong_start"]}
     rows, data = [], {}
     for payload in ("20", "244"):
         for flow, msgs in flows.items():
@@ -590,30 +601,29 @@ def link_figures(sizes, flows):
 def section_host(ctx):
     sys.path.insert(0, os.path.join(HERE, "device"))   # the device scripts, run on CPython
     import bench_util as U
-    from core import code_verifier, pickup_code
+    from core import pickup_code, recipient
     rig = U.Rig(os.path.join(ctx["tmp"], "host"), layout="S*10")
     cred, key = rig.courier(1)
     sid, code = rig.deposit(cred, key, U.req_id(1), 1)
     lk = rig.locker
     slot = lk.slots.get(sid)
     lid = U.LOCKER_ID
-    ch = bytes(16)
     form = pickup_code.FORM_HUMAN
     _, _, material = pickup_code.parse(code)
-    good = pickup_code.proof(form, material, ch, sid)
-    bad = pickup_code.proof(form, pickup_code.parse(U.wrong_code(code))[2], ch, sid)
     now = lk.clock.now()
-    assert lk.verifier.verify(slot, form, good, ch, now) == code_verifier.VALID
+    share = recipient.RecipientPake(sid, form, material, lid, os.urandom).share
+
+    def locker_reply(i):
+        _, w = lk.verifier.password(slot, form, now, os.urandom)
+        return pickup_code.locker_reply(w, pickup_code.random_scalar(os.urandom), sid, form,
+                                        lid, share)
     cases = [
         ("human pickup codes generated", lambda i: pickup_code.human_code(key, lid, sid, i, now)),
         ("machine (QR) codes generated",
          lambda i: pickup_code.machine_code(key, lid, sid, i, now)),
-        ("phone: parse code + proof of it", lambda i: pickup_code.proof(
-            *pickup_code.parse(code)[1:], ch, sid)),
-        ("locker verifier, valid code (k=%d)" % lk.verifier.skew_buckets,
-         lambda i: lk.verifier.verify(slot, form, good, ch, now)),
-        ("locker verifier, wrong code (k=%d)" % lk.verifier.skew_buckets,
-         lambda i: lk.verifier.verify(slot, form, bad, ch, now)),
+        ("phone: parse code + SPAKE2 share", lambda i: recipient.RecipientPake(
+            sid, form, material, lid, os.urandom)),
+        ("locker: password + SPAKE2 reply", locker_reply),
     ]
     rows, data = [], {}
     for name, fn in cases:
@@ -632,7 +642,7 @@ def section_host(ctx):
     return text, data
 
 
-SECTIONS = [("1. Pickup verification cost", section_verify),
+SECTIONS = [("1. Pickup PAKE cost", section_verify),
             ("2. Durable writes", section_writes),
             ("3. Memory", section_memory),
             ("4. Recovery", section_recovery),
@@ -642,12 +652,12 @@ SECTIONS = [("1. Pickup verification cost", section_verify),
 
 
 def summary(res):
-    v = res["1. Pickup verification cost"]["rows"]
-    big = max(v, key=lambda r: (r["occupied"], r["skew_buckets"]))
-    shipped = sorted({r["shipped_wrong"]["hmacs"] for r in v})
+    v = res["1. Pickup PAKE cost"]["timed"]
+    va = res["1. Pickup PAKE cost"]["alloc"]["rows"]
+    mul2s = sorted({r[k]["mul2"] for r in va for k in ("right", "wrong")})
     w = {name: c for name, _, c in res["2. Durable writes"]["rows"]}
     wd = next(c for n, c in w.items() if n.startswith("deposit ("))
-    wp = next(c for n, c in w.items() if n.startswith("pickup ("))
+    wp = next(c for n, c in w.items() if n.startswith("pickup, human code"))
     wf = next(c for n, c in w.items() if n.startswith("failed"))
     am = res["2. Durable writes"]["amortised"]
     m = res["3. Memory"]
@@ -670,15 +680,16 @@ def summary(res):
         return "%s KB" % x if x else "n/a"
 
     rows = [
-        ["Pickup verification does not grow with occupancy or window more than necessary",
-         "shipped: %s HMACs per wrong attempt for k = %s at every occupancy; naive at %d slots, "
-         "k=%d: %s HMACs (%s the shipped cost)" % (
-             "/".join(map(str, shipped)), "/".join(str(r) for r in sorted({x["skew_buckets"]
-                                                                          for x in v})),
-             big["occupied"], big["skew_buckets"], num(big["naive_wrong"]["hmacs"]),
-             ratio(big["naive_wrong"]["compressions"], big["shipped_wrong"]["compressions"]))],
+        ["Pickup attempt (SPAKE2) does not grow with occupancy",
+         "locker: %s scalar passes per attempt, right or wrong, at %s occupied slots; "
+         "PICKUP_START %s (wrong code) to %s; %s allocated per START" % (
+             "/".join(map(str, mul2s)), "/".join(str(r["occupied"]) for r in va),
+             ms(min(r["wrong"]["start_us"] for r in v["rows"])),
+             ms(max(r["right"]["start_us"] for r in v["rows"])),
+             kb(max(r["right"]["heap_alloc"] for r in va)))],
         ["One durable write per state change",
-         "deposit %d, pickup %d, failed attempt %d write(s); amortised with compaction "
+         "deposit %d, human-code pickup %d (try + pick), failed attempt %d write(s); "
+         "amortised with compaction "
          "%.3f writes/record" % (wd[0], wp[0], wf[0], am["writes"] / max(1, am["records"]))],
         ["Bytes written per deposit / per pickup",
          "%d B / %d B (journal line); %d B per record amortised incl. snapshots" % (
@@ -717,11 +728,10 @@ def summary(res):
              proto["deposit@20"]["round_trips"], proto["deposit@20"]["fragments"],
              proto["deposit@244"]["fragments"], proto["pickup@20"]["fragments"],
              proto["pickup@244"]["fragments"])],
-        ["Host code generation / verification",
-         "%s codes/s, %s verifications/s (CPython)" % (
+        ["Host code generation / PAKE",
+         "%s codes/s, %s locker PAKE replies/s (CPython)" % (
              num(round(host["human pickup codes generated"])),
-             num(round(next(x for k, x in host.items()
-                            if k.startswith("locker verifier, valid")))))],
+             num(round(host["locker: password + SPAKE2 reply"])))],
     ]
     return table(["PRODUCT.md performance target", "measured"], rows)
 

@@ -120,7 +120,7 @@ def skew_at_window_edges():
                 b.run_hardware(1.0)
                 b.driver.close(dep.slot)
                 b.run_hardware(0.2)
-                b.time.advance(b.locker.throttle.retry_after(b.clock.now()))
+                b.time.advance(b.locker.throttle.retry_after(dep.slot, b.clock.now()))
     return checks, violations
 
 

@@ -25,6 +25,7 @@ import time
 from core import (
     fragment,  # (firmware)
     kdf,
+    p256,
 )
 from core import link as link_rx  # (firmware; `link` is a payload size below)
 from core.hmac_sha256 import hmac_sha256
@@ -47,17 +48,18 @@ from campaigns.common import (
 
 MUST_BE_ZERO = ("crashes", "malformed answers", "state changed on refusal",
                 "unexpected change on OK", "reassembler mismatches", "link: extra answers")
-KNOWN_TYPES = (P.HELLO, P.DEPOSIT, P.CANCEL, P.RECLAIM, P.PICKUP, P.TECH_OPEN, P.AUDIT_READ,
-               P.STATUS, P.ADMIN)
+KNOWN_TYPES = (P.HELLO, P.DEPOSIT, P.CANCEL, P.RECLAIM, P.PICKUP_START, P.PICKUP_FINISH,
+               P.TECH_OPEN, P.AUDIT_READ, P.STATUS, P.ADMIN)
 SIGNED = (P.DEPOSIT, P.CANCEL, P.RECLAIM, P.TECH_OPEN, P.AUDIT_READ, P.STATUS)
 OK_RECORDS = {                  # what an OK answer may have written (besides 'clock')
     P.HELLO: (), P.STATUS: (), P.AUDIT_READ: (),
     P.DEPOSIT: ("dep", "reopen"), P.CANCEL: ("cancel", "reopen"),
-    P.RECLAIM: ("recl", "reopen"), P.PICKUP: ("pick", "reopen"), P.TECH_OPEN: ("tech",),
+    P.RECLAIM: ("recl", "reopen"), P.PICKUP_FINISH: ("pick", "reopen"), P.TECH_OPEN: ("tech",),
+    P.PICKUP_START: ("try",),   # a human-form guess; machine form writes nothing
     P.ADMIN: ("revoke", "time"),
 }
-OK_BODY = {P.HELLO: 23, P.DEPOSIT: 17, P.CANCEL: 2, P.RECLAIM: 6, P.PICKUP: 7,
-           P.TECH_OPEN: 3, P.ADMIN: 9}
+OK_BODY = {P.HELLO: 23, P.DEPOSIT: 17, P.CANCEL: 2, P.RECLAIM: 6, P.PICKUP_START: 97,
+           P.PICKUP_FINISH: 23, P.TECH_OPEN: 3, P.ADMIN: 9}
 TAGGED = P.AUTHENTICATED + (P.ADMIN,)      # answers end in a 16-byte answer tag (spec 4)
 RESET_EVERY = 2000
 
@@ -180,24 +182,28 @@ class Harness:
         if status == P.OK:
             req_type = frame[1]
             allowed = OK_RECORDS.get(req_type, ())
-            doors = 1 if req_type in (P.DEPOSIT, P.CANCEL, P.RECLAIM, P.PICKUP) else 0
+            doors = 1 if req_type in (P.DEPOSIT, P.CANCEL, P.RECLAIM, P.PICKUP_FINISH) else 0
             if req_type == P.TECH_OPEN:
                 doors = opened if opened <= 1 else -1
-            if (len(records) != (1 if allowed else 0) or (records and records[0] not in allowed)
+            count = 1 if allowed else 0
+            if req_type == P.PICKUP_START:
+                count = 1 if len(frame) > 4 and frame[4] == 0 else 0
+            if (len(records) != count or (records and records[0] not in allowed)
                     or opened != doors):
                 self.bad("unexpected change on OK", frame, "records %s doors %d" % (records,
                                                                                    opened))
             self.figs["answers: ok"] = self.figs.get("answers: ok", 0) + 1
         else:
-            expect = {P.E_CODE: ["fail"], P.E_EXPIRED: ["late"]}.get(status, [])
-            same = self.fingerprint() == before or status == P.E_CODE
+            expect = {P.E_EXPIRED: ["late"]}.get(status, [])
+            same = self.fingerprint() == before or status == P.E_EXPIRED
             if records != expect or opened or not same:
                 self.bad("state changed on refusal", frame, "status %d records %s doors %d"
                          % (status, records, opened))
             name = "answers: refused"
             self.figs[name] = self.figs.get(name, 0) + 1
-        if status in (P.OK, P.E_CODE) and self.bench.locker.throttle.retry_after(
-                self.bench.clock.now()) > 0:
+        lk, now = self.bench.locker, self.bench.clock.now()
+        if status in (P.OK, P.E_LOCKED_OUT) and any(lk.throttle.retry_after(sid, now)
+                                                   for sid in lk.slots.sids()):
             self.reset_throttle()
         return resp
 
@@ -226,7 +232,7 @@ class Harness:
         if want_status is not None and status != want_status:
             return self.bad("malformed answers", frame, "status %d, spec says %d"
                             % (status, want_status))
-        if not 0 <= status <= P.E_OUT_OF_SERVICE:
+        if not 0 <= status <= P.E_BUSY:
             return self.bad("malformed answers", frame, "unknown status %d" % status)
         body = bytes(resp[3 + P.CHALLENGE_LEN:])
         tag = P.TAG_LEN if want_type in TAGGED else 0
@@ -385,7 +391,11 @@ def run_hypothesis(examples, figs, seed=3):
     }
     signed = st.tuples(st.sampled_from(sorted(fields)), cred, st.data(), st.booleans(),
                        st.binary(max_size=3))
-    pickup = st.tuples(u16, u8, st.binary(min_size=16, max_size=16), st.binary(max_size=3))
+    points = [p256.encode(p256.mul(k, p256.G)) for k in (1, 2, 3, 0xC0FFEE, p256.N - 1)]
+    pickup = st.tuples(u16, u8, st.one_of(st.sampled_from(points),
+                                          st.binary(min_size=65, max_size=65)),
+                       st.binary(max_size=3))
+    finish = st.tuples(st.binary(min_size=32, max_size=32), st.binary(max_size=3))
     admin = st.tuples(u8, u32, st.binary(max_size=12), st.booleans())
 
     def build_signed(t):
@@ -404,7 +414,9 @@ def run_hypothesis(examples, figs, seed=3):
               suppress_health_check=list(HealthCheck))
     @given(st.one_of(
         signed.map(build_signed),
-        pickup.map(lambda t: P.request(P.PICKUP, struct.pack(">HB", t[0], t[1]) + t[2] + t[3])),
+        pickup.map(lambda t: P.request(P.PICKUP_START, struct.pack(">HB", t[0], t[1]) + t[2]
+                                       + t[3])),
+        finish.map(lambda t: P.request(P.PICKUP_FINISH, t[0] + t[1])),
         admin.map(lambda t: op.admin_message(MASTER, LOCKER_ID, t[0], t[1], t[2]) if t[3]
                   else P.request(P.ADMIN, struct.pack(">BIB", t[0], t[1], len(t[2])) + t[2]
                                  + bytes(16))),

@@ -13,7 +13,7 @@ STATE = sys.argv[2]
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 40
 
 from core import clock as C
-from core import config, credentials, pickup_code
+from core import config, credentials, pickup_code, recipient
 from core import locker as L
 from core import protocol as P
 from drivers import flash_fs, gpio_lock
@@ -115,9 +115,8 @@ def deposit(n):
 
 def pickup(slot):
     sid, form, material = pickup_code.parse(codes[slot])
-    resp = call(P.request(P.PICKUP, struct.pack(">HB", sid, form)
-                          + pickup_code.proof(form, material, challenge, sid)))
-    if resp[2] == P.OK:
+    resp, _ = recipient.pickup(call, sid, form, material, lid, os.urandom)
+    if resp[2] == P.OK and resp[1] == P.PICKUP_FINISH | P.RESPONSE_BIT:
         del codes[slot]
     return resp[2]
 

@@ -5,9 +5,10 @@ A transport only moves frames: `exchange(frame) -> frame`. The simulator socket 
 (bleak) both implement it; tests use the locker's handler directly."""
 import os
 import struct
+import time
 from dataclasses import dataclass
 
-from core import credentials, pickup_code
+from core import credentials, pickup_code, recipient
 from core import protocol as P
 from core.hmac_sha256 import equal
 
@@ -19,7 +20,9 @@ STATUS_NAMES = {
     P.E_SCOPE: "not-permitted", P.E_DONE: "already-done", P.E_TOO_LARGE: "too-large",
     P.E_INTERNAL: "internal-error", P.E_REPLAY: "replayed", P.E_VALUE: "bad-value",
     P.E_OUT_OF_SERVICE: "out-of-service",
+    P.E_BUSY: "busy",
 }
+BUSY_RETRIES = 20        # PICKUP_START refused as busy (PAKE pacing): wait and try again
 
 
 class LockerRefused(Exception):
@@ -159,13 +162,47 @@ class LockerClient:
                                                 bucket_s),
                        request_id)
 
-    def pickup(self, code):
-        """Pickup: prove knowledge of the code against a fresh challenge; get the slot."""
+    def pickup(self, code, random_bytes=os.urandom, busy_retries=BUSY_RETRIES):
+        """Pickup as a SPAKE2 run with the code as the password (docs/protocol.md 5.5, 8):
+        PICKUP_START (pA) -> pB, cB; the phone checks cB (the real locker knows the code),
+        PICKUP_FINISH (cA) -> the slot that opened, MACed with the PAKE key Ke.
+
+        Raises LockerRefused: "wrong-code" also when the locker could not prove the code
+        (wrong code, or a fake locker), "bad-mac" when the final answer is not authentic."""
         slot, form, material = pickup_code.parse(code)
-        head = struct.pack(">HB", slot, form)
-        body = self._fresh(P.PICKUP, lambda ch: P.request(
-            P.PICKUP, head + pickup_code.proof(form, material, ch, slot)))
+        if self.hello_info is None:
+            self.hello()
+        pake = recipient.RecipientPake(slot, form, material, self.hello_info.locker_id,
+                                         random_bytes)
+        start = P.request(P.PICKUP_START, struct.pack(">HB", slot, form) + pake.share)
+        for attempt in range(busy_retries + 1):
+            try:
+                body = self._call(P.PICKUP_START, start)
+                break
+            except LockerRefused as e:
+                if e.status != P.E_BUSY or attempt == busy_retries:
+                    raise
+                time.sleep(e.retry_after or 0.05 * (attempt + 1))
+        if len(body) != pickup_code.SHARE_LEN + pickup_code.CONFIRM_LEN:
+            raise LockerRefused(P.E_LENGTH, "PICKUP_START answer of %d bytes" % len(body))
+        try:
+            confirm_a = pake.finish(body[:pickup_code.SHARE_LEN], body[pickup_code.SHARE_LEN:])
+        except recipient.CodeMismatch as e:
+            raise LockerRefused(P.E_CODE, str(e))
+        answer = self.transport.exchange(P.request(P.PICKUP_FINISH, confirm_a))
+        rtype, status, self.challenge, body = P.parse_response(answer)
+        if status in (P.OK, P.E_EXPIRED):      # answers the phone acts on: MACed with Ke
+            body = pake.check_answer(answer) if rtype == P.PICKUP_FINISH else None
+            if body is None:
+                raise LockerRefused(P.E_AUTH, "pickup answer not authenticated by the PAKE key")
+        if status != P.OK:
+            retry, msg = P.parse_error(body)
+            raise LockerRefused(status, msg, retry)
+        if len(body) != 7:
+            raise LockerRefused(P.E_LENGTH, "PICKUP_FINISH answer of %d bytes" % len(body))
         sid, size, ts = struct.unpack(">HBI", body)
+        if sid != slot:
+            raise LockerRefused(P.E_AUTH, "the locker opened slot %d, not %d" % (sid, slot))
         return {"slot": sid, "size": size, "deposit_ts": ts}
 
     def cancel(self, cred, request_id):

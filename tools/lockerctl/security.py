@@ -1,41 +1,41 @@
-"""The brute-force bound of docs/security.md, computed from the constants the firmware ships.
+"""The brute-force bound and the lockout figures of docs/security.md, from the shipped constants.
 
-An attacker at the door guesses pickup codes as fast as the throttle lets them, for a year,
-with every slot occupied. One guess names ONE slot (the slot number is part of the code,
-docs/adr/0002) and matches if it equals one of that slot's 2k+1 window codes, so
+Since the pickup is a PAKE (SPAKE2, docs/adr/0005-pickup-pake.md), a captured or fake-locker
+transcript gives no offline test: the only way to try a code is an ONLINE PICKUP_START that
+the locker answers, one password per run. Human-form attempts are budgeted by two GCRA
+buckets (firmware/core/throttle.py): the locker-wide one admits at most GLOBAL_BURST +
+t // GLOBAL_PERIOD_S attempts in any t seconds. One guess names ONE slot (ADR 0002) and tests
+ONE password (the code binds the locker's own deposit bucket: skew 0), so
 
-    P(any slot opened in a year) <= max_failures(1 year) x (2k+1) / 10^SECRET_DIGITS
+    P(any slot opened in a year) <= (GLOBAL_BURST + year // GLOBAL_PERIOD_S) / 10^SECRET_DIGITS
+                                    + (machine-form attempts) / 2^128
 
-(a union bound: it over-counts, never under-counts). Nothing here is typed in twice: the
-numbers come from firmware/throttle.py and firmware/pickup_code.py, so changing a constant
-there changes the figure here, and test_security_bound.py fails if the target is lost.
+(a union bound). Nothing is typed in twice: the numbers come from the firmware modules, so
+changing a constant there changes the figure here, and test_security_bound.py fails if the
+target is lost.
 
-    .venv/bin/python -m lockerctl.security [--secret-digits N] [--skew-buckets K]
+    .venv/bin/python -m lockerctl.security [--secret-digits N] [--period S] [--burst B]
 Exit status 0 when the configuration meets the target, 1 when it does not."""
 import argparse
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
-from core import (
-    pickup_code,
-    throttle,  # firmware module, on the path via .fw
-)
+from core import pickup_code, throttle
 
 YEAR_S = 365 * 86400
 TARGET = Fraction(1, 10 ** 6)
-# SHA-256 compressions an offline search spends per candidate code: proof_key() is one
-# (a 25-byte message), the HMAC of the challenge four (ipad, message, opad, inner digest).
-COMPRESSIONS_PER_CANDIDATE = 5
+# Machine-form attempts are never budgeted, only paced; even one every millisecond for a year:
+MACHINE_ATTEMPTS_PER_YEAR = YEAR_S * 1000
 
 
 @dataclass
 class Bound:
     period_s: int
-    failures: int              # max_failures(period): the most wrong guesses the throttle allows
+    attempts: int              # the most human-form guesses the throttle answers in period_s
     secret_digits: int
-    skew_buckets: int
-    per_guess: Fraction        # chance that one guess opens the slot it names
+    per_guess: Fraction        # chance that one human guess opens the slot it names
+    machine: Fraction          # chance from machine-form attempts at 1 per ms
     p_open: Fraction           # chance that any slot is opened in the period (union bound)
     target: Fraction
 
@@ -44,88 +44,89 @@ class Bound:
         return self.p_open <= self.target
 
 
-def per_guess_probability(secret_digits=pickup_code.SECRET_DIGITS,
-                          skew_buckets=pickup_code.SKEW_BUCKETS,
-                          proof_bytes=pickup_code.PROOF_BYTES):
-    """A guess wins if it hits one of the 2k+1 window codes of the slot it names. Guessing
-    the 128-bit proof directly instead of the code is counted too (it is far worse)."""
-    candidates = 2 * skew_buckets + 1
-    by_code = Fraction(candidates, 10 ** secret_digits)
-    by_proof = Fraction(candidates, 2 ** (8 * proof_bytes))
-    return max(by_code, by_proof)
-
-
 def bound(period_s=YEAR_S, secret_digits=pickup_code.SECRET_DIGITS,
-          skew_buckets=pickup_code.SKEW_BUCKETS, free=throttle.FREE_FAILURES,
-          base=throttle.BASE_DELAY_S, cap=throttle.MAX_DELAY_S, decay=throttle.DECAY_S,
-          target=TARGET):
-    failures = throttle.max_failures(period_s, free, base, cap, decay)
-    p = per_guess_probability(secret_digits, skew_buckets)
-    return Bound(period_s, failures, secret_digits, skew_buckets, p, min(Fraction(1), failures * p),
-                 target)
+          burst=throttle.GLOBAL_BURST, period=throttle.GLOBAL_PERIOD_S, target=TARGET):
+    attempts = throttle.max_attempts(period_s, burst, period)
+    per_guess = Fraction(1, 10 ** secret_digits)
+    machine = Fraction(MACHINE_ATTEMPTS_PER_YEAR * period_s // YEAR_S,
+                       2 ** (8 * pickup_code.TOKEN_BYTES))
+    return Bound(period_s, attempts, secret_digits, per_guess, machine,
+                 min(Fraction(1), attempts * per_guess + machine), target)
 
 
-def max_skew_for_target(**kw):
-    """Largest skew_buckets that still meets the target (-1 if even 0 does not)."""
-    k = -1
-    while k < 12 and bound(skew_buckets=k + 1, **kw).ok:
-        k += 1
-    return k
+def shortest_period(secret_digits=pickup_code.SECRET_DIGITS, burst=throttle.GLOBAL_BURST):
+    """Smallest GLOBAL_PERIOD_S (s) meeting the target, or None if the burst alone misses it."""
+    allowed = TARGET * 10 ** secret_digits - burst          # refills a year may add
+    if allowed < 1:
+        return None
+    period = -(-YEAR_S // int(allowed))                     # ceil
+    while not bound(secret_digits=secret_digits, burst=burst, period=period).ok:
+        period += 1
+    return period
 
 
-def min_secret_digits(**kw):
-    """Fewest secret digits that meet the target with the other settings unchanged."""
-    d = 1
-    while not bound(secret_digits=d, **kw).ok:
-        d += 1
-    return d
+def digits_table(burst=throttle.GLOBAL_BURST):
+    """(secret digits, typed digits, shortest refill period s or None) for 6..12 digits."""
+    return [(d, d + pickup_code.SLOT_DIGITS, shortest_period(d, burst)) for d in range(6, 13)]
 
 
-def unslotted_p_open(slots, **kw):
-    """What ADR 0002 avoids: if the code did not name its slot, one guess would be checked
-    against every occupied slot, multiplying the chance by the number of slots."""
-    b = bound(**kw)
-    return min(Fraction(1), b.p_open * slots)
-
-
-def offline_search(secret_digits=pickup_code.SECRET_DIGITS):
-    """Work to recover a human code from ONE captured (challenge, proof) pair by trying every
-    code: the residual risk of docs/security.md (the code is single-use)."""
-    candidates = 10 ** secret_digits
-    return candidates, candidates * COMPRESSIONS_PER_CANDIDATE
+def dos_figures():
+    """What ONE attacker with no code can do to recipients (docs/security.md, "Lockout")."""
+    return {
+        "slot_guesses_to_lock_one_slot": throttle.SLOT_BURST,
+        "slot_lock_s_per_guess": throttle.SLOT_PERIOD_S,
+        "guesses_to_lock_all_human_pickups": throttle.GLOBAL_BURST,
+        "slots_needed_to_drain_global": -(-throttle.GLOBAL_BURST // throttle.SLOT_BURST),
+        "keep_locked_one_guess_every_s": throttle.GLOBAL_PERIOD_S,
+        "recovery_after_attacker_leaves_s": throttle.GLOBAL_PERIOD_S,
+        "machine_form_locked_out": False,
+    }
 
 
 def _sci(x):
     return "%.3g" % float(x)
 
 
-def report(secret_digits=pickup_code.SECRET_DIGITS, skew_buckets=pickup_code.SKEW_BUCKETS):
-    b = bound(secret_digits=secret_digits, skew_buckets=skew_buckets)
-    level = b.failures - 1 - YEAR_S // throttle.DECAY_S
-    candidates, compressions = offline_search(secret_digits)
+def _hours(s):
+    return "%.3g h" % (s / 3600) if s is not None else "impossible (the burst alone misses)"
+
+
+def report(secret_digits=pickup_code.SECRET_DIGITS, burst=throttle.GLOBAL_BURST,
+           period=throttle.GLOBAL_PERIOD_S):
+    b = bound(secret_digits=secret_digits, burst=burst, period=period)
+    dos = dos_figures()
     lines = [
-        "Brute-force bound (firmware/throttle.py, firmware/pickup_code.py)",
-        "  throttle: %d free failures, then %d s doubling, cap %d s; one strike decays per %d s"
-        % (throttle.FREE_FAILURES, throttle.BASE_DELAY_S, throttle.MAX_DELAY_S,
-           throttle.DECAY_S),
-        "  strikes before the delay reaches the decay period: L = %d" % level,
-        "  failures per year <= L + 1 + year // decay = %d + 1 + %d = %d"
-        % (level, YEAR_S // throttle.DECAY_S, b.failures),
-        "  code: %d secret digits, window 2k+1 = %d buckets (k = skew_buckets = %d)"
-        % (b.secret_digits, 2 * b.skew_buckets + 1, b.skew_buckets),
-        "  per-guess success <= (2k+1) / 10^%d = %s" % (b.secret_digits, _sci(b.per_guess)),
-        "  P(any slot opened in a year, locker full) <= %d x %s = %s"
-        % (b.failures, _sci(b.per_guess), _sci(b.p_open)),
+        "Brute-force bound (firmware/core/throttle.py, firmware/core/pickup_code.py)",
+        "  offline search of any captured pickup (or fake-locker) transcript: nothing to test "
+        "(SPAKE2, RFC 9382)",
+        "  human-form budget: GLOBAL_BURST = %d, one more per GLOBAL_PERIOD_S = %d s;"
+        " per slot SLOT_BURST = %d, one more per SLOT_PERIOD_S = %d s"
+        % (burst, period, throttle.SLOT_BURST, throttle.SLOT_PERIOD_S),
+        "  human guesses per year <= %d + %d // %d = %d"
+        % (burst, YEAR_S, period, b.attempts),
+        "  code: %d secret digits, one password per guess (skew_buckets = %d)"
+        % (b.secret_digits, pickup_code.SKEW_BUCKETS),
+        "  per-guess success = 1 / 10^%d = %s" % (b.secret_digits, _sci(b.per_guess)),
+        "  machine form: never budgeted; 1 attempt per ms for a year x 2^-128 = %s"
+        % _sci(b.machine),
+        "  P(any slot opened in a year, locker full) <= %d x %s + %s = %s"
+        % (b.attempts, _sci(b.per_guess), _sci(b.machine), _sci(b.p_open)),
         "  target <= %s: %s" % (_sci(b.target), "MET" if b.ok else "NOT MET"),
         "  expected years to a first success >= %s" % _sci(1 / b.p_open),
-        "  largest skew_buckets meeting the target: %d" % max_skew_for_target(
-            secret_digits=secret_digits),
-        "  fewest secret digits meeting the target: %d" % min_secret_digits(
-            skew_buckets=skew_buckets),
-        "  without the slot in the code (ADR 0002), 200 full slots: %s"
-        % _sci(unslotted_p_open(200, secret_digits=secret_digits, skew_buckets=skew_buckets)),
-        "  offline search of one captured human-code proof: %s candidates, %s SHA-256 blocks"
-        % (_sci(candidates), _sci(compressions)),
+        "Digits a recipient types (slot 3 + secret): the fastest refill that meets the target",
+    ]
+    for d, typed, p in digits_table(burst):
+        lines.append("  %2d secret (%2d typed): GLOBAL_PERIOD_S >= %s" % (d, typed, _hours(p)))
+    lines += [
+        "What one attacker with no code can do to recipients",
+        "  lock ONE slot's human code: %d guesses, then 1 guess per %d s keeps it locked"
+        % (dos["slot_guesses_to_lock_one_slot"], dos["slot_lock_s_per_guess"]),
+        "  lock ALL human-code pickups: %d guesses (over >= %d slots), then 1 guess per %d s"
+        % (dos["guesses_to_lock_all_human_pickups"], dos["slots_needed_to_drain_global"],
+           dos["keep_locked_one_guess_every_s"]),
+        "  after the attacker stops: human pickups resume within %d s (a confirmed pickup "
+        "gives its unit back)" % dos["recovery_after_attacker_leaves_s"],
+        "  machine-form (QR / link) pickups: never locked out, only paced (busy <= 2 x one PAKE)",
     ]
     return b, "\n".join(lines)
 
@@ -134,9 +135,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lockerctl.security", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--secret-digits", type=int, default=pickup_code.SECRET_DIGITS)
-    ap.add_argument("--skew-buckets", type=int, default=pickup_code.SKEW_BUCKETS)
+    ap.add_argument("--burst", type=int, default=throttle.GLOBAL_BURST)
+    ap.add_argument("--period", type=int, default=throttle.GLOBAL_PERIOD_S)
     args = ap.parse_args(argv)
-    b, text = report(args.secret_digits, args.skew_buckets)
+    b, text = report(args.secret_digits, args.burst, args.period)
     print(text)
     return 0 if b.ok else 1
 

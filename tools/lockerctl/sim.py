@@ -175,8 +175,9 @@ def _log_tail(state, lines=8):
 
 def sim_heap():
     """Heap cap of the simulator process: SIM_HEAP, default 144k (docs/performance.md: the
-    firmware core is held to 100k; the simulator adds its own board, socket streams and
-    control channel, and the 64-bit unix port keeps all bytecode in the heap).
+    simulator adds its own board, socket streams and control channel to the firmware, and
+    the 64-bit unix port keeps all bytecode in the heap; 128k until the journal anchor and
+    the pickup PAKE (p256, spake2) added theirs).
     Raises firmware.SettingError (a ValueError) naming the variable when it is not a size."""
     return firmware.heap_setting("SIM_HEAP", "144k")
 

@@ -21,6 +21,9 @@ from core import (
     credentials,
     fragment,
     kdf,
+    p256,
+    recipient,
+    spake2,
 )
 from core import pickup_code as PC
 from core import protocol as P
@@ -44,6 +47,11 @@ TECH = credentials.Credential(credentials.TECHNICIAN, b"tech-1", 900, T0, T0 + 3
 TRANSCRIPT_LAYOUT = "S*2,M*2,L"
 TRANSCRIPT_RTC = T0 + 3600
 CHALLENGE_SOURCE = b"LKR1/vector-challenge"
+PHONE_SOURCE = b"LKR1/vector-phone"
+# Fixed SPAKE2 secrets of the worked pickup example (any scalar in [1, n) works)
+PAKE_X = int.from_bytes(hashlib.sha256(b"LKR1/vector-x").digest(), "big") % p256.N
+PAKE_Y = int.from_bytes(hashlib.sha256(b"LKR1/vector-y").digest(), "big") % p256.N
+
 
 
 def h(b):
@@ -87,13 +95,11 @@ def cred_vector(name, cred):
             "key": h(cred.key(MASTER, LOCKER_ID))}
 
 
-def code_vector(cred, slot, gen, deposit_ts, challenge, bucket_s=PC.BUCKET_S):
+def code_vector(cred, slot, gen, deposit_ts, bucket_s=PC.BUCKET_S):
     key = cred.key(MASTER, LOCKER_ID)
     bucket = deposit_ts // bucket_s
     out = {"credential_key": h(key), "locker_id": h(LOCKER_ID), "slot": slot, "generation": gen,
-           "deposit_ts": deposit_ts, "bucket_s": bucket_s, "bucket": bucket,
-           "candidate_buckets": PC.candidate_buckets(deposit_ts, bucket_s, PC.SKEW_BUCKETS),
-           "challenge": h(challenge)}
+           "deposit_ts": deposit_ts, "bucket_s": bucket_s, "bucket": bucket}
     for form, name in ((PC.FORM_HUMAN, "human"), (PC.FORM_MACHINE, "machine")):
         mac_input = b"LKR1/pickup" + bytes((form,)) + LOCKER_ID + struct.pack(">HII", slot,
                                                                                gen, bucket)
@@ -104,20 +110,51 @@ def code_vector(cred, slot, gen, deposit_ts, challenge, bucket_s=PC.BUCKET_S):
             "material": h(material),
             "code": (PC.human_code if form == PC.FORM_HUMAN else PC.machine_code)(
                 key, LOCKER_ID, slot, gen, deposit_ts, bucket_s),
-            "proof_key": h(PC.proof_key(form, material)),
-            "proof_input": h(b"LKR1/proof" + challenge + struct.pack(">H", slot)),
-            "proof": h(PC.proof(form, material, challenge, slot)),
+            "pw": h(bytes((form,)) + struct.pack(">H", slot) + material),
+            "w": "%064x" % PC.password_scalar(form, slot, material),
         }
     return out
 
 
 def code_vectors():
     return [
-        code_vector(COURIER, 3, 1, TRANSCRIPT_RTC, CHALLENGE),
-        code_vector(COURIER, 17, 42, T0 + 299, CHALLENGE),            # last second of a bucket
-        code_vector(DEPOT, 999, 4294967295, T0 + 300, bytes(16)),      # bucket boundary, max
-        code_vector(COURIER, 1, 7, T0 + 12345, CHALLENGE, bucket_s=3600),
+        code_vector(COURIER, 3, 1, TRANSCRIPT_RTC),
+        code_vector(COURIER, 17, 42, T0 + 299),            # last second of a bucket
+        code_vector(DEPOT, 999, 4294967295, T0 + 300),      # bucket boundary, max
+        code_vector(COURIER, 1, 7, T0 + 12345, bucket_s=3600),
     ]
+
+
+def pake_vector(code):
+    """Every intermediate value of one pickup PAKE (docs/protocol.md section 8)."""
+    slot, form, material = PC.parse(code)
+    w = PC.password_scalar(form, slot, material)
+    id_a, id_b, aad = PC.ID_RECIPIENT, LOCKER_ID, PC.aad(slot, form)
+    pa = spake2.share(spake2.ROLE_A, w, PAKE_X)
+    pb = spake2.share(spake2.ROLE_B, w, PAKE_Y)
+    k = spake2.shared_element(spake2.ROLE_A, w, PAKE_X, pb)
+    tt = spake2.transcript(id_a, id_b, pa, pb, k, w)
+    ke, kca, kcb = spake2.key_schedule(tt, aad)
+    ca, cb = spake2.confirmation(kca, tt), spake2.confirmation(kcb, tt)
+    start = P.request(P.PICKUP_START, struct.pack(">HB", slot, form) + pa)
+    finish = P.request(P.PICKUP_FINISH, ca)
+    answer_body = struct.pack(">HBI", slot, 2, TRANSCRIPT_RTC)
+    header = bytes((P.VERSION, P.PICKUP_FINISH | P.RESPONSE_BIT, P.OK))
+    mac_input = b"LKR1/pickup-answer" + header + answer_body
+    return {"code": code, "slot": slot, "form": form, "material": h(material),
+            "pw_hash_inputs": [h(b"LKR1/pickup-pw\x01" + bytes((form,)) + struct.pack(
+                ">H", slot) + material), h(b"LKR1/pickup-pw\x02" + bytes((form,)) + struct.pack(
+                    ">H", slot) + material)],
+            "w": "%064x" % w, "id_a": h(id_a), "id_b": h(id_b), "aad": h(aad),
+            "M": h(p256.encode(spake2.M)), "N": h(p256.encode(spake2.N)),
+            "x": "%064x" % PAKE_X, "y": "%064x" % PAKE_Y,
+            "pA": h(pa), "pB": h(pb), "K": h(k), "TT": h(tt), "hash_TT": h(
+                hashlib.sha256(tt).digest()), "Ke": h(ke), "KcA": h(kca), "KcB": h(kcb),
+            "cA": h(ca), "cB": h(cb),
+            "start_frame": h(start), "start_answer_body": h(pb + cb),
+            "finish_frame": h(finish),
+            "finish_answer_body": h(answer_body), "answer_mac_input": h(mac_input),
+            "answer_mac": h(PC.answer_mac(ke, header, answer_body))}
 
 
 # ---- requests ---------------------------------------------------------------------------
@@ -132,8 +169,7 @@ def signed_vector(name, req_type, cred, fields, challenge=CHALLENGE):
             "tag": h(frame[-P.TAG_LEN:]), "frame": h(frame)}
 
 
-def request_vectors(codes):
-    pick_h, pick_m = codes[0]["human"], codes[0]["machine"]
+def request_vectors(pakes):
     return [
         {"name": "HELLO", "type": P.HELLO, "frame": h(P.request(P.HELLO))},
         signed_vector("DEPOSIT size M", P.DEPOSIT, COURIER,
@@ -141,14 +177,12 @@ def request_vectors(codes):
         signed_vector("CANCEL", P.CANCEL, COURIER, bytes.fromhex("0102030405060708")),
         signed_vector("RECLAIM any expired", P.RECLAIM, COURIER, struct.pack(">H", 0)),
         signed_vector("RECLAIM slot 3 (depot scope)", P.RECLAIM, DEPOT, struct.pack(">H", 3)),
-        {"name": "PICKUP human form", "type": P.PICKUP, "challenge": h(CHALLENGE),
-         "code": pick_h["code"],
-         "frame": h(P.request(P.PICKUP, struct.pack(">HB", 3, PC.FORM_HUMAN)
-                              + bytes.fromhex(pick_h["proof"])))},
-        {"name": "PICKUP machine form", "type": P.PICKUP, "challenge": h(CHALLENGE),
-         "code": pick_m["code"],
-         "frame": h(P.request(P.PICKUP, struct.pack(">HB", 3, PC.FORM_MACHINE)
-                              + bytes.fromhex(pick_m["proof"])))},
+        {"name": "PICKUP_START human form", "type": P.PICKUP_START, "code": pakes[0]["code"],
+         "x": pakes[0]["x"], "frame": pakes[0]["start_frame"]},
+        {"name": "PICKUP_START machine form", "type": P.PICKUP_START,
+         "code": pakes[1]["code"], "x": pakes[1]["x"], "frame": pakes[1]["start_frame"]},
+        {"name": "PICKUP_FINISH human form", "type": P.PICKUP_FINISH, "code": pakes[0]["code"],
+         "frame": pakes[0]["finish_frame"]},
         signed_vector("TECH_OPEN slot 5 clear", P.TECH_OPEN, TECH,
                       struct.pack(">HB", 5, P.TECH_CLEAR)),
         signed_vector("AUDIT_READ from 1, 10 lines", P.AUDIT_READ, DEPOT,
@@ -197,12 +231,23 @@ def error_body_vectors():
 
 def transcript_challenges():
     """The deterministic stand-in for the locker's RNG used by the transcript."""
+    return deterministic_source(CHALLENGE_SOURCE)
+
+
+def deterministic_source(label):
+    """random_bytes(k) whose draw number n gives SHA-256(label | u32be n) followed, when k
+    is over 32, by SHA-256(label | u32be n | j) for j = 1, 2, ..., cut to k bytes."""
     state = {"n": 0}
 
-    def random_bytes(n):
-        out = hashlib.sha256(CHALLENGE_SOURCE + struct.pack(">I", state["n"])).digest()[:n]
+    def random_bytes(k):
+        head = label + struct.pack(">I", state["n"])
+        out = hashlib.sha256(head).digest()
+        j = 1
+        while len(out) < k:
+            out += hashlib.sha256(head + bytes((j,))).digest()
+            j += 1
         state["n"] += 1
-        return out
+        return out[:k]
     return random_bytes
 
 
@@ -239,10 +284,21 @@ def transcript():
             return send(note, P.sign(P.request(req_type, cred.encode() + fields),
                                      cred.key(MASTER, LOCKER_ID), last["challenge"]))
 
-        def pickup(note, code):
+        phone_random = deterministic_source(PHONE_SOURCE)
+
+        def pickup(note, code, finish=True):
             sid, form, material = PC.parse(code)
-            return send(note, P.request(P.PICKUP, struct.pack(">HB", sid, form) + PC.proof(
-                form, material, last["challenge"], sid)))
+            pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, phone_random)
+            answer = send(note + ": PICKUP_START", recipient.start_frame(pake))
+            steps[-1]["code"] = code
+            if answer[2] != P.OK or not finish:
+                return answer
+            try:
+                confirm_a = pake.finish(answer[19:84], answer[84:])
+            except recipient.CodeMismatch:     # the phone stops: the locker did not prove it
+                steps[-1]["phone"] = "cB does not verify: wrong code, nothing more sent"
+                return answer
+            return send(note + ": PICKUP_FINISH", P.request(P.PICKUP_FINISH, confirm_a))
 
         def advance(seconds):
             t.advance(seconds)
@@ -263,13 +319,20 @@ def transcript():
         first = codes_of(steps[-1])
         signed("DEPOSIT retried with the same request id: same slot", P.DEPOSIT, COURIER,
                req1 + b"\x02")
-        pickup("PICKUP with the human code: slot 3 opens", first["human_code"])
+        wrong = first["human_code"][:-1] + "%d" % ((int(first["human_code"][-1]) + 1) % 10)
+        pickup("pickup with a wrong human code (one budgeted guess)", wrong)
+        pickup("pickup with the human code: slot 3 opens", first["human_code"])
+        send("PICKUP_FINISH again: no pickup pending on this connection: E_STATE",
+             P.request(P.PICKUP_FINISH, bytes(32)))
         advance(600)
         send("HELLO again: the last challenge is older than challenge_ttl_s",
              P.request(P.HELLO))
-        pickup("PICKUP with the used code: E_DONE (collected), no strike",
+        pickup("pickup with the used machine code: E_DONE (collected), authenticated, no try",
                first["machine_code"])
-        pickup("PICKUP with a wrong code: E_CODE, a throttle strike", "003-00000-00000")
+        pickup("pickup with a wrong code: cB does not verify, one budgeted guess",
+               "003-00000-00000")
+        send("PICKUP_FINISH with a made-up cA all the same: E_CODE, nothing changes",
+             P.request(P.PICKUP_FINISH, bytes(32)))
         signed("CANCEL of the collected deposit: E_DONE", P.CANCEL, COURIER, req1)
         signed("CANCEL of a request id never deposited: E_STATE", P.CANCEL, COURIER,
                bytes.fromhex("0909090909090909"))
@@ -285,7 +348,8 @@ def transcript():
         advance(PC.TTL_S + 3600)
         signed("STATUS answering a challenge older than 120 s: E_CHALLENGE", P.STATUS, TECH,
                b"")
-        pickup("PICKUP with the expired code of slot 1: E_EXPIRED", second["human_code"])
+        pickup("pickup with the expired code of slot 1: E_EXPIRED (authenticated)",
+               second["human_code"])
         signed("RECLAIM any of my expired parcels: slot 1", P.RECLAIM, COURIER,
                struct.pack(">H", 0))
         signed("STATUS (technician)", P.STATUS, TECH, b"")
@@ -298,11 +362,13 @@ def transcript():
         third = codes_of(steps[-1])
         signed("TECH_OPEN slot 4 out of service", P.TECH_OPEN, TECH,
                struct.pack(">HB", 4, P.TECH_OUT_OF_SERVICE))
-        pickup("PICKUP with the right code of slot 4: E_OUT_OF_SERVICE, no strike",
+        pickup("pickup with the right code of slot 4: E_OUT_OF_SERVICE, no try",
                third["machine_code"])
-        for i in range(6):
-            pickup("PICKUP with a wrong code: strike %d" % (i + 2), "002-0000%d-00000" % i)
-        pickup("PICKUP while locked out: E_LOCKED_OUT (not evaluated)", third["human_code"])
+        for i in range(5):
+            pickup("pickup with a wrong code on slot 2: try %d of its budget" % (i + 1),
+                   "002-0000%d-00000" % i)
+        pickup("pickup on slot 2, its budget spent: E_LOCKED_OUT (not evaluated)",
+               "002-00009-00000")
         # limit 0: the lines themselves differ between VMs (JSON key order is not fixed, the
         # MAC is over the stored bytes); their format is the audit_chain section
         signed("AUDIT_READ with limit 0: count only", P.AUDIT_READ, DEPOT,
@@ -331,8 +397,14 @@ def transcript():
                    "rtc_start": TRANSCRIPT_RTC, "ttl_s": PC.TTL_S, "bucket_s": PC.BUCKET_S,
                    "skew_buckets": PC.SKEW_BUCKETS, "challenge_ttl_s":
                    config.DEFAULTS["challenge_ttl_s"]},
-        "challenge_source": "challenge number n (from 0) = SHA-256('LKR1/vector-challenge' | "
-                            "u32be n)[:16]; a real locker uses its hardware RNG",
+        "challenge_source": "the locker's random draw number n (from 0; challenges take 16 "
+                            "bytes, its SPAKE2 y 40) = SHA-256('LKR1/vector-challenge' | "
+                            "u32be n) | SHA-256(.. | 01) | ..., cut to length; a real locker "
+                            "uses its hardware RNG",
+        "phone_source": "the phone's SPAKE2 x for PICKUP_START number n (from 0) = "
+                        "OS2IP(first 40 bytes of SHA-256('LKR1/vector-phone' | u32be n) | "
+                        "SHA-256(.. | 01)) mod n_P256",
+
         "steps": steps,
     }, chain
 
@@ -370,7 +442,8 @@ def credential_handoff():
 
 def build():
     codes = code_vectors()
-    requests = request_vectors(codes)
+    pakes = [pake_vector(codes[0]["human"]["code"]), pake_vector(codes[0]["machine"]["code"])]
+    requests = request_vectors(pakes)
     steps, chain = transcript()
     return {
         "about": "Test vectors for docs/protocol.md (protocol version 1). Byte strings are "
@@ -382,6 +455,7 @@ def build():
         "credentials": [cred_vector("courier", COURIER), cred_vector("depot courier", DEPOT),
                         cred_vector("technician", TECH)],
         "pickup_codes": codes,
+        "pickup_pake": pakes,
         "requests": requests,
         "admin": admin_vectors(),
         "error_bodies": error_body_vectors(),

@@ -5,7 +5,7 @@ import gc
 import os
 import struct
 
-from core import clock, config, credentials, locker, pickup_code
+from core import clock, config, credentials, locker, pickup_code, recipient
 from core import protocol as P
 from drivers import flash_fs, gpio_lock
 from targets import sim_hw
@@ -62,9 +62,9 @@ def main(folder, fill):
     gc.collect()
     lk, drv, bank = boot()                        # reboot between deposit and pickup
     session = lk.new_session()
-    ch = call(lk, session, P.request(P.HELLO))[3:19]
+    call(lk, session, P.request(P.HELLO))
     sid, form, material = pickup_code.parse(code)
-    resp = call(lk, session, P.request(P.PICKUP, struct.pack(">HB", sid, form)
-                                       + pickup_code.proof(form, material, ch, sid)))
-    assert resp[2] == P.OK, resp
+    resp, pake = recipient.pickup(lambda f: call(lk, session, f), sid, form, material, LID,
+                                  os.urandom)
+    assert resp[2] == P.OK and pake.key is not None, resp
     print("RESULT {\"ok\": true}")

@@ -107,7 +107,9 @@ def steps(folder, slot_counts, fill=True, pake=False):
         yield
         ch = rig.hello()[1]
         yield
-        request("pickup", rig.pickup_frame(code, ch))
+        request("pickup", rig.pickup_frame(code, ch))     # its PICKUP_START
+        yield
+        rig.pickup(code)                                 # the whole pickup: the slot frees
         yield
         rig.settle(sid)
         ch = rig.hello()[1]

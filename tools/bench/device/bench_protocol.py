@@ -1,7 +1,7 @@
 # Section 6: the real request/answer sizes of each flow, from a run through Locker.handle;
 # the host turns them into fragments and bytes per link payload size.
-from bench_util import Rig, emit, req_id, wrong_code
-from core import fragment
+from bench_util import LOCKER_ID, Rig, emit, req_id, wrong_code
+from core import fragment, pickup_code, recipient
 from core import protocol as P
 
 
@@ -22,12 +22,18 @@ def main(folder, payloads):
     sid = int.from_bytes(resp[19:21], "big")
     _, code = rig.deposit(cred, key, req_id(7), 2)      # the retry gives the same code
     rig.settle(sid)
-    _, ch = rig.hello()
-    resp = record("pickup_wrong", rig.pickup_frame(wrong_code(code), ch))
-    assert resp[2] == P.E_CODE
-    _, ch = rig.hello()
-    resp = record("pickup", rig.pickup_frame(code, ch))
-    assert resp[2] == P.OK
+    import os
+    for name, typed in (("pickup_wrong", wrong_code(code)), ("pickup", code)):
+        sid, form, material = pickup_code.parse(typed)
+        pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, os.urandom)
+        resp = record(name + "_start", recipient.start_frame(pake))
+        assert resp[2] == P.OK
+        try:
+            confirm = pake.finish(resp[19:84], resp[84:116])
+        except recipient.CodeMismatch:
+            continue                   # the phone stops: nothing more is sent
+        resp = record(name + "_finish", P.request(P.PICKUP_FINISH, confirm))
+        assert resp[2] == P.OK
     # The firmware's own fragmenter and reassembler, at each payload size.
     frags = {}
     for p in payloads:

@@ -7,7 +7,7 @@ import os
 import struct
 import sys
 
-from core import clock, config, credentials, locker, pickup_code
+from core import clock, config, credentials, locker, pickup_code, recipient
 from core import hmac_sha256 as H
 from core import protocol as P
 from core import unload
@@ -246,15 +246,21 @@ class Rig:
         sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:34])
         return sid, pickup_code.human_code(key, LOCKER_ID, sid, gen, ts, self.cfg["bucket_s"])
 
-    def pickup_frame(self, code, challenge):
+    def pickup_frame(self, code, challenge=None):
+        """The PICKUP_START of a pickup with code (the phone's share, random x)."""
         sid, form, material = pickup_code.parse(code)
-        return P.request(P.PICKUP, struct.pack(">HB", sid, form)
-                         + pickup_code.proof(form, material, challenge, sid))
+        return recipient.start_frame(recipient.RecipientPake(sid, form, material, LOCKER_ID,
+                                                             random_bytes))
 
     def pickup(self, code):
-        """HELLO + PICKUP; returns the status byte."""
-        _, ch = self.hello()
-        return self.handle(self.pickup_frame(code, ch))[2]
+        """HELLO + PICKUP_START (+ PICKUP_FINISH if the locker proved the code); returns the
+        last status byte (a wrong code: 9, E_CODE, as the phone would report it)."""
+        self.hello()
+        sid, form, material = pickup_code.parse(code)
+        resp, pake = recipient.pickup(self.handle, sid, form, material, LOCKER_ID, random_bytes)
+        if resp[2] == P.OK and pake.key is None:
+            return P.E_CODE
+        return resp[2]
 
 
 def wrong_code(code):

@@ -1,9 +1,12 @@
-# Section 1: what one pickup attempt costs, shipped verifier (slot from the code) against
-# the naive scan (every occupied slot x every window bucket), as occupancy and window grow.
-from bench_naive_verifier import NaiveVerifier
+# Section 1: what one pickup attempt costs the locker (SPAKE2 party B, core/spake2.py) and the
+# phone (party A): group operations, hashes, time and heap, for a right and a wrong code, at
+# several occupancies (the slot comes from the code: the cost must not grow with them).
+# Also the raw rate of the big-integer operation the group arithmetic is made of (a 256-bit
+# multiply + reduction mod p), the basis of the ESP32 estimate in docs/performance.md.
+import gc
+
 from bench_util import (
     LOCKER_ID,
-    MASTER,
     HashCount,
     Rig,
     count_hashes,
@@ -13,83 +16,97 @@ from bench_util import (
     ticks_us,
     wrong_code,
 )
-from core import code_verifier, pickup_code
+from core import p256, pickup_code, recipient, spake2
 from core import protocol as P
 
 
-def _timed(fn, budget_us):
-    """Mean microseconds per call: one call, then as many more as fit the budget."""
-    t0 = ticks_us()
-    fn()
-    one = max(1, ticks_diff(ticks_us(), t0))
-    reps = max(1, min(200, budget_us // one))
-    t0 = ticks_us()
-    for _ in range(reps):
-        fn()
-    return ticks_diff(ticks_us(), t0) // reps, reps
+def _group_counts():
+    return p256.counters["mul"], p256.counters["add"]
 
 
-def _counted(fn):
+def _locker_attempt(rig, code, rand):
+    """HELLO, then PICKUP_START (+ FINISH if the phone's check passes) through
+    Locker.handle, with the phone's own work kept out of the locker's figures."""
+    sid, form, material = pickup_code.parse(code)
+    pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, rand)
+    rig.hello()
+    gc.collect()
+    m0, a0 = _group_counts()
     count_hashes(True)
     HashCount.reset()
-    out = fn()
-    got = HashCount.get()
+    heap0 = gc.mem_alloc()
+    t0 = ticks_us()
+    answer = rig.locker.handle(rig.session, recipient.start_frame(pake))
+    us = ticks_diff(ticks_us(), t0)
+    heap = gc.mem_alloc() - heap0
+    hashes = HashCount.get()
     count_hashes(False)
-    return out, got
+    m1, a1 = _group_counts()
+    status = answer[2]
+    finish_us = 0
+    if status == P.OK:
+        try:
+            confirm = pake.finish(answer[19:84], answer[84:116])
+            t0 = ticks_us()
+            status = rig.handle(P.request(P.PICKUP_FINISH, confirm))[2]
+            finish_us = ticks_diff(ticks_us(), t0)
+        except recipient.CodeMismatch:
+            status = P.E_CODE
+    return {"status": status, "start_us": us, "finish_us": finish_us, "mul2": m1 - m0,
+            "adds": a1 - a0, "hashes": hashes, "heap_alloc": heap}
 
 
-def main(folder, occupancies, skews, budget_us):
+def _phone_attempt(code, rand):
+    sid, form, material = pickup_code.parse(code)
+    m0, a0 = _group_counts()
+    t0 = ticks_us()
+    pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, rand)
+    w = pickup_code.password_scalar(form, sid, material)
+    pb, cb, _, _ = pickup_code.locker_reply(w, 7, sid, form, LOCKER_ID, pake.share)
+    t_locker = ticks_us()
+    pake.finish(pb, cb)
+    t1 = ticks_us()
+    m1, a1 = _group_counts()
+    return {"us": ticks_diff(t1, t0), "locker_part_us": ticks_diff(t_locker, t0),
+            "mul2": m1 - m0, "adds": a1 - a0}
+
+
+def modmul_rate(n=2000):
+    """Microseconds per a * b % p on 256-bit operands (the inner operation of p256.add)."""
+    a, b, p = p256.GX, p256.GY, p256.P
+    t0 = ticks_us()
+    for _ in range(n):
+        a = a * b % p
+    return ticks_diff(ticks_us(), t0) / n
+
+
+def main(folder, occupancies, gc_off):
+    import os
     rig = Rig(folder, layout="S*%d" % max(occupancies))
-    lk = rig.locker
-    challenge = bytes(range(16))
     rows = []
-    requests = []
-    deposited = 0
-    last_code = None
+    deposited = requests = 0
+    code = None
     for occ in sorted(occupancies):
         while deposited < occ:
             deposited += 1
-            cred, key = rig.courier(1 + deposited % 10)
-            sid, last_code = rig.deposit(cred, key, req_id(deposited))
+            requests += 1                 # request ids are never reused (E_DONE)
+            cred, key = rig.courier(1 + requests % 10)
+            sid, code = rig.deposit(cred, key, req_id(requests))
             rig.settle(sid)
-        sid, form, material = pickup_code.parse(last_code)
-        good = pickup_code.proof(form, material, challenge, sid)
-        _, _, bad_material = pickup_code.parse(wrong_code(last_code))
-        bad = pickup_code.proof(form, bad_material, challenge, sid)
-        now = lk.clock.now()
-        for k in skews:
-            lk.verifier.skew_buckets = k
-            naive = NaiveVerifier(MASTER, LOCKER_ID, rig.cfg["bucket_s"], k)
-
-            def shipped_wrong():
-                return lk.verifier.verify(lk.slots.get(sid), form, bad, challenge, now)
-
-            def shipped_valid():
-                return lk.verifier.verify(lk.slots.get(sid), form, good, challenge, now)
-
-            def naive_wrong():
-                return naive.verify(lk.slots, form, bad, challenge)
-
-            def naive_valid():
-                return naive.verify(lk.slots, form, good, challenge)
-
-            verdict_w, sw = _counted(shipped_wrong)
-            verdict_v, sv = _counted(shipped_valid)
-            found_w, nw = _counted(naive_wrong)
-            found_v, nv = _counted(naive_valid)
-            assert verdict_w == code_verifier.WRONG and verdict_v == code_verifier.VALID
-            assert found_w is None and found_v == sid
-            us_s, reps_s = _timed(shipped_wrong, budget_us)
-            us_n, reps_n = _timed(naive_wrong, budget_us)
-            rows.append({"occupied": occ, "skew_buckets": k, "window_buckets": 2 * k + 1,
-                         "shipped_wrong": sw, "shipped_valid": sv, "naive_wrong": nw,
-                         "naive_valid": nv, "shipped_us": us_s, "naive_us": us_n,
-                         "reps": [reps_s, reps_n]})
-        # One whole wrong-code request through the handler, at the configured window.
-        lk.verifier.skew_buckets = rig.cfg["skew_buckets"]
-        _, ch = rig.hello()
-        frame = rig.pickup_frame(wrong_code(last_code), ch)
-        resp, whole = _counted(lambda: lk.handle(rig.session, frame))
-        requests.append({"occupied": occ, "status": resp[2], "hashes": whole,
-                         "ok": resp[2] == P.E_CODE})
-    emit({"rows": rows, "requests": requests, "default_skew": rig.cfg["skew_buckets"]})
+        if gc_off:
+            gc.disable()          # heap_alloc then counts every byte allocated
+        wrong = _locker_attempt(rig, wrong_code(code), os.urandom)
+        gc.enable()
+        gc.collect()
+        if gc_off:
+            gc.disable()
+        right = _locker_attempt(rig, code, os.urandom)
+        gc.enable()
+        gc.collect()
+        rows.append({"occupied": occ, "wrong": wrong, "right": right})
+        # put the parcel back for the next occupancy step
+        if right["status"] == P.OK:
+            rig.settle(sid)
+            deposited -= 1
+    emit({"rows": rows, "phone": _phone_attempt(code, os.urandom),
+          "modmul_us": modmul_rate(), "spake2_hashes": spake2.counters})

@@ -4,7 +4,7 @@ print its reason and exit 5 (EXIT_HALTED)."""
 import os
 import time
 
-from core import config
+from core import config, throttle
 
 from .. import inputs, sim
 from ..output import (
@@ -77,6 +77,18 @@ def cmd_stop(args):
     return {"pid": pid}, "simulator (pid %d) stopped" % pid
 
 
+def throttle_waits(data, now):
+    """{"all slots" | "slot N": seconds} a human-code attempt must wait (core/throttle.py)."""
+    tat, slots = data
+    out = {}
+    if throttle.GLOBAL.wait(tat, now):
+        out["all slots"] = throttle.GLOBAL.wait(tat, now)
+    for sid, slot_tat in slots:
+        if throttle.SLOT.wait(slot_tat, now):
+            out["slot %d" % sid] = throttle.SLOT.wait(slot_tat, now)
+    return out
+
+
 def status_view(st):
     """The control port's compact status -> named fields (JSON answer of `sim status`)."""
     now = st["time"]
@@ -86,15 +98,14 @@ def status_view(st):
                       "state": "expired" if expired else ("occupied" if state else "free"),
                       "out_of_service": bool(oos), "door": "open" if door else "closed",
                       "jammed": bool(jammed), "lock_energised": bool(output)})
-    strikes, last_fail, locked_until = st["throttle"]
+    waits = throttle_waits(st["throttle"], now)
     return {"locker_id": st["locker_id"], "time": now, "rtc": st["rtc"],
             "halted": st["halted"], "journal_seq": st["journal_seq"],
             "requests": st["requests"], "heap_peak": st["heap_peak"],
             "heap_measured": st.get("heap_measured", 0),
             "heap_now": st["heap_now"], "heap_total": st["heap_total"],
-            "throttle": {"strikes": strikes, "last_fail": last_fail,
-                         "locked_until": locked_until,
-                         "retry_after": max(0, locked_until - now)},
+            "throttle": {"human_code_waits": waits,
+                         "retry_after": max([0] + list(waits.values()))},
             "slots": slots}
 
 
@@ -110,9 +121,9 @@ def status_text(v):
             s["slot"], s["size"], s["state"],
             "OUT OF SERVICE" if s["out_of_service"] else "in service", door))
     t = v["throttle"]
-    lines.append("wrong-code throttle: %d strike%s%s" % (
-        t["strikes"], "" if t["strikes"] == 1 else "s",
-        ", locked out for %d s" % t["retry_after"] if t["retry_after"] else ""))
+    lines.append("human-code pickups: %s" % (", ".join(
+        "%s wait %d s" % (k, w) for k, w in sorted(t["human_code_waits"].items()))
+        or "no wait"))
     # main.Runtime.handle measures each state-changing request with the collector off: the
     # true high point of the heap during it (docs/performance.md, "The simulator's heap").
     lines.append("heap in use now %d of %d bytes; %s %d"

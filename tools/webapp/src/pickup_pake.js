@@ -90,6 +90,7 @@ export async function pickup(client, code, { random = randomBytes } = {}) {
   const x = randomScalar(random);
   const pA = share(x, w);
   const started = parseResponse(await client.exchange(startFrame(slot, form, pA)));
+  client.challenge = started.challenge;      // every answer carries the next challenge
   if (started.status !== OK) {
     const e = parseError(started.body);
     throw new LockerRefused(started.status, e.message, e.retryAfter);
@@ -110,6 +111,7 @@ export async function pickup(client, code, { random = randomBytes } = {}) {
   }
   const raw = await client.exchange(finishFrame(k.cA));
   const done = parseResponse(raw);
+  client.challenge = done.challenge;
   const head = raw.subarray(0, 3);
   if (done.status === OK) {
     if (done.body.length !== 23) throw new ProtocolError("PICKUP_FINISH answer must be 23 bytes");

@@ -14,7 +14,9 @@ import {
   codeMac, humanCode, machineCode, parseCode, bucketOf, CodeFormatError, pickupLink,
   codeFromFragment,
 } from "../src/pickupcode.js";
-import { proofKey, proof, pickupRequest, pickup } from "../src/pickup.js";
+import { pickup } from "../src/pickup.js";
+import * as Pake from "../src/pickup_pake.js";
+import { sha256 as sha256h } from "../src/frames.js";
 import { depositRequest, cancelRequest, deposit, cancel } from "../src/deposit.js";
 import { LockerClient } from "../src/client.js";
 
@@ -65,17 +67,17 @@ test("a credential file (lockerctl format) round-trips; broken files are refused
     /32 bytes/);
 });
 
-test("pickup codes: MAC inputs, MACs, both forms, material, proof keys and proofs", () => {
+test("pickup codes: MAC inputs, MACs, both forms, material, SPAKE2 password scalars", () => {
   assert.ok(V.pickup_codes.length >= 2);
   for (const p of V.pickup_codes) {
-    const key = unhex(p.credential_key), lid = unhex(p.locker_id), ch = unhex(p.challenge);
+    const key = unhex(p.credential_key), lid = unhex(p.locker_id);
     assert.equal(bucketOf(p.deposit_ts, p.bucket_s), p.bucket);
     for (const [form, f] of [[0, p.human], [1, p.machine]]) {
       assert.equal(hex(codeMac(key, form, lid, p.slot, p.generation, p.bucket)), f.mac);
       const parsed = parseCode(f.code);
       assert.deepEqual([parsed.slot, parsed.form, hex(parsed.material)], [p.slot, form, f.material]);
-      assert.equal(hex(proofKey(form, parsed.material)), f.proof_key);
-      assert.equal(hex(proof(form, parsed.material, ch, p.slot)), f.proof);
+      const w = Pake.passwordScalar(Pake.password(p.slot, form, parsed.material));
+      assert.equal(w.toString(16).padStart(64, "0"), f.w);
     }
     assert.equal(humanCode(key, lid, p.slot, p.generation, p.deposit_ts, p.bucket_s), p.human.code);
     assert.equal(machineCode(key, lid, p.slot, p.generation, p.deposit_ts, p.bucket_s), p.machine.code);
@@ -105,8 +107,13 @@ test("request frames byte for byte (signed types: unsigned, tag, frame)", () => 
   for (const r of V.requests) {
     if (r.name === "HELLO") {
       assert.equal(hex(request(r.type)), r.frame);
-    } else if (r.type === 0x20) {
-      assert.equal(hex(pickupRequest(r.code, unhex(r.challenge))), r.frame, r.name);
+    } else if (r.type === 0x21) {
+      const c = parseCode(r.code);
+      const w = Pake.passwordScalar(Pake.password(c.slot, c.form, c.material));
+      assert.equal(hex(Pake.startFrame(c.slot, c.form, Pake.share(BigInt("0x" + r.x), w))),
+        r.frame, r.name);
+    } else if (r.type === 0x22) {
+      assert.equal(r.frame.slice(0, 4), "0122", r.name);
     } else {
       const cred = { block: unhex(r.credential_block), key: unhex(r.credential_key) };
       const unsigned = request(r.type, concat(cred.block, unhex(r.fields)));
@@ -216,18 +223,36 @@ test("transcript: the JS client produces the firmware's recorded requests, parse
   assert.deepEqual([d.slot, d.code, d.machineCode], [3, rec.human_code, rec.machine_code]);
   const again = await deposit(c, cred, 2, rid);
   assert.equal(again.slot, d.slot);
-  const opened = await pickup(c, d.code);
+  // the phone's SPAKE2 x: the transcript's deterministic phone source (its phone_source)
+  let draw = 0;
+  const random = (k) => {
+    const head = concat(new TextEncoder().encode("LKR1/vector-phone"),
+      Uint8Array.of(draw >>> 24, (draw >>> 16) & 255, (draw >>> 8) & 255, draw & 255));
+    draw++;
+    return concat(sha256h(head), sha256h(concat(head, Uint8Array.of(1)))).subarray(0, k);
+  };
+  const wrong = d.code.slice(0, -1) + String((Number(d.code.slice(-1)) + 1) % 10);
+  await assert.rejects(pickup(c, wrong, { random }), (e) => e instanceof LockerRefused &&
+    e.status === E_CODE);                               // cB did not verify: the phone stops
+  const opened = await pickup(c, d.code, { random });
   assert.equal(opened.slot, 3);
+  const finishAlone = async () => {
+    const r = parseResponse(await c.exchange(Pake.finishFrame(new Uint8Array(32))));
+    c.challenge = r.challenge;
+    return r.status;
+  };
+  assert.equal(await finishAlone(), 8);                  // E_STATE: nothing pending
   await c.sayHello(); // after advance_s 600 the challenge is stale: a new HELLO
-  await assert.rejects(pickup(c, d.machineCode), (e) => e instanceof LockerRefused &&
+  await assert.rejects(pickup(c, d.machineCode, { random }), (e) => e instanceof LockerRefused &&
     STATUS_NAMES[e.status] === "already-done");          // a right code: the parcel is gone
-  await assert.rejects(pickup(c, "003-00000-00000"), (e) => e instanceof LockerRefused &&
-    e.status === E_CODE && e.lockerMessage === "wrong pickup code");
+  await assert.rejects(pickup(c, "003-00000-00000", { random }), (e) =>
+    e instanceof LockerRefused && e.status === E_CODE);
+  assert.equal(await finishAlone(), E_CODE);
   await assert.rejects(cancel(c, cred, rid), (e) => STATUS_NAMES[e.status] === "already-done" &&
     e.verified);                                        // a tagged refusal: really the locker's
-  assert.equal(link.i, 8);
+  assert.equal(link.i, 13);
   // the remaining responses parse (status and body) whatever their type
-  for (const s of steps.slice(8).filter((x) => x.response)) {
+  for (const s of steps.slice(13).filter((x) => x.response)) {
     const r = parseResponse(unhex(s.response));
     if (r.status) assert.ok(parseError(r.body).message.length > 0, s.note);
     if (r.type === 0x81) parseHello(r.body);
@@ -327,8 +352,7 @@ test("a stray credit where an answer is expected is ignored", async () => {
   assert.equal(hex(hello.lockerId), V.keys.locker_id);
 });
 
-// ---- the PAKE pickup (pickup_pake.js), ready for when the locker speaks it ------------------
-import * as Pake from "../src/pickup_pake.js";
+// ---- the PAKE pickup (pickup_pake.js) -----------------------------------------------------
 
 test("SPAKE2 pickup: every value of the pickup_pake vectors", {
   skip: V.pickup_pake ? false : "docs/protocol_vectors.json has no pickup_pake section yet " +
