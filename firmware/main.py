@@ -49,7 +49,7 @@ class Runtime:
         self.clock = LockerClock(board.rtc_unix, board.uptime_s)
         args = (self.cfg, board.read_secret(), board.store_fs(), self.clock, self.bank,
                 board.ticks_ms, board.ticks_diff, board.random_bytes)
-        if hasattr(board, "anchor"):   # the journal's anchor in NVS (docs/adr/0005)
+        if hasattr(board, "anchor"):   # the journal anchor in NVS (ADR 0008)
             from core.anchored import AnchoredLocker
             self.locker = AnchoredLocker(*(args + (board.anchor(),)))
         else:

@@ -1,4 +1,4 @@
-"""The store never silently resets or rolls back (issue 12.1, docs/adr/0005-journal-anchor.md).
+"""The store never silently resets or rolls back (issue 12.1, docs/adr/0008-journal-anchor.md).
 
 A provisioned locker whose store is missing or shorter than what it had written refuses to
 serve, with the reason; its anchor (how far the journal got, kept in NVS where the journal's

@@ -189,3 +189,44 @@ def test_refusals_before_authentication_are_marked_unverified(bench):
     with pytest.raises(LockerRefused) as e:
         bench.client.deposit(courier, size=1)
     assert e.value.status == P.E_AUTH and not e.value.verified
+
+
+# ---- the PICKUP_FINISH answer: a relay cannot send the recipient away from an open door ----
+
+@pytest.mark.parametrize("status", [P.E_DONE, P.E_OUT_OF_SERVICE, P.E_EXPIRED])
+def test_relay_that_swaps_the_opened_answer_for_an_unsigned_refusal_is_detected(bench, status):
+    """The relay passes cA through (the door opens) and swaps the MACed OK for a refusal
+    without a MAC ("parcel already gone", "out of service", "expired"): the recipient would
+    walk away from an open door. The client refuses any such answer without Ke's MAC
+    (review finding: only OK and E_EXPIRED were checked)."""
+    dep = bench.client.deposit(bench.courier(), size=1, request_id=b"S" * 8)
+    bench.run_hardware()
+    bench.driver.close(dep.slot)
+    bench.run_hardware()
+
+    def alter(request, answer):
+        if request[1] != P.PICKUP_FINISH:
+            return answer
+        body = P.error_body("parcel already gone")
+        return answer[:2] + bytes((status,)) + answer[3:19] + body
+    with pytest.raises(LockerRefused) as refused:
+        relayed(bench, alter).pickup(dep.code)
+    assert refused.value.status == P.E_AUTH
+    bench.run_hardware()
+    assert dep.slot in bench.driver.pulses          # the door really opened meanwhile
+
+
+def test_a_reopen_by_the_right_human_code_costs_no_guess(bench):
+    """Within the reopen window the right code opens its door again: no guess is spent
+    (review finding: the reopen record kept the attempt's charge)."""
+    dep = bench.client.deposit(bench.courier(), size=1, request_id=b"T" * 8)
+    bench.run_hardware()
+    bench.driver.close(dep.slot)
+    bench.run_hardware()
+    bench.client.pickup(dep.code)
+    bench.run_hardware()
+    bench.driver.close(dep.slot)
+    bench.run_hardware()
+    before = (bench.locker.throttle.tat, dict(bench.locker.throttle.slot_tat))
+    assert bench.client.pickup(dep.code)["slot"] == dep.slot      # the reopen
+    assert (bench.locker.throttle.tat, dict(bench.locker.throttle.slot_tat)) == before

@@ -15,7 +15,8 @@ import pytest
 from lockerctl import firmware, mp32
 
 BENCH = os.path.join(firmware.REPO, "tools", "bench", "device")
-CEILING = 62_064     # bytes: firmware after boot, measured 2026-11-29 (docs/performance.md)
+CEILING = 69_968     # bytes: firmware after boot, measured 2026-11-29 after the pickup PAKE
+#                      (p256, spake2) and the journal anchor landed (docs/performance.md)
 MARGIN = 1024        # bytes: what may move without a decision (GC blocks, qstr pool steps)
 
 

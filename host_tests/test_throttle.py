@@ -224,3 +224,28 @@ def test_pacing_caps_the_pake_duty_cycle(bench):
     bench.time.advance(0.3)
     assert lk.pacer.wait_ms(s2) == 0 and lk.pacer.wait_ms(s1) == 300
     assert LockerClient(DirectTransport(lk, s2)).pickup(dep.machine_code)["slot"] == dep.slot
+
+
+def test_a_clock_skip_at_boot_refills_no_budget():
+    """core/recovery.apply of a "boot" record with "resumed": the skipped seconds were not
+    waited by anyone, so what the budgets owe moves with the clock (review finding: the
+    recovery still used the pre-PAKE strike fields and crashed every boot after a cut)."""
+    from core import recovery
+    from core.throttle import SLOT_BURST
+
+    class Lk:
+        throttle = Throttle()
+
+    lk = Lk()
+    now = 1_000_000
+    for _ in range(SLOT_BURST):
+        lk.throttle.charge(4, now)
+    assert lk.throttle.retry_after(4, now) > 0
+    owed = lk.throttle.retry_after(4, now)
+    recovery.apply(lk, {"e": "boot", "resumed": 7200})
+    # 2 h later by the clock, but those 2 h were skipped: still exactly as much to wait
+    assert lk.throttle.retry_after(4, now + 7200) == owed
+    assert lk.throttle.retry_after(5, now + 7200) == 0      # an untouched slot stays full
+    fresh = Throttle()
+    fresh.shift(7200)
+    assert fresh.tat == 0 and fresh.slot_tat == {}

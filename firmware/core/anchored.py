@@ -1,4 +1,4 @@
-# A locker whose journal is anchored (docs/adr/0005-journal-anchor.md): every durable record
+# A locker whose journal is anchored (docs/adr/0008-journal-anchor.md): every durable record
 # is anchored (drivers/nvs_anchor.py on the boards), the journal is checked against the
 # anchor at boot, and a halted locker still opens doors for a technician and takes the
 # operator's RECOVER. The boards run AnchoredLocker (main.py); the plain Locker (tests,

@@ -1,7 +1,7 @@
 # What a pickup attempt is checked against: the locker derives the code's password from the
 # slot record (depositing courier's key, generation, the locker's own deposit bucket).
 # The slot comes FROM THE CODE (its first digits), so an attempt costs one password
-# derivation and one SPAKE2 run whatever the number of occupied slots (ADR 0002, ADR 0005).
+# derivation and one SPAKE2 run whatever the number of occupied slots (ADR 0002, ADR 0009).
 # The code binds exactly one bucket (the locker's own deposit timestamp, which the phone got
 # in the DEPOSIT answer): a PAKE run tests one password, so there is no skew window.
 #

@@ -73,7 +73,7 @@ def build(overrides):
     if not isinstance(cfg["skew_buckets"], int) or not 0 <= cfg["skew_buckets"] <= MAX_SKEW_BUCKETS:
         # the phone gets the locker's own deposit time, and a PAKE run checks one password
         raise ConfigError("skew_buckets must be 0 (the pickup code binds the locker's own "
-                          "deposit bucket; docs/adr/0005-pickup-pake.md)")
+                          "deposit bucket; docs/adr/0009-pickup-pake.md)")
     if cfg["keep_segments"] < 2:
         raise ConfigError("keep_segments must be at least 2")
     return cfg

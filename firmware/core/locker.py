@@ -103,7 +103,7 @@ class Locker:
         """Recover state from the store. Raises StoreCorrupt: the caller must not serve."""
         fresh = not self.store.recover(self._load_state, self._apply, self.slots)
         # the RTC behind the floor (lost at power-on): carry on past the floor by the longest
-        # that can have passed unrecorded, the floor period + tick's lateness (ADR 0005;
+        # that can have passed unrecorded, the floor period + tick's lateness (ADR 0008;
         # core/anchored.AnchoredLocker.boot does the same with its anchor)
         resumed = self.clock.resume(FLOOR_PERIOD_S + 60)
         if fresh:
@@ -171,8 +171,11 @@ class Locker:
                 self.throttle.refund(r["s"], t)
         elif e in ("late", "right") and r.get("f") == pickup_code.FORM_HUMAN:
             self.throttle.refund(r["s"], t)      # the right code: no guess
-        elif e == "reopen" and "c" in r:   # a deposit retry with a renewed credential
-            self.slots.rekey(r["s"], bytes.fromhex(r["c"]))
+        elif e == "reopen":
+            if "c" in r:                 # a deposit retry with a renewed credential
+                self.slots.rekey(r["s"], bytes.fromhex(r["c"]))
+            elif r.get("f") == pickup_code.FORM_HUMAN:
+                self.throttle.refund(r["s"], t)  # the right code reopening its door: no guess
         elif e == "tech":
             act = r["a"]
             if act == P.TECH_CLEAR:
@@ -194,7 +197,7 @@ class Locker:
             self.admin_seq = r["a"]
         elif e == "time":
             self.admin_seq = r["a"]
-        elif e == "recover" or "resumed" in r:    # rare: core/recovery.py (ADR 0005)
+        elif e == "recover" or "resumed" in r:    # rare: core/recovery.py (ADR 0008)
             from core import recovery
             recovery.apply(self, r)
 
@@ -471,7 +474,7 @@ class Locker:
             self._commit({"e": "pick", "s": sid, "g": gen, "f": form})
             self._open(session, sid, "pick")
         elif verdict == REOPEN:
-            self._commit({"e": "reopen", "s": sid, "g": gen})
+            self._commit({"e": "reopen", "s": sid, "g": gen, "f": form})
             self._open(session, sid, "reopen")
         else:
             raise P.ProtocolError(P.E_CODE, "wrong pickup code")

@@ -9,7 +9,7 @@
 # values. Scalar multiplication always runs 256 double-and-add steps over a fixed table
 # (Straus-Shamir for two scalars): constant structure, no early exit, no data-dependent
 # branch. (Python big-integer arithmetic itself is not constant time: the table index and the
-# size of intermediate numbers still vary; see docs/adr/0005-pickup-pake.md.)
+# size of intermediate numbers still vary; see docs/adr/0009-pickup-pake.md.)
 from micropython import const
 
 BITS = const(256)

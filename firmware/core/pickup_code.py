@@ -10,7 +10,7 @@
 # Machine form (QR / deep link): the slot and a 128-bit token, "017.<32 hex>".
 #
 # The code never travels, nor anything an offline search could test it against: a pickup is
-# a SPAKE2 run (RFC 9382, core/spake2.py; docs/adr/0005-pickup-pake.md) with the code as the
+# a SPAKE2 run (RFC 9382, core/spake2.py; docs/adr/0009-pickup-pake.md) with the code as the
 # password. The phone is party A, the locker party B:
 #   w   = OS2IP(SHA256("LKR1/pickup-pw" | 0x01 | pw) | SHA256("LKR1/pickup-pw" | 0x02 | pw)) mod n
 #         pw = form (1) | slot (u16) | material (10 ASCII digits or the 16-byte token)

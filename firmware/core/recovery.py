@@ -1,4 +1,4 @@
-# The anchor check at boot and the rare records (docs/adr/0005-journal-anchor.md). Loaded by
+# The anchor check at boot and the rare records (docs/adr/0008-journal-anchor.md). Loaded by
 # core/anchored.py at boot (and by Locker._apply for those records), then dropped again: a
 # serving locker does not keep this code in its heap. What a halted locker still serves is in
 # core/halted.py.
@@ -56,7 +56,4 @@ def apply(lk, r):
             if lk.slots.at(sid).state != OCCUPIED:
                 lk.slots.set_service(sid, False)
         return
-    th = lk.throttle
-    if th.strikes:
-        th.last_fail += r["resumed"]
-        th.locked_until += r["resumed"]
+    lk.throttle.shift(r["resumed"])

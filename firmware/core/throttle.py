@@ -79,6 +79,15 @@ class Throttle:
             self.slot_tat[sid] = SLOT.refund(self.slot_tat[sid], now)
         self._prune(now)
 
+    def shift(self, seconds):
+        """The clock skipped `seconds` that nobody waited (a boot that found the RTC behind
+        its floor, core/clock.resume): every owed tat moves with it, so the skip refills
+        no budget. A full bucket (tat 0) stays full."""
+        if self.tat:
+            self.tat += seconds
+        for sid in self.slot_tat:
+            self.slot_tat[sid] += seconds
+
     def reset_slot(self, sid):
         """A new parcel in the slot: a fresh budget for its new code."""
         self.slot_tat.pop(sid, None)

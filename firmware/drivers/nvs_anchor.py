@@ -1,5 +1,5 @@
 # The journal's anchor in NVS: how far the journal got and the latest time the locker saw,
-# kept where the journal's own files cannot take it along (docs/adr/0005-journal-anchor.md).
+# kept where the journal's own files cannot take it along (docs/adr/0008-journal-anchor.md).
 # On the ESP32 `nvs` is esp32.NVS("locker") (ESP-IDF NVS: each set_i32 + commit appends one
 # 32-byte entry to a log-structured page; a power cut leaves the old or the new value, never
 # a mix); in the simulator and the tests it is sim_nvs.SimNvs, which commits the same way.

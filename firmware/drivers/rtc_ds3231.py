@@ -72,7 +72,7 @@ class DS3231:
         if _bcd(r[4]) > days_from_civil(y + (m == 12), m % 12 + 1, 1) - days_from_civil(y, m, 1):
             return None                 # 31 June, 30 February...
         days = days_from_civil(y, m, _bcd(r[4]))
-        return days * 86400 + _bcd(r[2] & 0x3F) * 3600 + _bcd(r[1]) * 60 + _bcd(r[0] & 0x7F)
+        return days * 86400 + _bcd(r[2] & 0x3F) * 3600 + _bcd(r[1] & 0x7F) * 60 + _bcd(r[0] & 0x7F)
 
     def write_unix(self, t):
         days, secs = divmod(int(t), 86400)

@@ -3,7 +3,7 @@
 # radio is a TCP socket on 127.0.0.1 carrying the same fragments as BLE; flash is a folder.
 #
 # Files in the state folder: locker.json (config), secret.bin (master secret), store/
-# (journal), sim_nvs.txt (the NVS partition: the journal's anchor, docs/adr/0005),
+# (journal), sim_nvs.txt (the NVS partition: the journal's anchor, docs/adr/0008-journal-anchor.md),
 # flash.img (the store on littlefs, with sim.json "flash_kb"), sim.json (ports, sensors,
 # optional link_ms limits), sim_rtc.json (RTC offset: the battery-backed RTC survives power
 # cuts), sim_doors.json (the physical doors survive them too).

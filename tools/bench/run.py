@@ -599,8 +599,11 @@ def link_figures(sizes, flows):
 
 
 def section_host(ctx):
-    sys.path.insert(0, os.path.join(HERE, "device"))   # the device scripts, run on CPython
-    import bench_util as U
+    import importlib.util         # the device scripts' helper, loaded by path on CPython
+    spec = importlib.util.spec_from_file_location(
+        "bench_util", os.path.join(HERE, "device", "bench_util.py"))
+    U = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(U)
     from core import pickup_code, recipient
     rig = U.Rig(os.path.join(ctx["tmp"], "host"), layout="S*10")
     cred, key = rig.courier(1)

@@ -191,7 +191,9 @@ class LockerClient:
             raise LockerRefused(P.E_CODE, str(e))
         answer = self.transport.exchange(P.request(P.PICKUP_FINISH, confirm_a))
         rtype, status, self.challenge, body = P.parse_response(answer)
-        if status in (P.OK, P.E_EXPIRED):      # answers the phone acts on: MACed with Ke
+        # Every answer that tells the recipient what happened to the parcel is MACed with Ke
+        # (docs/protocol.md 5.5); only "wrong code" and "no pickup started" cannot be.
+        if status in (P.OK, P.E_EXPIRED, P.E_OUT_OF_SERVICE, P.E_DONE):
             body = pake.check_answer(answer) if rtype == P.PICKUP_FINISH else None
             if body is None:
                 raise LockerRefused(P.E_AUTH, "pickup answer not authenticated by the PAKE key")

@@ -1,6 +1,6 @@
 """The brute-force bound and the lockout figures of docs/security.md, from the shipped constants.
 
-Since the pickup is a PAKE (SPAKE2, docs/adr/0005-pickup-pake.md), a captured or fake-locker
+Since the pickup is a PAKE (SPAKE2, docs/adr/0009-pickup-pake.md), a captured or fake-locker
 transcript gives no offline test: the only way to try a code is an ONLINE PICKUP_START that
 the locker answers, one password per run. Human-form attempts are budgeted by two GCRA
 buckets (firmware/core/throttle.py): the locker-wide one admits at most GLOBAL_BURST +

@@ -3,7 +3,7 @@ ESP32-sized heap, a state folder in place of flash, a loopback socket in place o
 
 State folder: locker.json + secret.bin (provisioning), sim.json (ports, sensors), sim.pid,
 sim.log, fw/ (the firmware compiled with mpy-cross: .py source is too big to compile inside
-a 100 KB heap), store/ (the journal), sim_rtc.json and sim_doors.json (the RTC battery and
+a small heap), store/ (the journal), sim_rtc.json and sim_doors.json (the RTC battery and
 the physical doors, which outlive a power cut)."""
 import json
 import os

@@ -1,5 +1,5 @@
 """The operator's answer to a halted locker: `lockerctl recover --journal N --anchor M`
-(docs/reliability.md "A halted locker", docs/adr/0005-journal-anchor.md).
+(docs/reliability.md "A halted locker", docs/adr/0008-journal-anchor.md).
 
 A locker halts when its journal is shorter than its anchor says ("journal rolled back: ...
 RECOVER (journal N, anchor M)"). The operator, having decided to accept that loss, signs an

@@ -16,6 +16,8 @@ import { parseCode } from "./pickupcode.js";
 export const PICKUP_START = 0x21;
 export const PICKUP_FINISH = 0x22;
 const E_EXPIRED = 11;
+const E_DONE = 13;             // parcel already gone (protocol.md section 4)
+const E_OUT_OF_SERVICE = 18;   // slot out of service
 const Point = p256.Point;
 const n = Point.Fn.ORDER;
 export const M = Point.fromHex("02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f");
@@ -122,7 +124,9 @@ export async function pickup(client, code, { random = randomBytes } = {}) {
     return { slot: readU16(seven, 0), size: seven[2], depositTs: readU32(seven, 3) };
   }
   const e = parseError(done.body);
-  if (done.status === E_EXPIRED) {
+  // Every answer that says what happened to the parcel is MACed with Ke (protocol.md 5.5);
+  // only "wrong code" and "no pickup started" cannot be.
+  if ([E_EXPIRED, E_OUT_OF_SERVICE, E_DONE].includes(done.status)) {
     const errLen = 5 + done.body[4];
     if (!equal(answerMac(k.Ke, head, done.body.subarray(0, errLen)), done.body.subarray(errLen, errLen + 16))) {
       throw new ProtocolError("the answer's MAC does not verify");
