@@ -567,3 +567,12 @@ def test_ble_without_bleak_is_an_install_hint_not_unreachable(courier_file, monk
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     code, _, err = run("deposit", "--credential", courier_file, "--ble", "0102030405060708")
     assert code == 2 and "pip install" in err and "bleak" in err
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0 s"), (45, "45 s"), (3599, "59 min 59 s"),
+                                           (3600, "1 h"), (262800, "3 d 1 h"),
+                                           (90061, "1 d 1 h")])
+def test_durations_are_shown_as_people_read_them(seconds, text):
+    """Waits and clock steps in words, not raw seconds (fresh-eyes review)."""
+    from lockerctl.output import duration
+    assert duration(seconds) == text

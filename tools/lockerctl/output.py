@@ -56,6 +56,17 @@ def when(t):
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
+def duration(seconds):
+    """Seconds as a person reads them: "45 s", "59 min 59 s", "3 d 1 h" (two units at most)."""
+    seconds = int(seconds)
+    parts = []
+    for unit, n in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= n or (n == 1 and not parts):
+            parts.append("%d %s" % (seconds // n, unit))
+            seconds %= n
+    return " ".join(parts[:2])
+
+
 def size_name(size):
     """Size class 1.. -> its layout name (S, M, L, XL), as in `--layout` and `--size`."""
     return SIZE_NAMES[size - 1] if 1 <= size <= len(SIZE_NAMES) else "size class %d" % size
@@ -94,7 +105,7 @@ def _as_cli_error(e):
     if isinstance(e, LockerRefused):
         msg = "locker refused: %s: %s" % (e.name, e.message)
         if e.retry_after:
-            msg += " (retry after %d s)" % e.retry_after
+            msg += " (retry after %s)" % duration(e.retry_after)
         return CliError(EXIT_REFUSED, msg, {"status": e.name, "message": e.message,
                                             "retry_after": e.retry_after})
     if isinstance(e, ks.KeyStoreMissing):

@@ -14,6 +14,7 @@ from ..output import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     CliError,
+    duration,
     size_name,
     when,
 )
@@ -122,7 +123,7 @@ def status_text(v):
             "OUT OF SERVICE" if s["out_of_service"] else "in service", door))
     t = v["throttle"]
     lines.append("human-code pickups: %s" % (", ".join(
-        "%s wait %d s" % (k, w) for k, w in sorted(t["human_code_waits"].items()))
+        "%s wait %s" % (k, duration(w)) for k, w in sorted(t["human_code_waits"].items()))
         or "no wait"))
     # main.Runtime.handle measures each state-changing request with the collector off: the
     # true high point of the heap during it (docs/performance.md, "The simulator's heap").
@@ -156,7 +157,7 @@ def cmd_clock(args):
         when(st["time"]), "ahead" if ahead >= 0 else "behind", abs(ahead) // 86400,
         abs(ahead) % 86400 // 3600, abs(ahead) % 3600 // 60)
     if by:
-        text = "advanced the RTC by %d s\n" % by + text
+        text = "advanced the RTC by %s\n" % duration(by) + text
     return out, text
 
 
