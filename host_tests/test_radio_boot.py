@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import mp_runner
-from lockerctl import sim
+from lockerctl import firmware, sim
 from lockerctl.commands.operator import provision_state
 
 
@@ -15,8 +15,11 @@ def _run(tmp_path, monkeypatch, mode):
     monkeypatch.setenv("LOCKERCTL_HOME", str(tmp_path / "keys"))
     state = str(tmp_path / "state")
     provision_state(state, "S*2,M")
-    # the simulator's heap (SIM_HEAP): main.py runs as source, like `lockerctl sim`
-    proc = subprocess.run([mp_runner.micropython(), "-X", "heapsize=" + sim.sim_heap(),
+    # The simulator's heap (SIM_HEAP) plus 16 KB: main.py runs as source like `lockerctl
+    # sim`, and this script also compiles its stand-in aioble from source in the same heap
+    # (measured: it no longer fits 144k once the PAKE and the journal anchor landed).
+    heap = "%dk" % (firmware.heap_bytes(sim.sim_heap()) // 1024 + 16)
+    proc = subprocess.run([mp_runner.micropython(), "-X", "heapsize=" + heap,
                            os.path.join(mp_runner.MP_SCRIPTS, "radio_boot_check.py"),
                            mp_runner.firmware_mpy(), state, mode],
                           capture_output=True, text=True, timeout=120)
