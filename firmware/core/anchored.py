@@ -70,13 +70,7 @@ class AnchoredLocker(Locker):
             recovery().check_anchor(self, fresh)  # raises StoreCorrupt (halted)
         finally:
             drop_recovery()
-        resumed = self.clock.resume(120)
-        if fresh:
-            self.store.create(self._state())
-        try:
-            self._commit({"e": "boot", "resumed": resumed} if resumed else {"e": "boot"})
-        except OSError:           # flash full: serve reads, writes answer internal-error
-            pass
+        self._serve_from(fresh, 120)
         drop_recovery()
 
     def _commit(self, record):

@@ -104,8 +104,13 @@ class Locker:
         fresh = not self.store.recover(self._load_state, self._apply, self.slots)
         # the RTC behind the floor (lost at power-on): carry on past the floor by the longest
         # that can have passed unrecorded, the floor period + tick's lateness (ADR 0008;
-        # core/anchored.AnchoredLocker.boot does the same with its anchor)
-        resumed = self.clock.resume(FLOOR_PERIOD_S + 60)
+        # core/anchored.AnchoredLocker.boot does the same with its anchor's shorter margin)
+        self._serve_from(fresh, FLOOR_PERIOD_S + 60)
+
+    def _serve_from(self, fresh, margin_s):
+        """The end of every boot: the clock resumed past its floor by at most margin_s, a
+        first snapshot on a fresh store, the "boot" record (with the seconds skipped)."""
+        resumed = self.clock.resume(margin_s)
         if fresh:
             self.store.create(self._state())
         try:
