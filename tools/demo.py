@@ -131,7 +131,8 @@ def story():
          "door" % code, "pickup", code)
     wait_lock_released(slot)
     step("The recipient takes the parcel and closes the door", "sim", "door", slot, "close")
-    step("A wrong code is refused (and counted by the global, persisted throttle)",
+    step("A wrong code is refused (one guess, counted against the slot's and the locker's "
+         "journalled budgets)",
          "pickup", "%s-00000-00000" % slot.zfill(3), expect=1)
     step("The slot grid: every slot free again, doors closed, and the firmware's heap as the "
          "simulator measures it", "sim", "status")
