@@ -9,12 +9,10 @@ the heap. New firmware code that makes the figure grow should move CEILING up in
 commit, with the budget table in docs/performance.md re-measured (`make bench`).
 
 Skips, with the reason, when Node or the npm package cannot be had (lockerctl.mp32)."""
-import os
 
 import pytest
 from lockerctl import firmware, mp32
 
-BENCH = os.path.join(firmware.REPO, "tools", "bench", "device")
 CEILING = 69_968     # bytes: firmware after boot, measured 2026-11-29 after the pickup PAKE
 #                      (p256, spake2) and the journal anchor landed (docs/performance.md)
 MARGIN = 1024        # bytes: what may move without a decision (GC blocks, qstr pool steps)
@@ -23,21 +21,16 @@ MARGIN = 1024        # bytes: what may move without a decision (GC blocks, qstr 
 @pytest.fixture(scope="module")
 def budget(tmp_path_factory):
     try:
-        mp32.ensure()
+        return mp32.run_steps(str(tmp_path_factory.mktemp("budget")), "device",
+                              ["bench_budget.py"],
+                              "import bench_budget\n"
+                              "def _all():\n"
+                              "    yield from bench_budget.steps(False)\n"
+                              "    import json\n"
+                              "    print('RESULT ' + json.dumps(bench_budget.R))\n"
+                              "MP32_STEPS = _all()\n")
     except mp32.Unavailable as e:
         pytest.skip("32-bit VM unavailable: %s" % e)
-    out = tmp_path_factory.mktemp("budget")
-    tree = str(out / "fw")
-    firmware.compile_tree(tree, "device", incremental=False, extra=[
-        (os.path.join(BENCH, "bench_budget.py"), "bench_budget.py")])
-    script = out / "launch.py"
-    script.write_text("import bench_budget\n"
-                      "def _all():\n"
-                      "    yield from bench_budget.steps(False)\n"
-                      "    import json\n"
-                      "    print('RESULT ' + json.dumps(bench_budget.R))\n"
-                      "MP32_STEPS = _all()\n")
-    return mp32.run_json(str(script), [], [(tree, "/fw")])
 
 
 def _after_boot(b):

@@ -7,13 +7,11 @@ slots; the allowance below is a quarter of that (the header line and the listing
 journal files vary a little with the history the fill leaves behind).
 
 Skips, with the reason, when Node or the npm package cannot be had (lockerctl.mp32)."""
-import os
 
 import pytest
-from lockerctl import firmware, mp32
+from lockerctl import mp32
 
 COUNTS = (50, 100, 200)
-BENCH = os.path.join(firmware.REPO, "tools", "bench", "device")
 ALLOWANCE = 600            # bytes, between the smallest and the largest locker
 TARGET = 8 * 1024          # docs/performance.md: compaction and boot, 32-bit
 
@@ -21,21 +19,16 @@ TARGET = 8 * 1024          # docs/performance.md: compaction and boot, 32-bit
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
     try:
-        mp32.ensure()
+        return mp32.run_steps(str(tmp_path_factory.mktemp("mp32")), "sim",
+                              ["bench_memory.py", "bench_util.py"],
+                              "import bench_memory\n"
+                              "def _all():\n"
+                              "    yield from bench_memory.steps('/tmp/heap', %r)\n"
+                              "    import bench_util\n"
+                              "    bench_util.emit(bench_memory.R)\n"
+                              "MP32_STEPS = _all()\n" % (list(COUNTS),))
     except mp32.Unavailable as e:
         pytest.skip("32-bit VM unavailable: %s" % e)
-    out = tmp_path_factory.mktemp("mp32")
-    tree = str(out / "fw")
-    firmware.compile_tree(tree, "sim", incremental=False, extra=[
-        (os.path.join(BENCH, n), n) for n in ("bench_memory.py", "bench_util.py")])
-    script = out / "launch.py"
-    script.write_text("import bench_memory\n"
-                      "def _all():\n"
-                      "    yield from bench_memory.steps('/tmp/heap', %r)\n"
-                      "    import bench_util\n"
-                      "    bench_util.emit(bench_memory.R)\n"
-                      "MP32_STEPS = _all()\n" % (list(COUNTS),))
-    return mp32.run_json(str(script), [], [(tree, "/fw")])
 
 
 def _transient(figures, n, name):

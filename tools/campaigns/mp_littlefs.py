@@ -29,12 +29,11 @@ from core import store as S
 from drivers import flash_fs, gpio_lock
 from drivers.nvs_anchor import NvsAnchor
 from targets import sim_hw
+from targets.sim_flash import BLOCK, MOUNT     # the ESP32 geometry the simulator mounts
 from targets.sim_nvs import SimNvs
 
 WRONG_CODE = "001-00000-00000"     # a human code for slot 1 that no deposit hands out
 
-BLOCK = 4096                 # ESP32 SPI flash erase block
-MOUNT = "/flash"
 MASTER = b"\x33" * 32
 LID = bytes.fromhex("4c4b520000000042")
 LAYOUT = "S*3,M*3,L*2"

@@ -16,6 +16,7 @@ import sys
 import time
 
 from core import fragment, link  # (firmware)
+from lockerctl import firmware
 from lockerctl import operator as op
 from lockerctl.transport import TransportError
 
@@ -28,8 +29,6 @@ from campaigns.common import (
     Sim,
     courier,
     heap_arg,
-    micropython_binary,
-    mpy_cross,
     scratch_dir,
     technician,
     wipe,
@@ -265,10 +264,10 @@ def full_store(figs, rounds, fw):
     """The core on MicroPython with a flash that fills up (tools/campaigns/mp_fullstore.py)."""
     folder = scratch_dir("resources-full-")
     try:
-        subprocess.run(mpy_cross() + ["-o", os.path.join(fw, "mp_fullstore.mpy"),
-                        os.path.join(HERE, "mp_fullstore.py")], check=True)
+        firmware.compile_tree(fw, "sim", extra=[(os.path.join(HERE, "mp_fullstore.py"),
+                                                 "mp_fullstore.py")])
         proc = subprocess.run(
-            [micropython_binary(), "-X", "heapsize=" + heap_arg(), "-c",
+            [firmware.micropython_binary(), "-X", "heapsize=" + heap_arg(), "-c",
              "import sys; sys.argv.extend(%r); sys.path.insert(0, %r); import mp_fullstore"
              % ([fw, folder + "/store", str(rounds)], fw)],
             capture_output=True, text=True, timeout=600)

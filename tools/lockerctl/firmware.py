@@ -138,9 +138,7 @@ def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
     extra: more (source path, relative .py path) pairs compiled into the same tree (bench
     and campaign scripts). incremental: skip modules whose .mpy is newer than the source.
     Returns the list of written .mpy paths plus the copied sources. Raises BuildError."""
-    cross = None
     written = []
-    opts = DEVICE_MPY_OPTS if target == "device" else ()
     for src, rel in list(sources(target)) + list(extra):
         if rel in AS_SOURCE:
             dst = os.path.join(out, rel)
@@ -152,17 +150,23 @@ def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
         written.append(dst)
         if incremental and os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
             continue
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        cross = cross or mpy_cross_cmd()
-        # -s: the image names its modules by their path in the tree ("core/store.py"), not
-        # by where this checkout happens to live: the same bytes on every machine, and a
-        # short qstr in the board's heap.
-        cmd = cross + (["-march=" + march] if march else []) + list(opts) + [
-            "-s", rel, "-o", dst, src]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            raise BuildError("mpy-cross failed on %s: %s" % (rel, done.stderr.strip()))
+        compile_module(src, rel, dst, target, march)
     return written
+
+
+def compile_module(src, rel, dst, target="sim", march=None):
+    """One module to .mpy at dst, with the options of target's image (the device image has
+    no line numbers). rel is its path in the tree. Raises BuildError."""
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    opts = DEVICE_MPY_OPTS if target == "device" else ()
+    # -s: the image names its modules by their path in the tree ("core/store.py"), not by
+    # where this checkout happens to live: the same bytes on every machine, and a short
+    # qstr in the board's heap.
+    cmd = mpy_cross_cmd() + (["-march=" + march] if march else []) + list(opts) + [
+        "-s", rel, "-o", dst, src]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise BuildError("mpy-cross failed on %s: %s" % (rel, done.stderr.strip()))
 
 
 def load_main():

@@ -101,3 +101,22 @@ def run_json(script, args=(), trees=(), timeout=600):
             return json.loads(line)
     raise RunError("%s on the 32-bit VM failed (exit %d):\n%s%s" % (
         os.path.basename(script), proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+
+
+BENCH_DEVICE = os.path.join(REPO, "tools", "bench", "device")
+
+
+def run_steps(out, target, scripts, launcher, timeout=600):
+    """The firmware image for target ("sim" or "device", lockerctl.firmware) plus the named
+    tools/bench/device scripts compiled into out/fw, then `launcher` (MicroPython source
+    that defines MP32_STEPS) run on the VM with that tree first on sys.path. Returns its
+    RESULT dict; Unavailable without Node or the npm package, RunError if it fails."""
+    from lockerctl import firmware
+    ensure()
+    tree = os.path.join(out, "fw")
+    firmware.compile_tree(tree, target, incremental=False, extra=[
+        (os.path.join(BENCH_DEVICE, n), n) for n in scripts])
+    script = os.path.join(out, "launch.py")
+    with open(script, "w") as f:
+        f.write(launcher)
+    return run_json(script, [], [(tree, "/fw")], timeout)
