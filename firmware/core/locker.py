@@ -263,8 +263,8 @@ class Locker:
         tag = reader.tag_and_end()
         cred = reader.cred
         key = cred.key(self._master, self.locker_id)
-        expected = hmac_sha256(key, challenge, memoryview(frame)[:-P.TAG_LEN])[:P.TAG_LEN]
-        if not equal(expected, tag):
+        if not equal(hmac_sha256(key, challenge, memoryview(frame)[:-P.TAG_LEN]), tag,
+                     P.TAG_LEN):
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
         # From here on every answer, refusals included, is tagged for the phone to check.
         session.answer = (key, challenge, b"")
@@ -569,7 +569,8 @@ class Locker:
         seq = r.u32()
         payload = r.take(r.u8())
         tag = r.tag_and_end()
-        if not equal(hmac_sha256(self.admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN], tag):
+        if not equal(hmac_sha256(self.admin_key, memoryview(frame)[:-P.TAG_LEN]), tag,
+                     P.TAG_LEN):
             raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
         session.answer = (self.admin_key, b"", tag)        # authentic: the answer is tagged
         return op, seq, payload

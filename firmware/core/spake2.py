@@ -13,6 +13,7 @@
 # K = x*(pB - w*N) is computed as x*pB + (-x*w)*N: one Straus-Shamir pass (core/p256.mul2),
 # so each side spends two 256-step passes per run.
 import hashlib
+from struct import pack_into
 
 from core import p256
 from core.hmac_sha256 import hmac_sha256
@@ -59,33 +60,39 @@ def shared_element(role, w, secret, peer_share):
     return p256.encode(k)
 
 
-def _len(data):
-    return len(data).to_bytes(8, "little")
-
-
 def transcript(id_a, id_b, share_a, share_b, k, w):
-    """TT of RFC 9382 section 3.3 (w as 32 big-endian bytes)."""
-    wb = p256.scalar_bytes(w)
-    out = bytearray()
-    for part in (id_a, id_b, share_a, share_b, k, wb):
-        out += _len(part)
-        out += part
-    return bytes(out)
+    """TT of RFC 9382 section 3.3 (w as 32 big-endian bytes), a bytearray written in place
+    (each part after its 8-byte little-endian length)."""
+    parts = (id_a, id_b, share_a, share_b, k, p256.scalar_bytes(w))
+    size = 0
+    for part in parts:
+        size += 8 + len(part)
+    out = bytearray(size)
+    at = 0
+    for part in parts:
+        n = len(part)
+        pack_into("<Q", out, at, n)
+        out[at + 8:at + 8 + n] = part
+        at += 8 + n
+    return out
+
+
+_NO_SALT = bytes(32)           # RFC 5869 section 2.2: a missing salt is HashLen zeros
 
 
 def hkdf(ikm, salt, info, length):
     """HKDF-SHA256 (RFC 5869): extract with salt (nil = 32 zero bytes), then expand."""
     counters["hmac"] += 1
-    prk = hmac_sha256(salt or bytes(32), ikm)
+    prk = hmac_sha256(salt or _NO_SALT, ikm)
     out = b""
     block = b""
-    i = 1
+    i = bytearray(1)             # the block counter octet
     while len(out) < length:
         counters["hmac"] += 1
-        block = hmac_sha256(prk, block + info + bytes((i,)))
-        out += block
-        i += 1
-    return out[:length]
+        i[0] += 1
+        block = hmac_sha256(prk, block, info, i)      # T(i) = HMAC(PRK, T(i-1) | info | i)
+        out = out + block if out else block
+    return out if len(out) == length else out[:length]
 
 
 def key_schedule(tt, aad=b""):
