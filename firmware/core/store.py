@@ -14,7 +14,6 @@
 # A torn last line is a write the power cut interrupted: nothing acted on it, so it is
 # dropped. Anything else that fails its check is corruption: recovery refuses to start.
 import json
-from binascii import hexlify
 
 from micropython import const
 
@@ -34,10 +33,23 @@ def chain_mac(key, prev_mac, body):
     return hmac_sha256(key, prev_mac, body)[:MAC_LEN]
 
 
+_HEX = b"0123456789abcdef"
+
+
 def encode_line(key, prev_mac, record):
+    """(line, mac): the journal line of record, made in one buffer (the MAC's hex digits
+    written in place)."""
     body = json.dumps(record).encode()
     mac = chain_mac(key, prev_mac, body)
-    return b"".join((body, b"\t", hexlify(mac), b"\n")), mac
+    n = len(body)
+    line = bytearray(n + 2 * MAC_LEN + 2)
+    line[:n] = body
+    line[n] = 9                  # TAB
+    for i in range(MAC_LEN):
+        line[n + 1 + 2 * i] = _HEX[mac[i] >> 4]
+        line[n + 2 + 2 * i] = _HEX[mac[i] & 15]
+    line[-1] = 10                # LF
+    return line, mac
 
 
 def decode_line(key, prev_mac, line):
@@ -114,6 +126,8 @@ class Store:
         self.head = GENESIS       # mac of the last record
         self.in_segment = 0
         self.torn_tail = False
+        self._name_of = -1        # segment whose journal file name _name is
+        self._name = ""
 
     # ---- recovery -----------------------------------------------------------------
 
@@ -148,7 +162,7 @@ class Store:
         record["n"] = self.seq + 1
         line, mac = encode_line(self.key, self.head, record)
         try:
-            self.fs.append("j.%d" % self.segment, line)
+            self.fs.append(self._journal(), line)
         except OSError:
             self.torn_tail = True
             raise
@@ -156,6 +170,13 @@ class Store:
         self.head = mac
         self.in_segment += 1
         return record
+
+    def _journal(self):
+        """The open segment's file name: made once per segment, not per record."""
+        if self._name_of != self.segment:
+            self._name = "j.%d" % self.segment
+            self._name_of = self.segment
+        return self._name
 
     def needs_compaction(self):
         return self.torn_tail or self.in_segment >= self.segment_records
