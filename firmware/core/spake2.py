@@ -98,10 +98,13 @@ def hkdf(ikm, salt, info, length):
 def key_schedule(tt, aad=b""):
     """(Ke, KcA, KcB) from the transcript (RFC 9382 section 4); each 16 bytes."""
     counters["hash"] += 1
+    counters["hmac"] += 2
     digest = hashlib.sha256(tt).digest()
-    ke, ka = digest[:KEY_LEN], digest[KEY_LEN:]
-    kc = hkdf(ka, b"", b"ConfirmationKeys" + aad, 2 * KEY_LEN)
-    return ke, kc[:KEY_LEN], kc[KEY_LEN:]
+    # KcA | KcB = HKDF(Ka, salt=nil, "ConfirmationKeys" | AAD, 32) (hkdf() above): 32 bytes
+    # are one extract and ONE expand block, T(1) = HMAC(PRK, info | 0x01), MACed in parts
+    prk = hmac_sha256(_NO_SALT, digest[KEY_LEN:])
+    kc = hmac_sha256(prk, b"ConfirmationKeys", aad, b"\x01")
+    return digest[:KEY_LEN], kc[:KEY_LEN], kc[KEY_LEN:]
 
 
 def confirmation(kc, tt):
