@@ -196,9 +196,8 @@ def requests(rig, allocated, pake=True):
     answer, rows = req("AUDIT_READ, first page", ph.signed(
         P.AUDIT_READ, struct.pack(">IB", 1, 255), tech=True))
     yield rows
-    last = lk.store.seq
-    answer, rows = req("AUDIT_READ, last record (%d in the journal)" % last, ph.signed(
-        P.AUDIT_READ, struct.pack(">IB", last, 255), tech=True))
+    answer, rows = req("AUDIT_READ, the last record (the whole journal checked)", ph.signed(
+        P.AUDIT_READ, struct.pack(">IB", lk.store.seq, 255), tech=True))
     yield rows
     answer, rows = req("ADMIN revoke", ph.admin_frame(
         P.ADMIN_REVOKE, struct.pack(">II", 4242, rig.time.rtc + 86400)))
@@ -238,8 +237,8 @@ def link_rows(ph, allocated, answer):
         return n
     gc.collect()
     n, used = allocated(split)
-    rows.append(["link: a %d-byte answer (STATUS) split into %d notifications"
-                 % (len(answer), n), used, None, None])
+    rows.append(["link: the STATUS answer (6 B + 2 B a slot) split into 20-byte "
+                 "notifications", used, None, None])
     return rows
 
 
