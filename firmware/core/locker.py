@@ -548,18 +548,22 @@ class Locker:
         cred = self._authenticate(session, frame, r)
         if cred.kind != credentials.TECHNICIAN and not cred.has_scope(credentials.SCOPE_AUDIT):
             raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
-        out = bytearray()
+        out = bytearray(1)              # the count, filled in last; lines appended in place
         count = 0
-        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1 - P.TAG_LEN
+        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - P.TAG_LEN
         try:
             for line in read_audit(self.store.fs, self.store.key, from_seq, True):
-                if count >= limit or len(out) + 2 + len(line) > budget:
+                n = len(line)
+                if count >= limit or len(out) + 2 + n > budget:
                     break
-                out += struct.pack(">H", len(line)) + line
+                out.append(n >> 8)
+                out.append(n & 0xFF)
+                out += line
                 count += 1
         except StoreCorrupt as e:
             raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
-        return bytes((count,)) + bytes(out)
+        out[0] = count
+        return out
 
     def _admin_message(self, session, frame):
         """An ADMIN frame's operation u8, sequence u32 and payload, once its MAC under the
