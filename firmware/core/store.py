@@ -87,7 +87,7 @@ def _names(fs, prefix):
 
 def read_segment(fs, key, n, raw=False):
     """Yield (record, mac) of segment n after checking its header; stops at a torn tail.
-    With raw, the record is its journal line as stored (json TAB mac, no newline).
+    With raw, the record is its journal line as read (json TAB mac LF).
 
     Returns the generator; the header is checked when iteration starts. Raises StoreCorrupt
     on a bad line that is not the last one."""
@@ -115,7 +115,7 @@ def read_segment(fs, key, n, raw=False):
                 continue
             record, prev = got
             seq += 1
-            yield (line[:-1] if raw else record), prev
+            yield (line if raw else record), prev
 
 
 class Store:
@@ -243,17 +243,15 @@ def read_audit(fs, key, from_seq=1, raw=False):
     Segments must join up: each header names the (n, mac) where the previous one ended.
     Raises StoreCorrupt on any break."""
     segs = _names(fs, "j.")
-    prev_end = None
+    end_seq = end_mac = None      # where the previous segment ended
     for n in segs:
         rows = read_segment(fs, key, n, raw)
         header, mac = next(rows)
-        if prev_end is not None and (header["n"], mac) != prev_end:
+        if end_seq is not None and (header["n"] != end_seq or mac != end_mac):
             raise StoreCorrupt("segment %d does not continue segment %d" % (n, n - 1))
         seq = header["n"]
-        last = (seq, mac)
         for record, mac in rows:
             seq += 1              # read_segment checked that records count up by one
-            last = (seq, mac)
             if seq >= from_seq:
-                yield record
-        prev_end = last
+                yield record[:-1] if raw else record     # a raw line without its LF
+        end_seq, end_mac = seq, mac
