@@ -51,6 +51,16 @@ _RELEASES = ("pick", "cancel", "recl")     # records that empty a slot: index + 
 
 
 
+class _Signed(P.Reader):
+    """A signed request's Reader, positioned after its credential block, with that
+    credential decoded once (_authenticate uses it). CredentialError if it does not decode."""
+
+    def __init__(self, frame):
+        cred, end = credentials.decode(frame, 2)
+        P.Reader.__init__(self, frame, end)
+        self.cred = cred
+
+
 class Session:
     """One connection's state: the single challenge it may answer next, and how the answer
     to the request being handled is authenticated (set once the request's MAC verified)."""
@@ -279,12 +289,10 @@ class Locker:
 
     @staticmethod
     def _read_cred(frame):
-        reader = P.Reader(frame)
         try:
-            reader.cred, reader.pos = credentials.decode(frame, 2)
+            return _Signed(frame)
         except credentials.CredentialError as e:
             raise P.ProtocolError(P.E_LENGTH, str(e))
-        return reader
 
     def _open(self, session, sid, purpose):
         """Ask for sid's door; the answer to session waits until its pulse has started

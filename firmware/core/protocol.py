@@ -162,7 +162,6 @@ class Reader:
     def __init__(self, buf, pos=2):
         self.buf = buf
         self.pos = pos
-        self.cred = None        # the request's credential, once decoded (Locker._read_cred)
 
     def take(self, n):
         end = self.pos + n
