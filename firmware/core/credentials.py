@@ -52,12 +52,6 @@ class Credential:
         return bool(self.flags & flag)
 
 
-def block_key(master, locker_id, block):
-    """Credential.key() of an encoded credential block (a slot keeps its courier's), without
-    decoding it first."""
-    return derive(master, LABEL_CREDENTIAL, locker_id, block)
-
-
 def decode(buf, offset=0):
     """Decode a credential block at buf[offset:]; return (credential, next_offset)."""
     end = offset + _HEAD_LEN

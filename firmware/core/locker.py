@@ -341,7 +341,7 @@ class Locker:
         if sid is not None:            # a retry after a dropped link: same slot, door again
             record = {"e": "reopen", "s": sid, "serial": cred.serial}
             block = cred.encode()
-            if not self.slots.cred_is(sid, block):
+            if self.slots.at(sid).cred != block:
                 # same holder, renewed credential (new key): the code must be made with the
                 # key this phone holds now, or the answer gives it a code that never works
                 record["c"] = block.hex()
@@ -538,7 +538,7 @@ class Locker:
             bits |= ST_OCCUPIED
             if sl.deposited_before(i, expiry):
                 bits |= ST_EXPIRED
-        if sl.out_of_service(i):
+        if sl.flags[i] & 1:          # flags bit 0: out of service (core/slot_manager.py)
             bits |= ST_OUT_OF_SERVICE
         door = self.locks.driver.door_open(sid)
         if door is not None:

@@ -171,19 +171,12 @@ class SlotManager:
                 return col[at + k] < limit[k]
         return False
 
-    def out_of_service(self, i):
-        return bool(self.flags[i] & _OOS)
-
     def holder_is(self, sid, holder):
         """The holder of slot sid's (last) deposit is holder."""
         at = CRED_MAX * (sid - 1) + HOLDER_AT
         return (self.clen[sid - 1] > 0 and self.cred[at - 1] == len(holder)
                 and _same(self.cred, at, holder))
 
-    def cred_is(self, sid, block):
-        """Slot sid's deposit was made with exactly this encoded credential block."""
-        return self.clen[sid - 1] == len(block) and _same(self.cred, CRED_MAX * (sid - 1),
-                                                           block)
 
     # ---- queries --------------------------------------------------------------------
 

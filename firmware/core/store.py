@@ -129,8 +129,6 @@ class Store:
         self.head = GENESIS       # mac of the last record
         self.in_segment = 0
         self.torn_tail = False
-        self._name_of = -1        # segment whose journal file name _name is
-        self._name = ""
 
     # ---- recovery -----------------------------------------------------------------
 
@@ -165,7 +163,7 @@ class Store:
         record["n"] = self.seq + 1
         line, mac = encode_line(self.key, self.head, record)
         try:
-            self.fs.append(self._journal(), line)
+            self.fs.append("j.%d" % self.segment, line)
         except OSError:
             self.torn_tail = True
             raise
@@ -173,13 +171,6 @@ class Store:
         self.head = mac
         self.in_segment += 1
         return record
-
-    def _journal(self):
-        """The open segment's file name: made once per segment, not per record."""
-        if self._name_of != self.segment:
-            self._name = "j.%d" % self.segment
-            self._name_of = self.segment
-        return self._name
 
     def needs_compaction(self):
         return self.torn_tail or self.in_segment >= self.segment_records

@@ -20,7 +20,6 @@ def _join(root, name):
 class FolderFs:
     def __init__(self, root):
         self.root = root
-        self._prefix = root + "/"    # a path is one concatenation (every journal append)
         self.writes = 0          # durable write operations, for the benchmarks
         self.bytes_written = 0
 
@@ -53,7 +52,7 @@ class FolderFs:
 
     def _write(self, name, chunks, mode):
         size = 0
-        with open(self._prefix + name, mode) as f:
+        with open(_join(self.root, name), mode) as f:
             for chunk in chunks:
                 f.write(chunk)
                 size += len(chunk)
