@@ -540,7 +540,7 @@ def test_sim_clock_cannot_move_the_locker_to_2300(locker):
 def test_store_on_a_littlefs_flash_image_survives_power_cuts(make_locker, monkeypatch):
     # littlefs's state, caches and the image's block device live in the MicroPython heap
     # too (as on the ESP32): docs/reliability.md gives the measured extra
-    monkeypatch.setenv("SIM_HEAP", os.environ.get("SIM_LFS_HEAP", "144k"))
+    monkeypatch.setenv("SIM_HEAP", os.environ.get("SIM_LFS_HEAP", "148k"))
     lk = make_locker()
     lk.ok("sim", "stop")
     lk.ok("provision", "--force")
