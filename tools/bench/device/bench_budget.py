@@ -17,8 +17,8 @@ DEVICE = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.prot
           "core.pickup_code", "core.slot_manager", "core.code_verifier", "core.fragment",
           "core.throttle", "core.clock", "core.store", "core.door_monitor", "core.unload",
           "drivers", "drivers.flash_fs", "drivers.gpio_lock",
-          "drivers.lock_mcp23017", "core.locker", "targets",
-          "targets.board_esp32", "core.link", "radio",
+          "drivers.lock_mcp23017", "core.locker", "core.anchored", "drivers.nvs_anchor",
+          "targets", "targets.board_esp32", "core.link", "radio",
           "radio.ble_service",
           "main")
 
@@ -35,10 +35,11 @@ def _import(names, into):
 
 def boot_only():
     """The modules main.Runtime.boot drops on the ESP32 board: main.BOOT_ONLY and the
-    board's Esp32Board.BOOT_ONLY (the firmware's own lists)."""
+    board's Esp32Board.BOOT_ONLY (the firmware's own lists), and the anchor check that
+    AnchoredLocker.boot loads and drops (core.recovery, core/anchored.drop_recovery)."""
     import sys
     return (sys.modules["main"].BOOT_ONLY
-            + sys.modules["targets.board_esp32"].Esp32Board.BOOT_ONLY)
+            + sys.modules["targets.board_esp32"].Esp32Board.BOOT_ONLY + ("core.recovery",))
 
 
 def steps(with_aioble):
