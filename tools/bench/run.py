@@ -21,6 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
+from core import phone  # noqa: E402
 from core import protocol as P  # noqa: E402
 from lockerctl import firmware  # noqa: E402
 from lockerctl.client import STATUS_NAMES  # noqa: E402
@@ -623,7 +624,7 @@ def section_host(ctx):
     slot = lk.slots.get(sid)
     lid = U.LOCKER_ID
     form = pickup_code.FORM_HUMAN
-    _, _, material = pickup_code.parse(code)
+    _, _, material = phone.parse(code)
     now = lk.clock.now()
     share = recipient.RecipientPake(sid, form, material, lid, os.urandom).share
 
@@ -632,9 +633,9 @@ def section_host(ctx):
         return pickup_code.locker_reply(w, pickup_code.random_scalar(os.urandom), sid, form,
                                         lid, share)
     cases = [
-        ("human pickup codes generated", lambda i: pickup_code.human_code(key, lid, sid, i, now)),
+        ("human pickup codes generated", lambda i: phone.human_code(key, lid, sid, i, now)),
         ("machine (QR) codes generated",
-         lambda i: pickup_code.machine_code(key, lid, sid, i, now)),
+         lambda i: phone.machine_code(key, lid, sid, i, now)),
         ("phone: parse code + SPAKE2 share", lambda i: recipient.RecipientPake(
             sid, form, material, lid, os.urandom)),
         ("locker: password + SPAKE2 reply", locker_reply),

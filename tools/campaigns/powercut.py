@@ -22,7 +22,7 @@ import random
 import sys
 import time
 
-from core import pickup_code
+from core import phone
 from core import store as store_mod
 from drivers import flash_fs  # (firmware)
 from lockerctl.transport import TransportError
@@ -177,7 +177,7 @@ class Run:
         self.wrong += 1
         try:
             got = self.client.pickup(code)
-        except (LockerRefused, pickup_code.CodeFormatError):
+        except (LockerRefused, phone.CodeFormatError):
             service_doors(self.bench)
             return
         raise Failure("wrong-slot opens", "wrong code %s opened slot %d" % (code, got["slot"]))

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from core import phone
 from core import fragment, link  # (firmware)
 from lockerctl import firmware
 from lockerctl import operator as op
@@ -155,7 +156,7 @@ def hanging(sim, figs, count, idle_wait):
         except OSError:
             refused += 1
             continue
-        frame = P.sign(P.request(P.DEPOSIT, c.block + os.urandom(8) + b"\x01"), c.key,
+        frame = phone.sign(P.request(P.DEPOSIT, c.block + os.urandom(8) + b"\x01"), c.key,
                        bytes(16))
         pieces = list(fragment.split(frame, 20))
         for piece in pieces[:-1]:              # everything but the LAST fragment

@@ -58,6 +58,8 @@ def steps(with_aioble):
     yield
     R["dropped"] = a - gc.mem_alloc()
     R["boot_only_left"] = [n for n in boot_only() if n in sys.modules]
+    # the phone's side: never in the board's heap (core/phone.py, core/recipient.py)
+    R["phone_side_loaded"] = [n for n in ("core.phone", "core.recipient") if n in sys.modules]
     if with_aioble:
         import bluetooth  # noqa: F401  (the stand-in: not part of any figure)
         yield

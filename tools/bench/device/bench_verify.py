@@ -16,7 +16,7 @@ from bench_util import (
     ticks_us,
     wrong_code,
 )
-from core import p256, pickup_code, recipient, spake2
+from core import p256, phone, pickup_code, recipient, spake2
 from core import protocol as P
 
 
@@ -27,7 +27,7 @@ def _group_counts():
 def _locker_attempt(rig, code, rand):
     """HELLO, then PICKUP_START (+ FINISH if the phone's check passes) through
     Locker.handle, with the phone's own work kept out of the locker's figures."""
-    sid, form, material = pickup_code.parse(code)
+    sid, form, material = phone.parse(code)
     pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, rand)
     rig.hello()
     gc.collect()
@@ -57,7 +57,7 @@ def _locker_attempt(rig, code, rand):
 
 
 def _phone_attempt(code, rand):
-    sid, form, material = pickup_code.parse(code)
+    sid, form, material = phone.parse(code)
     m0, a0 = _group_counts()
     t0 = ticks_us()
     pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, rand)
