@@ -12,7 +12,7 @@
 # size of intermediate numbers still vary; see docs/adr/0009-pickup-pake.md.)
 from micropython import const
 
-BITS = const(256)
+_BITS = const(256)
 P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff    # field prime
 N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551    # group order
 B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b    # y^2 = x^3 - 3x + b
@@ -89,7 +89,7 @@ def mul2(k1, p1, k2, p2):
     k2 %= N
     table = (INFINITY, p1, p2, add(p1, p2))
     r = INFINITY
-    for i in range(BITS - 1, -1, -1):
+    for i in range(_BITS - 1, -1, -1):
         r = add(r, r)
         r = add(r, table[((k1 >> i) & 1) | (((k2 >> i) & 1) << 1)])
     return r

@@ -1,7 +1,7 @@
 # The pickup-code algorithm: ONE implementation, imported by the locker (to verify) and by the
 # host tools and reference apps (to generate; the code's text forms, human_code, machine_code
-# and parse, are in core/phone.py, which the locker never imports). Patent CN112215318B: the client derives the
-# code from the slot id and the deposit timestamp, with a secret it holds.
+# and parse, are in core/phone.py, which the locker never imports). Patent CN112215318B: the
+# client derives the code from the slot id and the deposit timestamp, with a secret it holds.
 #
 # code = HMAC-SHA256(credential_key, "LKR1/pickup" | form | locker_id | slot | generation | bucket)
 #   credential_key  the courier credential's key (never the locker master secret)
