@@ -279,8 +279,8 @@ class Locker:
             raise P.ProtocolError(P.E_SCOPE, "credential kind not allowed here")
         return cred
 
-    @staticmethod
-    def _read_cred(frame):
+    def _read_cred(self, frame):
+        """A Reader positioned after the request's credential block (E_LENGTH if bad)."""
         reader = P.Reader(frame)
         try:
             _, end = credentials.decode(frame, 2)

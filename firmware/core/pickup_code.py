@@ -49,10 +49,6 @@ def _mac(credential_key, form, locker_id, slot, generation, bucket):
                        struct.pack(">HII", slot, generation, bucket))
 
 
-def bucket_of(timestamp, bucket_s=BUCKET_S):
-    return timestamp // bucket_s
-
-
 def secret_material(credential_key, form, locker_id, slot, generation, bucket):
     """The bytes a code stands for: 10 ASCII digits (human) or 16 bytes (machine)."""
     digest = _mac(credential_key, form, locker_id, slot, generation, bucket)

@@ -50,9 +50,13 @@ class Esp32Board:
     BOOT_ONLY = ("targets.board_profile", "drivers.rtc_ds3231")
 
     def __init__(self, profile_path=PROFILE_PATH, data_dir=DATA_DIR, ticks=None):
-        """ticks: (ticks_ms, ticks_diff) stand-ins for host tests; the board's own otherwise."""
-        if ticks is not None:
-            self.ticks_ms, self.ticks_diff = ticks
+        """ticks: (ticks_ms, ticks_diff) stand-ins for host tests; the board's own otherwise.
+
+        ticks_ms, ticks_diff and random_bytes are the port's own functions (time, os:
+        os.urandom is the ESP32's hardware RNG, true random while the radio is on), held as
+        attributes: no method of ours around them (docs/performance.md)."""
+        self.ticks_ms, self.ticks_diff = ticks or (time.ticks_ms, time.ticks_diff)
+        self.random_bytes = os.urandom
         from targets import board_profile
         self.profile, self.warnings = board_profile.load(profile_path)
         self.data_dir = data_dir
@@ -144,18 +148,6 @@ class Esp32Board:
     def uptime_s(self):
         return self._uptime.seconds()
 
-    @staticmethod
-    def ticks_ms():
-        return time.ticks_ms()
-
-    @staticmethod
-    def ticks_diff(a, b):
-        return time.ticks_diff(a, b)
-
-    @staticmethod
-    def random_bytes(n):
-        return os.urandom(n)    # ESP32 hardware RNG (true random while the radio is on)
-
     def watchdog(self):
         """The ESP32's hardware watchdog: a main loop stalled for WATCHDOG_MS resets the chip,
         and every lock output is off again at boot (a stuck loop cannot hold a solenoid)."""
@@ -168,8 +160,7 @@ class Esp32Board:
         from machine import RTC
         RTC().memory(FAULT_TAG + why.encode()[:FAULT_MAX])
 
-    @staticmethod
-    def _previous_fault():
+    def _previous_fault(self):
         try:
             from machine import RTC
             mem = RTC().memory()
