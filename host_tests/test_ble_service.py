@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from core import fragment
-from core.phone import parse_response, sign
+from core.phone import credit_points, is_credit, parse_response, sign
 from core import link as core_link
 from core import protocol as P
 from fakes import fake_aioble
@@ -107,7 +107,7 @@ class Air:
             if (i + 1) % core_link.WINDOW == 0 and i + 1 < len(pieces):
                 got = await asyncio.wait_for(phone.received.get(), LINK_TIMEOUT_S)
                 phone.credits += 1
-                if not core_link.is_credit(got):
+                if not is_credit(got):
                     first = got                  # the locker answered early: an error
                     break
         return await self._receive(phone, first)
@@ -119,7 +119,7 @@ class Air:
                 piece, first = first, None
             else:
                 piece = await asyncio.wait_for(phone.received.get(), LINK_TIMEOUT_S)
-            assert not core_link.is_credit(piece), "a credit where an answer was due"
+            assert not is_credit(piece), "a credit where an answer was due"
             phone.last_sizes.append(len(piece))
             message = reasm.feed(piece)
             if message is not None:
@@ -455,7 +455,7 @@ def test_longest_legal_request_at_mtu_23_with_a_slow_reader(slow_air, link):
     assert parse_response(answer)[0] == P.HELLO            # the request's own answer
     assert slow_air.radio.capture_dropped == 0
     assert slow_air.service.fragment_errors == 0
-    assert phone.credits == core_link.credit_points(len(list(fragment.split(frame, link))))
+    assert phone.credits == credit_points(len(list(fragment.split(frame, link))))
     assert slow_air.radio.capture_peak <= core_link.WINDOW
     assert phone.received.empty()                            # one answer, nothing more
 
@@ -495,11 +495,11 @@ def test_one_bad_request_gets_one_answer_then_silence_until_first(air):
     pieces = []
     while not phone.received.empty():
         pieces.append(phone.received.get_nowait())
-    answers = [p for p in pieces if not core_link.is_credit(p) and p[0] & fragment.FIRST]
+    answers = [p for p in pieces if not is_credit(p) and p[0] & fragment.FIRST]
     assert len(answers) == 1
     assert air.service.fragment_errors == 1
     reasm = fragment.Reassembler(P.MAX_RESPONSE)
-    msg = [reasm.feed(p) for p in pieces if not core_link.is_credit(p)][-1]
+    msg = [reasm.feed(p) for p in pieces if not is_credit(p)][-1]
     assert msg[1] == 0xFF and parse_response(msg)[1] == P.E_TOO_LARGE
     hello = air.transport(phone).exchange(P.request(P.HELLO))
     assert parse_response(hello)[1] == P.OK

@@ -1,13 +1,14 @@
 # The phone's side of the locker protocol that the locker itself never runs: signing a
-# request, reading an answer, and making and reading pickup codes. Host tools (lockerctl,
-# campaigns, the vectors generator), tests and MicroPython scripts that play a phone import
-# it; the locker does not, so its bytecode and names stay out of the board's heap
-# (docs/performance.md, "The ESP32 heap budget"). Its encodings are the ones of
-# core/protocol.py and core/pickup_code.py (docs/protocol.md), used from there: the code's
-# secret digits come from pickup_code.secret_material, the one implementation of the patent's
-# algorithm, which the locker verifies with.
+# request, reading an answer, the link's credits, and making and reading pickup codes. Host
+# tools (lockerctl, campaigns, the vectors generator), tests and MicroPython scripts that play
+# a phone import it; the locker does not, so its bytecode and names stay out of the board's
+# heap (docs/performance.md, "The ESP32 heap budget"). Its encodings are the ones of
+# core/protocol.py, core/link.py and core/pickup_code.py (docs/protocol.md), used from there:
+# the code's secret digits come from pickup_code.secret_material, the one implementation of
+# the patent's algorithm, which the locker verifies with.
 import struct
 
+from core import link as L
 from core import pickup_code as PC
 from core import protocol as P
 from core.hmac_sha256 import hmac_sha256
@@ -43,6 +44,19 @@ def parse_error(body):
         return 0, ""
     retry, n = struct.unpack(">IB", body[:5])
     return retry, bytes(body[5:5 + n]).decode()
+
+
+# ---- the link's credits (core/link.py, docs/protocol.md section 2) ---------------------
+
+def is_credit(piece):
+    """True for the locker's credit fragment (it is not part of an answer)."""
+    return bytes(piece) == L.CREDIT_FRAGMENT
+
+
+def credit_points(fragment_count, window=L.WINDOW):
+    """How many times a phone waits for a credit while sending a request of that many
+    fragments: after every WINDOW-th fragment that is not the last."""
+    return (fragment_count - 1) // window if fragment_count > 0 else 0
 
 
 # ---- pickup codes (core/pickup_code.py) -------------------------------------------------

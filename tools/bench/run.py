@@ -614,7 +614,7 @@ def link_figures(sizes, flows):
                     for i in range(n):
                         size = min(payload, req - i * (payload - 1) + 1)
                         pdus += 1 if size <= att else -(-size // (att - 2)) + 1
-                    credits += link.credit_points(n)
+                    credits += phone.credit_points(n)
                     depth = max(depth, min(n, link.WINDOW))
                     notes += _frags(ans, min(att, big))
                 trips = len(msgs) + credits

@@ -176,7 +176,7 @@ def hanging(sim, figs, count, idle_wait):
         while True:                            # skip the locker's credits (core/link.py)
             n = s.recv(1)[0]
             first = s.recv(n)
-            if not link.is_credit(first):
+            if not phone.is_credit(first):
                 break
         status = first[3]
     except (OSError, IndexError):
