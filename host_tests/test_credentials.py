@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lockerctl import operator as op
 from lockerctl.client import DirectTransport, LockerClient, LockerRefused
-from lockerctl.rig import LOCKER_ID, MASTER, Bench
+from lockerctl.rig import LOCKER_ID, MASTER, Bench, slot_rows
 
 holders = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=16)
 
@@ -41,7 +41,7 @@ def durable_view(bench):
     for name in sorted(os.listdir(bench.folder)):
         with open(os.path.join(bench.folder, name), "rb") as f:
             files[name] = f.read()
-    return bench.locker.slots.rows(), list(bench.locker.throttle.to_list()), files
+    return slot_rows(bench.locker.slots), list(bench.locker.throttle.to_list()), files
 
 
 def refused(call, name):
@@ -251,14 +251,14 @@ def test_captured_deposit_frame_cannot_be_replayed(bench):
     session = bench.locker.new_session()
     frame = deposit_frame(cred, hello(bench, session))
     assert status_of(bench.locker.handle(session, frame)) == P.OK
-    occupied = bench.locker.slots.rows()
+    occupied = slot_rows(bench.locker.slots)
     # same connection: the challenge was consumed; the answer carried a new one
     assert status_of(bench.locker.handle(session, frame)) == P.E_AUTH
     # a new connection: a fresh challenge, the old tag does not cover it
     other = bench.locker.new_session()
     hello(bench, other)
     assert status_of(bench.locker.handle(other, frame)) == P.E_AUTH
-    assert bench.locker.slots.rows() == occupied
+    assert slot_rows(bench.locker.slots) == occupied
     bench.run_hardware()
     assert len(bench.driver.pulses) == 1
 

@@ -19,7 +19,7 @@ from core import recipient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockerctl import operator as op
-from lockerctl.rig import LOCKER_ID, MASTER, Bench
+from lockerctl.rig import LOCKER_ID, MASTER, Bench, locker_state
 
 STATUSES = set(range(P.E_BUSY + 1))
 SIGNED = ("DEPOSIT", "CANCEL", "RECLAIM", "TECH_OPEN", "AUDIT_READ", "STATUS")
@@ -86,7 +86,7 @@ class Rig:
     def state(self):
         """Everything a request may change, minus the clock: compared before and after."""
         self.bench.bank.service()
-        st_ = self.locker.state()
+        st_ = locker_state(self.locker)
         st_.pop("floor")
         files = {}
         for name in sorted(os.listdir(self.bench.folder)):

@@ -128,13 +128,6 @@ class Locker:
         d["floor"] = self.clock.now()
         return d
 
-    def state(self):
-        """A materialised copy of the live state (tests and tools compare these)."""
-        d = self._state()
-        d["slots"] = self.slots.rows()
-        d["recent"] = list(d["recent"])
-        return d
-
     def _load_state(self, d):
         self.slots.recent = d["recent"]     # the table itself was read in place
         self.throttle.load(d["thr"])

@@ -25,6 +25,7 @@ import time
 from core import phone
 from core import store as store_mod
 from drivers import flash_fs  # (firmware)
+from lockerctl.rig import locker_state
 from lockerctl.transport import TransportError
 
 from campaigns.common import (
@@ -289,9 +290,9 @@ def recover_and_check(run):
     """Reboot on the plain fs after a cut; two boots must agree and the chain must verify."""
     try:
         run.boot(run.plain)
-        first = run.bench.locker.state()
+        first = locker_state(run.bench.locker)
         run.boot(run.plain)
-        second = run.bench.locker.state()
+        second = locker_state(run.bench.locker)
         list(store_mod.read_audit(run.plain, run.bench.locker.store.key))
     except Failure:
         raise
