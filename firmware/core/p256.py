@@ -22,10 +22,6 @@ GY = 0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5
 INFINITY = (0, 1, 0)
 G = (GX, GY, 1)
 
-# For the benchmarks (tools/bench): group operations since import.
-counters = {"add": 0, "mul": 0}
-
-
 class PointError(ValueError):
     """Bytes that are not the SEC1 encoding of a point of P-256 other than the neutral one."""
 
@@ -33,7 +29,6 @@ class PointError(ValueError):
 def add(p1, p2):
     """p1 + p2 for any two projective points (complete: doubling and infinity included).
     12 field multiplications and 2 by b; RCB 2016 Algorithm 4 (a = -3)."""
-    counters["add"] += 1
     p = P
     x1, y1, z1 = p1
     x2, y2, z2 = p2
@@ -84,7 +79,6 @@ def neg(pt):
 def mul2(k1, p1, k2, p2):
     """k1*p1 + k2*p2 (scalars taken mod N): Straus-Shamir over the table
     [O, p1, p2, p1+p2], 256 doublings and 256 additions whatever the scalars."""
-    counters["mul"] += 1
     k1 %= N
     k2 %= N
     table = (INFINITY, p1, p2, add(p1, p2))

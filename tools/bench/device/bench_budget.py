@@ -14,13 +14,11 @@
 import gc
 
 DEVICE = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.protocol",
-          "core.pickup_code", "core.slot_manager", "core.code_verifier", "core.fragment",
-          "core.throttle", "core.clock", "core.store", "core.door_monitor", "core.unload",
-          "drivers", "drivers.flash_fs", "drivers.gpio_lock",
+          "core.p256", "core.spake2", "core.pickup_code", "core.slot_manager",
+          "core.code_verifier", "core.fragment", "core.throttle", "core.clock", "core.store",
+          "core.door_monitor", "core.unload", "drivers", "drivers.flash_fs", "drivers.gpio_lock",
           "drivers.lock_mcp23017", "core.locker", "core.anchored", "drivers.nvs_anchor",
-          "targets", "targets.board_esp32", "core.link", "radio",
-          "radio.ble_service",
-          "main")
+          "targets", "targets.board_esp32", "core.link", "radio", "radio.ble_service", "main")
 
 R = {}
 
