@@ -8,7 +8,6 @@
 # the patent's algorithm, which the locker verifies with.
 import struct
 
-from core import link as L
 from core import pickup_code as PC
 from core import protocol as P
 from core.hmac_sha256 import hmac_sha256
@@ -48,14 +47,20 @@ def parse_error(body):
 
 # ---- the link's credits (core/link.py, docs/protocol.md section 2) ---------------------
 
+# core.link is imported where it is needed: a MicroPython script that plays the phone and
+# the locker in one heap (host_tests/mp, the bench's flows) does not load it for nothing.
+
 def is_credit(piece):
     """True for the locker's credit fragment (it is not part of an answer)."""
-    return bytes(piece) == L.CREDIT_FRAGMENT
+    from core.link import CREDIT_FRAGMENT
+    return bytes(piece) == CREDIT_FRAGMENT
 
 
-def credit_points(fragment_count, window=L.WINDOW):
+def credit_points(fragment_count, window=None):
     """How many times a phone waits for a credit while sending a request of that many
-    fragments: after every WINDOW-th fragment that is not the last."""
+    fragments: after every link.WINDOW-th fragment (or `window`-th) that is not the last."""
+    if window is None:
+        from core.link import WINDOW as window
     return (fragment_count - 1) // window if fragment_count > 0 else 0
 
 
