@@ -68,9 +68,9 @@ def test_courier_a_cannot_open_courier_b_parcel(a, b, sizes, pick, wait):
         bench.time.advance(wait)
         # A computes codes for B's slot, generation and timestamp with A's own key
         forged = [phone.human_code(cred_a.key, LOCKER_ID, target.slot, target.generation,
-                                target.deposit_ts),
+                                   target.deposit_ts),
                   phone.machine_code(cred_a.key, LOCKER_ID, target.slot, target.generation,
-                                  target.deposit_ts)]
+                                     target.deposit_ts)]
         for code in forged:
             refused(lambda: bench.client.pickup(code), "wrong-code")
         # nor with B's request id (sent in clear in B's deposit request): not A's deposit

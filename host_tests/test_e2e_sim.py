@@ -144,7 +144,7 @@ def send_without_reading(lk, frame_for):
 
 def deposit_frame(cred, request_id, size=1):
     return lambda challenge: phone.sign(P.request(P.DEPOSIT, cred.block + request_id
-                                              + bytes((size,))), cred.key, challenge)
+                                                  + bytes((size,))), cred.key, challenge)
 
 
 def finish_pickup_without_reading(lk, code):

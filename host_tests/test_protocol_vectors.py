@@ -478,7 +478,7 @@ def test_firmware_reproduces_the_codec_vectors():
     for r in V["requests"]:
         if r["type"] in P.AUTHENTICATED:
             frame = phone.sign(P.request(r["type"], u(r["credential_block"]) + u(r["fields"])),
-                           u(r["credential_key"]), u(r["challenge"]))
+                               u(r["credential_key"]), u(r["challenge"]))
             assert frame.hex() == r["frame"], r["name"]
     for e in V["error_bodies"]:
         assert P.error_body(e["message"], e["retry_after"]).hex() == e["body"]

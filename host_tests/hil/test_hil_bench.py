@@ -54,7 +54,7 @@ def test_captured_request_cannot_be_replayed(target):
     c = target.client()
     c.hello()
     frame = phone.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
-                   c.challenge)
+                       c.challenge)
     ok = phone.parse_response(c.transport.exchange(frame))
     c.transport.close()
     assert ok[1] == P.OK
@@ -81,7 +81,7 @@ def test_half_sent_request_leaves_no_trace(target):
     cred = target.courier()
     c.hello()
     frame = phone.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
-                   c.challenge)
+                       c.challenge)
     pieces = list(fragment.split(frame, 20))
     for piece in pieces[:-1]:
         c.transport.send_fragment(piece)

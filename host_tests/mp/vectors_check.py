@@ -102,7 +102,7 @@ def check_codecs():
     for r in section("requests"):
         if "credential_key" in r:
             frame = phone.sign(P.request(r["type"], u(r["credential_block"]) + u(r["fields"])),
-                           u(r["credential_key"]), u(r["challenge"]))
+                               u(r["credential_key"]), u(r["challenge"]))
             check("request " + r["name"], frame.hex(), r["frame"])
         elif r["type"] == P.PICKUP_START:
             slot, form, material = phone.parse(r["code"])

@@ -110,7 +110,7 @@ def skew_at_window_edges():
                 dep = b.client.deposit(courier, size=1)
                 phone_ts = dep.deposit_ts + offset + edge
                 code = phone.human_code(key, LOCKER_ID, dep.slot, dep.generation, phone_ts,
-                                              bucket_s)
+                                        bucket_s)
                 expect_ok = abs(phone_ts // bucket_s - dep.deposit_ts // bucket_s) <= skew
                 got = refused(b.client.pickup, code)
                 checks += 1

@@ -106,7 +106,7 @@ def fingerprint():
 
 def deposit(n):
     frame = phone.sign(P.request(P.DEPOSIT, cred.encode() + struct.pack(">Q", n) + b"\x01"),
-                   key, challenge)
+                       key, challenge)
     resp = call(frame)
     if resp[2] == P.OK:
         slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:34])
@@ -126,7 +126,7 @@ def reads_ok():
     ok = call(P.request(P.HELLO))[2] == P.OK
     ok = call(phone.sign(P.request(P.STATUS, tech.encode()), tkey, challenge))[2] == P.OK and ok
     frame = phone.sign(P.request(P.AUDIT_READ, tech.encode() + struct.pack(">IB", 1, 5)), tkey,
-                   challenge)
+                       challenge)
     return call(frame)[2] == P.OK and ok
 
 

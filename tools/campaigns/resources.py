@@ -157,7 +157,7 @@ def hanging(sim, figs, count, idle_wait):
             refused += 1
             continue
         frame = phone.sign(P.request(P.DEPOSIT, c.block + os.urandom(8) + b"\x01"), c.key,
-                       bytes(16))
+                           bytes(16))
         pieces = list(fragment.split(frame, 20))
         for piece in pieces[:-1]:              # everything but the LAST fragment
             s.sendall(bytes((len(piece),)) + piece)

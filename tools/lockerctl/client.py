@@ -137,7 +137,7 @@ class LockerClient:
 
     def _signed(self, req_type, cred, fields):
         return self._fresh(req_type, lambda ch: phone.sign(P.request(req_type, cred.block + fields),
-                                                       cred.key, ch), cred.key)
+                                                           cred.key, ch), cred.key)
 
     # ---- flows ----------------------------------------------------------------------
 
@@ -159,7 +159,7 @@ class LockerClient:
         return Deposit(slot, gen, ts, got_size, ttl,
                        phone.human_code(cred.key, cred.locker_id, slot, gen, ts, bucket_s),
                        phone.machine_code(cred.key, cred.locker_id, slot, gen, ts,
-                                                bucket_s),
+                                          bucket_s),
                        request_id)
 
     def pickup(self, code, random_bytes=os.urandom, busy_retries=BUSY_RETRIES):

@@ -283,7 +283,7 @@ def transcript():
 
         def signed(note, req_type, cred, fields):
             return send(note, phone.sign(P.request(req_type, cred.encode() + fields),
-                                     cred.key(MASTER, LOCKER_ID), last["challenge"]))
+                                         cred.key(MASTER, LOCKER_ID), last["challenge"]))
 
         phone_random = deterministic_source(PHONE_SOURCE)
 

@@ -235,7 +235,7 @@ class Rig:
 
     def deposit_frame(self, cred, key, challenge, req_id, size=1):
         return phone.sign(P.request(P.DEPOSIT, cred.encode() + req_id + bytes((size,))), key,
-                      challenge)
+                          challenge)
 
     def deposit(self, cred, key, req_id, size=1):
         """HELLO + DEPOSIT; returns (slot, code)."""
