@@ -9,6 +9,8 @@
 import os
 import time
 
+from micropython import const
+
 from core.clock import EPOCH_2000
 from drivers.flash_fs import FolderFs
 
@@ -16,9 +18,9 @@ PROFILE_PATH = "/board.json"
 DATA_DIR = "/locker"
 
 
-WATCHDOG_MS = 8000
+_WATCHDOG_MS = const(8000)
 FAULT_TAG = b"LKR-FAULT:"       # RTC memory record of why the previous boot gave up
-FAULT_MAX = 200
+_FAULT_MAX = const(200)
 
 
 def _epoch_offset():
@@ -149,16 +151,16 @@ class Esp32Board:
         return self._uptime.seconds()
 
     def watchdog(self):
-        """The ESP32's hardware watchdog: a main loop stalled for WATCHDOG_MS resets the chip,
+        """The ESP32's hardware watchdog: a main loop stalled for _WATCHDOG_MS resets the chip,
         and every lock output is off again at boot (a stuck loop cannot hold a solenoid)."""
         from machine import WDT
-        return WDT(timeout=WATCHDOG_MS)
+        return WDT(timeout=_WATCHDOG_MS)
 
     def record_fault(self, why):
         """Keep why this boot gave up across the watchdog reset: RTC memory survives resets
         (not power loss) and costs no flash wear. The next boot prints it (serial console)."""
         from machine import RTC
-        RTC().memory(FAULT_TAG + why.encode()[:FAULT_MAX])
+        RTC().memory(FAULT_TAG + why.encode()[:_FAULT_MAX])
 
     def _previous_fault(self):
         try:
