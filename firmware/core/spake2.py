@@ -15,6 +15,8 @@
 import hashlib
 from struct import pack_into
 
+from micropython import const
+
 from core import p256
 from core.hmac_sha256 import hmac_sha256
 
@@ -24,14 +26,11 @@ M = p256.decode(bytes.fromhex(
 N = p256.decode(bytes.fromhex(
     "03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49"))
 
-ROLE_A = 0
-ROLE_B = 1
-SHARE_LEN = 65
-CONFIRM_LEN = 32
-KEY_LEN = 16
-
-# For the benchmarks: SHA-256 / HMAC computations since import.
-counters = {"hash": 0, "hmac": 0}
+ROLE_A = const(0)
+ROLE_B = const(1)
+SHARE_LEN = const(65)
+CONFIRM_LEN = const(32)
+KEY_LEN = const(16)
 
 
 class Spake2Error(ValueError):
@@ -82,13 +81,11 @@ _NO_SALT = bytes(32)           # RFC 5869 section 2.2: a missing salt is HashLen
 
 def hkdf(ikm, salt, info, length):
     """HKDF-SHA256 (RFC 5869): extract with salt (nil = 32 zero bytes), then expand."""
-    counters["hmac"] += 1
     prk = hmac_sha256(salt or _NO_SALT, ikm)
     out = b""
     block = b""
     i = bytearray(1)             # the block counter octet
     while len(out) < length:
-        counters["hmac"] += 1
         i[0] += 1
         block = hmac_sha256(prk, block, info, i)      # T(i) = HMAC(PRK, T(i-1) | info | i)
         out = out + block if out else block
@@ -97,8 +94,6 @@ def hkdf(ikm, salt, info, length):
 
 def key_schedule(tt, aad=b""):
     """(Ke, KcA, KcB) from the transcript (RFC 9382 section 4); each 16 bytes."""
-    counters["hash"] += 1
-    counters["hmac"] += 2
     digest = hashlib.sha256(tt).digest()
     # KcA | KcB = HKDF(Ka, salt=nil, "ConfirmationKeys" | AAD, 32) (hkdf() above): 32 bytes
     # are one extract and ONE expand block, T(1) = HMAC(PRK, info | 0x01), MACed in parts
@@ -109,7 +104,6 @@ def key_schedule(tt, aad=b""):
 
 def confirmation(kc, tt):
     """cA = HMAC(KcA, TT) or cB = HMAC(KcB, TT), 32 bytes."""
-    counters["hmac"] += 1
     return hmac_sha256(kc, tt)
 
 

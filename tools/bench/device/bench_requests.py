@@ -11,7 +11,7 @@ import gc
 import struct
 
 import bench_util as U
-from core import credentials, fragment, link, pickup_code, recipient, spake2
+from core import credentials, fragment, link, phone, pickup_code, recipient, spake2
 from core import protocol as P
 from core.hmac_sha256 import hmac_sha256
 from core.kdf import admin_key
@@ -73,7 +73,7 @@ class Phone:
         """A signed request over a fresh challenge (HELLO first, outside the measurement)."""
         self.hello()
         cred, key = (self.tech, self.tech_key) if tech else (self.courier, self.courier_key)
-        return P.sign(P.request(req_type, cred.encode() + body), key, self.challenge)
+        return phone.sign(P.request(req_type, cred.encode() + body), key, self.challenge)
 
     def deposit_frame(self, req, size=1):
         return self.signed(P.DEPOSIT, U.req_id(req) + bytes((size,)))
@@ -88,13 +88,13 @@ class Phone:
         return sid, gen, ts
 
     def code(self, sid, gen, ts, form):
-        make = pickup_code.machine_code if form else pickup_code.human_code
+        make = phone.machine_code if form else phone.human_code
         return make(self.courier_key, U.LOCKER_ID, sid, gen, ts, self.rig.cfg["bucket_s"])
 
     def start_frame(self, code):
         """PICKUP_START of a pickup with code; the phone's PAKE is kept for finish_frame."""
         self.hello()
-        sid, form, material = pickup_code.parse(code)
+        sid, form, material = phone.parse(code)
         self.pake = recipient.RecipientPake(sid, form, material, U.LOCKER_ID, U.random_bytes)
         return recipient.start_frame(self.pake)
 
