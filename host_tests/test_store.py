@@ -465,3 +465,134 @@ def test_decode_line_agrees_with_its_plain_reading(record, edits, upper, cut):
 def test_decode_line_refuses_noise_like_its_plain_reading(noise):
     for line in (noise, noise + b"\n", noise + b"\t" + b"0" * 32 + b"\n"):
         assert S.decode_line(KEY, S.GENESIS, line) == _plain_decode(KEY, S.GENESIS, line)
+
+
+# ---- AUDIT_READ's page: the stored lines, unchecked, at a fixed cost ---------------------
+
+_ANSWER = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - P.TAG_LEN      # what locker._audit_read uses
+
+
+def page_by_reading_the_chain(fs, from_seq, limit, budget):
+    """The answer as the locker built it before audit_page: every retained line decoded and
+    its MAC checked from the oldest segment on (read_audit raw), then packed the same way."""
+    out, count = bytearray(1), 0
+    for line in S.read_audit(fs, KEY, from_seq, True):
+        if count >= limit or len(out) + 2 + len(line) > budget:
+            break
+        out += len(line).to_bytes(2, "big") + line
+        count += 1
+    out[0] = count
+    return bytes(out)
+
+
+def page(fs, from_seq, limit, budget=_ANSWER):
+    out = bytearray(budget)
+    count, end = S.audit_page(fs, from_seq, limit, out, 1)
+    out[0] = count
+    return bytes(out[:end])
+
+
+def tear(folder, u, size):
+    """A power cut mid-append: the first `size` bytes of the next record's line, no LF."""
+    line, _ = S.encode_line(KEY, u.store.head, {"v": "x" * 40, "n": u.store.seq + 1})
+    with open(os.path.join(folder, "j.%d" % u.store.segment), "ab") as f:
+        f.write(line[:min(size, len(line) - 1)])
+
+
+journal_ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.text(max_size=700)),       # lines longer than the buffer
+    st.tuples(st.just("tear"), st.integers(0, 120)),        # torn tail, then reboot/compact
+    st.tuples(st.just("compact"), st.none())), max_size=30)
+
+
+@settings(max_examples=int(os.environ.get("LOCKER_EXAMPLES", 60)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=journal_ops, seg=st.integers(1, 5), keep=st.integers(1, 4),
+       last_torn=st.integers(0, 120) | st.none(), asks=st.lists(st.tuples(
+           st.integers(0, 40), st.integers(0, 255), st.integers(1, _ANSWER)), min_size=1,
+           max_size=8))
+def test_audit_page_gives_what_reading_the_chain_gave(tmp_path_factory, ops, seg, keep,
+                                                      last_torn, asks):
+    """Any journal (segment boundaries, segments compaction dropped, torn tails in old
+    segments and at the end, lines longer than the read buffer or the answer), any from_seq,
+    limit and answer size: the same bytes as the reading that checked the whole chain."""
+    folder = str(tmp_path_factory.mktemp("page") / "store")
+    u = reboot(folder, segment_records=seg, keep_segments=keep)
+    for op, arg in ops:
+        if op == "add":
+            u.add(arg)
+        elif op == "tear":
+            tear(folder, u, arg)
+            u = reboot(folder, segment_records=seg, keep_segments=keep)
+        else:
+            u.store.snapshot(u._state())
+    if last_torn is not None:
+        tear(folder, u, last_torn)
+    for from_seq, limit, budget in asks:
+        assert page(u.fs, from_seq, limit, budget) == \
+            page_by_reading_the_chain(u.fs, from_seq, limit, budget)
+
+
+def _journal(folder, n=12):
+    u = reboot(folder, segment_records=3, keep_segments=4)
+    for v in range(n):
+        u.add(v)
+    return u, files(folder, "j.")
+
+
+def _spoil_header(folder, seg, header=b'{"seg": 0, "h": "00"}\n'):
+    path = os.path.join(folder, "j.%d" % seg)
+    with open(path, "rb") as f:
+        rest = f.read().split(b"\n", 1)[1]
+    with open(path, "wb") as f:
+        f.write(header + rest)
+
+
+@pytest.mark.parametrize("header", [b'{"seg": 3, "h": "00"}\n', b'{"seg": 3, "n": "9"}\n',
+                                    b'{"seg": 2, "n": 6}\n', b'{"n": 6}\n',
+                                    b"", b"\xff" * 300, b'{"n": 9'])
+def test_audit_page_refuses_a_header_it_reads_that_has_no_record_number(folder, header):
+    """The page needs the header of the segment it starts in (and of each one it goes on
+    into) for the record numbers: without one it cannot say which line is which."""
+    u, segs = _journal(folder)
+    assert segs == [2, 3, 4, 5]              # records 4-6, 7-9, 10-12, none yet
+    before = page(u.fs, 10, 255)
+    _spoil_header(folder, 3, header)
+    with pytest.raises(S.StoreCorrupt, match="segment 3: bad header"):
+        page(u.fs, 8, 255)                   # found by the newest-first search
+    with pytest.raises(S.StoreCorrupt, match="segment 3: bad header"):
+        page(u.fs, 1, 255)                   # crossed into from the oldest segment
+    # the pages that never read that header are served, as stored
+    assert page(u.fs, 10, 255) == before and before[0] == 3
+
+
+def test_audit_page_refuses_a_segment_that_does_not_continue_the_count(folder):
+    u, segs = _journal(folder)
+    before = page(u.fs, 10, 255)
+    os.remove(os.path.join(folder, "j.%d" % segs[1]))       # records 7-9 gone
+    for from_seq in (1, 5, 8):
+        with pytest.raises(S.StoreCorrupt, match="segment 4 does not continue segment 2"):
+            page(u.fs, from_seq, 255)
+    assert page(u.fs, 10, 255) == before and before[0] == 3       # after the gap: served
+
+
+def test_audit_page_serves_a_tampered_line_as_stored_and_the_operator_sees_it(folder):
+    """The locker no longer re-checks the MACs of the lines it serves (their key is in the
+    same flash as the journal): a flipped byte reaches the operator, whose check refuses it."""
+    from lockerctl.operator import verify_chain
+    u, segs = _journal(folder)
+    first = next(S.read_audit(u.fs, KEY))["n"]
+    path = os.path.join(folder, "j.%d" % segs[1])
+    with open(path, "rb") as f:
+        head = len(f.readline())
+    flip(path, head + 3)                                    # in the segment's first record
+    with pytest.raises(S.StoreCorrupt):
+        list(S.read_audit(u.fs, KEY))                       # the full check still sees it
+    body, pos, lines = page(u.fs, 1, 255), 1, []
+    for _ in range(body[0]):
+        n = int.from_bytes(body[pos:pos + 2], "big")
+        lines.append(body[pos + 2:pos + 2 + n])
+        pos += 2 + n
+    assert len(lines) == 12 - first + 1                     # every retained line
+    records, problem = verify_chain(lines, KEY)
+    assert problem and len(records) < len(lines)

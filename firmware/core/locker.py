@@ -35,7 +35,7 @@ from core.slot_manager import (
     reopens_for,
 )
 from core.spake2 import Spake2Error
-from core.store import Store, StoreCorrupt, read_audit
+from core.store import Store, StoreCorrupt, audit_page
 from core.throttle import Pacer, Throttle
 
 _FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
@@ -550,20 +550,13 @@ class Locker:
         cred = self._authenticate(session, frame, r)
         if cred.kind != credentials.TECHNICIAN and not cred.has_scope(credentials.SCOPE_AUDIT):
             raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
-        out = bytearray(1)              # the count, filled in last; lines appended in place
-        count = 0
-        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - P.TAG_LEN
+        # the count, then the lines written in place (docs/protocol.md 5.7: unchecked here)
+        out = bytearray(P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - P.TAG_LEN)
         try:
-            for line in read_audit(self.store.fs, self.store.key, from_seq, True):
-                n = len(line)
-                if count >= limit or len(out) + 2 + n > budget:
-                    break
-                out.append(n >> 8)
-                out.append(n & 0xFF)
-                out += line
-                count += 1
+            count, end = audit_page(self.store.fs, from_seq, limit, out, 1)
         except StoreCorrupt as e:
             raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
+        out[end:] = b""
         out[0] = count
         return out
 

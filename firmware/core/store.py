@@ -118,6 +118,110 @@ def read_segment(fs, key, n, raw=False):
             yield (line if raw else record), prev
 
 
+_PAGE_BUF = const(256)
+
+
+def _field(buf, key, end):
+    """The unsigned integer after key (b'"n":') in buf[:end], or -1."""
+    i = buf.find(key, 0, end)
+    if i < 0:
+        return -1
+    i += len(key)
+    while i < end and buf[i] == 32:
+        i += 1
+    v = -1
+    while i < end and 48 <= buf[i] <= 57:
+        v = max(v, 0) * 10 + buf[i] - 48
+        i += 1
+    return v
+
+
+def _open_segment(fs, n, buf):
+    """(file, seq, start, end): segment n opened, its header line read into buf and its "n"
+    (the record number before the segment's first record) read in place; buf[start:end] holds
+    the bytes after the header. Raises StoreCorrupt unless the header line names segment n
+    ("seg") and has a record number."""
+    f = fs.open_read("j.%d" % n)
+    end = f.readinto(buf) or 0
+    lf = buf.find(b"\n", 0, end)
+    seq = _field(buf, b'"n":', lf)
+    if seq < 0 or _field(buf, b'"seg":', lf) != n:
+        f.close()
+        raise StoreCorrupt("segment %d: bad header" % n)
+    return f, seq, lf + 1, end
+
+
+def audit_page(fs, from_seq, limit, out, pos):
+    """Write the journal lines from record from_seq on into out[pos:] as the AUDIT_READ answer
+    has them (len u16 | line without its LF), at most limit lines and only whole lines that
+    fit in out. Returns (count, end of what was written).
+
+    The lines are copied as stored, MACs unchecked (the operator checks the chain over them,
+    docs/protocol.md 5.7): the segment holding from_seq is found from the segment headers
+    alone (newest first), the lines before from_seq are counted, not decoded, and every byte
+    goes through one fixed buffer, so the cost does not grow with the journal. A from_seq
+    older than the retained segments starts at the oldest; a torn last line (no LF) is never
+    served. Raises StoreCorrupt when a header it reads has no readable "n" or does not
+    continue the previous segment's count."""
+    segs = _names(fs, "j.")
+    count = 0
+    if not segs or not limit:
+        return count, pos
+    buf = bytearray(_PAGE_BUF)
+    mv = memoryview(buf)
+    i = len(segs) - 1
+    while True:                   # the newest segment whose records start at or before from_seq
+        f, seq, a, k = _open_segment(fs, segs[i], buf)
+        if seq < from_seq or i == 0:
+            break
+        f.close()
+        i -= 1
+    line_at = -1                  # where the line being copied starts in out (-1: skipping)
+    try:
+        while True:
+            if a >= k:
+                a, k = 0, f.readinto(buf) or 0
+                if not k:         # end of the segment: a partial line is a torn write
+                    f.close()
+                    if line_at >= 0:
+                        pos, line_at = line_at, -1
+                    i += 1
+                    if i == len(segs):
+                        break
+                    f, start, a, k = _open_segment(fs, segs[i], buf)
+                    if start != seq:
+                        raise StoreCorrupt("segment %d does not continue segment %d"
+                                           % (segs[i], segs[i - 1]))
+                    continue
+            lf = buf.find(b"\n", a, k)
+            stop = k if lf < 0 else lf
+            if line_at < 0 and seq >= from_seq - 1:       # record seq + 1 starts here
+                line_at = pos
+                pos += 2
+            if line_at >= 0:
+                if pos + stop - a > len(out):             # the line does not fit: page ends
+                    pos = line_at
+                    break
+                out[pos:pos + stop - a] = mv[a:stop]
+                pos += stop - a
+            if lf < 0:
+                a = k
+                continue
+            a = lf + 1
+            seq += 1
+            if line_at >= 0:
+                n = pos - line_at - 2
+                out[line_at] = n >> 8
+                out[line_at + 1] = n & 0xFF
+                line_at = -1
+                count += 1
+                if count >= limit:
+                    break
+    finally:
+        f.close()
+    return count, pos
+
+
 class Store:
     def __init__(self, fs, key, segment_records=SEGMENT_RECORDS, keep_segments=KEEP_SEGMENTS):
         self.fs = fs
