@@ -485,9 +485,9 @@ def page_by_reading_the_chain(fs, from_seq, limit, budget):
     return bytes(out)
 
 
-def page(fs, from_seq, limit, budget=_ANSWER):
+def page(store, from_seq, limit, budget=_ANSWER):
     out = bytearray(budget)
-    count, end = S.audit_page(fs, from_seq, limit, out, 1)
+    count, end = store.page(from_seq, limit, out, 1)
     out[0] = count
     return bytes(out[:end])
 
@@ -529,7 +529,7 @@ def test_audit_page_gives_what_reading_the_chain_gave(tmp_path_factory, ops, seg
     if last_torn is not None:
         tear(folder, u, last_torn)
     for from_seq, limit, budget in asks:
-        assert page(u.fs, from_seq, limit, budget) == \
+        assert page(u.store, from_seq, limit, budget) == \
             page_by_reading_the_chain(u.fs, from_seq, limit, budget)
 
 
@@ -556,24 +556,43 @@ def test_audit_page_refuses_a_header_it_reads_that_has_no_record_number(folder, 
     into) for the record numbers: without one it cannot say which line is which."""
     u, segs = _journal(folder)
     assert segs == [2, 3, 4, 5]              # records 4-6, 7-9, 10-12, none yet
-    before = page(u.fs, 10, 255)
+    before = page(u.store, 10, 255)
     _spoil_header(folder, 3, header)
     with pytest.raises(S.StoreCorrupt, match="segment 3: bad header"):
-        page(u.fs, 8, 255)                   # found by the newest-first search
+        page(u.store, 8, 255)                   # found by the newest-first search
     with pytest.raises(S.StoreCorrupt, match="segment 3: bad header"):
-        page(u.fs, 1, 255)                   # crossed into from the oldest segment
+        page(u.store, 1, 255)                   # crossed into from the oldest segment
     # the pages that never read that header are served, as stored
-    assert page(u.fs, 10, 255) == before and before[0] == 3
+    assert page(u.store, 10, 255) == before and before[0] == 3
+
+
+@pytest.mark.parametrize("gone", [2, 3])
+def test_audit_page_refuses_a_missing_segment_it_needs(folder, gone):
+    """Every segment from the oldest kept to the newest must be there (the store knows which
+    it kept): a deleted one, oldest or in the middle, is corruption once a page needs it."""
+    u, segs = _journal(folder)
+    before = page(u.store, 10, 255)
+    os.remove(os.path.join(folder, "j.%d" % gone))
+    for from_seq in (1, 5, 8) if gone == 3 else (1, 5):
+        with pytest.raises(S.StoreCorrupt, match="segment %d missing" % gone):
+            page(u.store, from_seq, 255)
+    assert page(u.store, 10, 255) == before and before[0] == 3       # after the gap: served
+    again = reboot(folder, segment_records=3, keep_segments=4)
+    if gone == 3:                     # after a reboot, the gap is still found
+        with pytest.raises(S.StoreCorrupt, match="segment 3 missing"):
+            page(again.store, 1, 255)
+    else:                             # the oldest present is the oldest kept (as ever)
+        assert json.loads(page(again.store, 1, 1)[3:].split(b"\t")[0])["n"] == 7
 
 
 def test_audit_page_refuses_a_segment_that_does_not_continue_the_count(folder):
     u, segs = _journal(folder)
-    before = page(u.fs, 10, 255)
-    os.remove(os.path.join(folder, "j.%d" % segs[1]))       # records 7-9 gone
-    for from_seq in (1, 5, 8):
-        with pytest.raises(S.StoreCorrupt, match="segment 4 does not continue segment 2"):
-            page(u.fs, from_seq, 255)
-    assert page(u.fs, 10, 255) == before and before[0] == 3       # after the gap: served
+    _spoil_header(folder, 4, b'{"seg": 4, "n": 7, "h": "00"}\n')     # records 10-12 say 8-10
+    with pytest.raises(S.StoreCorrupt, match="segment 4 does not continue segment 3"):
+        page(u.store, 8, 255)
+    with pytest.raises(S.StoreCorrupt, match="segment 5 does not continue segment 4"):
+        page(u.store, 10, 255)                   # counted from segment 4's header: 8-10
+    assert page(u.store, 13, 255) == b"\x00"    # the newest segment alone: nothing yet
 
 
 def test_audit_page_serves_a_tampered_line_as_stored_and_the_operator_sees_it(folder):
@@ -588,7 +607,7 @@ def test_audit_page_serves_a_tampered_line_as_stored_and_the_operator_sees_it(fo
     flip(path, head + 3)                                    # in the segment's first record
     with pytest.raises(S.StoreCorrupt):
         list(S.read_audit(u.fs, KEY))                       # the full check still sees it
-    body, pos, lines = page(u.fs, 1, 255), 1, []
+    body, pos, lines = page(u.store, 1, 255), 1, []
     for _ in range(body[0]):
         n = int.from_bytes(body[pos:pos + 2], "big")
         lines.append(body[pos + 2:pos + 2 + n])

@@ -35,7 +35,7 @@ from core.slot_manager import (
     reopens_for,
 )
 from core.spake2 import Spake2Error
-from core.store import Store, StoreCorrupt, audit_page
+from core.store import Store, StoreCorrupt
 from core.throttle import Pacer, Throttle
 
 _FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
@@ -553,7 +553,7 @@ class Locker:
         # the count, then the lines written in place (docs/protocol.md 5.7: unchecked here)
         out = bytearray(P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - P.TAG_LEN)
         try:
-            count, end = audit_page(self.store.fs, from_seq, limit, out, 1)
+            count, end = self.store.page(from_seq, limit, out, 1)
         except StoreCorrupt as e:
             raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
         out[end:] = b""

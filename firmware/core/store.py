@@ -151,77 +151,6 @@ def _open_segment(fs, n, buf):
     return f, seq, lf + 1, end
 
 
-def audit_page(fs, from_seq, limit, out, pos):
-    """Write the journal lines from record from_seq on into out[pos:] as the AUDIT_READ answer
-    has them (len u16 | line without its LF), at most limit lines and only whole lines that
-    fit in out. Returns (count, end of what was written).
-
-    The lines are copied as stored, MACs unchecked (the operator checks the chain over them,
-    docs/protocol.md 5.7): the segment holding from_seq is found from the segment headers
-    alone (newest first), the lines before from_seq are counted, not decoded, and every byte
-    goes through one fixed buffer, so the cost does not grow with the journal. A from_seq
-    older than the retained segments starts at the oldest; a torn last line (no LF) is never
-    served. Raises StoreCorrupt when a header it reads has no readable "n" or does not
-    continue the previous segment's count."""
-    segs = _names(fs, "j.")
-    count = 0
-    if not segs or not limit:
-        return count, pos
-    buf = bytearray(_PAGE_BUF)
-    mv = memoryview(buf)
-    i = len(segs) - 1
-    while True:                   # the newest segment whose records start at or before from_seq
-        f, seq, a, k = _open_segment(fs, segs[i], buf)
-        if seq < from_seq or i == 0:
-            break
-        f.close()
-        i -= 1
-    line_at = -1                  # where the line being copied starts in out (-1: skipping)
-    try:
-        while True:
-            if a >= k:
-                a, k = 0, f.readinto(buf) or 0
-                if not k:         # end of the segment: a partial line is a torn write
-                    f.close()
-                    if line_at >= 0:
-                        pos, line_at = line_at, -1
-                    i += 1
-                    if i == len(segs):
-                        break
-                    f, start, a, k = _open_segment(fs, segs[i], buf)
-                    if start != seq:
-                        raise StoreCorrupt("segment %d does not continue segment %d"
-                                           % (segs[i], segs[i - 1]))
-                    continue
-            lf = buf.find(b"\n", a, k)
-            stop = k if lf < 0 else lf
-            if line_at < 0 and seq >= from_seq - 1:       # record seq + 1 starts here
-                line_at = pos
-                pos += 2
-            if line_at >= 0:
-                if pos + stop - a > len(out):             # the line does not fit: page ends
-                    pos = line_at
-                    break
-                out[pos:pos + stop - a] = mv[a:stop]
-                pos += stop - a
-            if lf < 0:
-                a = k
-                continue
-            a = lf + 1
-            seq += 1
-            if line_at >= 0:
-                n = pos - line_at - 2
-                out[line_at] = n >> 8
-                out[line_at + 1] = n & 0xFF
-                line_at = -1
-                count += 1
-                if count >= limit:
-                    break
-    finally:
-        f.close()
-    return count, pos
-
-
 class Store:
     def __init__(self, fs, key, segment_records=SEGMENT_RECORDS, keep_segments=KEEP_SEGMENTS):
         self.fs = fs
@@ -229,6 +158,7 @@ class Store:
         self.segment_records = segment_records
         self.keep_segments = keep_segments
         self.segment = 0
+        self.oldest = 0           # the oldest segment kept (recover and _prune set it)
         self.seq = 0              # number of the last record
         self.head = GENESIS       # mac of the last record
         self.in_segment = 0
@@ -325,9 +255,92 @@ class Store:
         for i in _names(self.fs, "s."):
             if i < self.segment:
                 self.fs.remove("s.%d" % i)
+        self.oldest = self.segment
         for i in _names(self.fs, "j."):
             if i <= self.segment - self.keep_segments:
                 self.fs.remove("j.%d" % i)
+            elif i < self.oldest:
+                self.oldest = i
+
+    # ---- the audit log, as AUDIT_READ serves it ------------------------------------------
+
+    def page(self, from_seq, limit, out, pos):
+        """Write the journal lines from record from_seq on into out[pos:] as the AUDIT_READ
+        answer has them (len u16 | line without its LF), at most limit lines and only whole
+        lines that fit in out. Returns (count, end of what was written).
+
+        The lines are copied as stored, their MACs unchecked (the operator checks the chain
+        over them, docs/protocol.md 5.7), at a cost that does not grow with the journal: the
+        segment holding from_seq is guessed from the record count and confirmed from segment
+        headers alone, the lines before from_seq are counted, not decoded, and every byte
+        goes through one fixed buffer. A from_seq older than the kept segments starts at the
+        oldest; a torn last line (no LF) is never served. Raises StoreCorrupt when a segment
+        it needs is missing, or its header has no readable "seg" and "n" or does not
+        continue the previous segment's count."""
+        count = 0
+        if not limit:
+            return count, pos
+        buf = bytearray(_PAGE_BUF)
+        mv = memoryview(buf)
+        r = self.segment_records
+        # segments back from the newest (whose header says seq - in_segment), if all are full
+        i = max(self.oldest, self.segment - max(0, self.seq - self.in_segment - from_seq + r) // r)
+        while True:               # down to the newest segment whose records start <= from_seq
+            f, seq, a, k = self._open(i, buf)
+            if seq < from_seq or i <= self.oldest:
+                break
+            f.close()
+            i -= 1
+        line_at = -1              # where the line being copied starts in out (-1: skipping)
+        try:
+            while True:
+                if a >= k:
+                    a, k = 0, f.readinto(buf) or 0
+                    if not k:     # end of the segment: a partial line is a torn write
+                        f.close()
+                        if line_at >= 0:
+                            pos, line_at = line_at, -1
+                        i += 1
+                        if i > self.segment:
+                            break
+                        f, start, a, k = self._open(i, buf)
+                        if start != seq:
+                            raise StoreCorrupt("segment %d does not continue segment %d"
+                                               % (i, i - 1))
+                        continue
+                lf = buf.find(b"\n", a, k)
+                stop = k if lf < 0 else lf
+                if line_at < 0 and seq >= from_seq - 1:       # record seq + 1 starts here
+                    line_at = pos
+                    pos += 2
+                if line_at >= 0:
+                    if pos + stop - a > len(out):             # the line does not fit: the end
+                        pos = line_at
+                        break
+                    out[pos:pos + stop - a] = mv[a:stop]
+                    pos += stop - a
+                if lf < 0:
+                    a = k
+                    continue
+                a = lf + 1
+                seq += 1
+                if line_at >= 0:
+                    n = pos - line_at - 2
+                    out[line_at] = n >> 8
+                    out[line_at + 1] = n & 0xFF
+                    line_at = -1
+                    count += 1
+                    if count >= limit:
+                        break
+        finally:
+            f.close()
+        return count, pos
+
+    def _open(self, n, buf):
+        try:
+            return _open_segment(self.fs, n, buf)
+        except OSError:
+            raise StoreCorrupt("segment %d missing" % n)
 
 
 def read_audit(fs, key, from_seq=1, raw=False):

@@ -5,7 +5,7 @@
 import json
 
 from core.hmac_sha256 import HmacSha256
-from core.store import MAC_LEN, StoreCorrupt, _names, read_segment
+from core.store import MAC_LEN, StoreCorrupt, _index, _names, read_segment
 
 
 def recover(store, load_state, apply, table=None):
@@ -15,9 +15,14 @@ def recover(store, load_state, apply, table=None):
     table: the live slot table (its columns() are filled from the snapshot in place);
     without one, a snapshot that holds a table is refused."""
     store.fs.ensure()
+    oldest = -1                          # the oldest segment kept (Store.page needs it)
     for name in store.fs.listdir():
         if name.endswith(".tmp"):
             store.fs.remove(name)        # an interrupted atomic write: never live
+        elif name.startswith("j."):
+            i = _index(name, "j.")
+            if i >= 0 and (oldest < 0 or i < oldest):
+                oldest = i
     snaps = _names(store.fs, "s.")
     if not snaps:
         if _names(store.fs, "j."):
@@ -27,6 +32,7 @@ def recover(store, load_state, apply, table=None):
     load_state(_load_snapshot(store, n, table))
     store.segment = n
     store.in_segment = 0
+    store.oldest = n if oldest < 0 else oldest
     if not store.fs.exists("j.%d" % n):
         store._start_segment()           # cut between snapshot and segment creation
         return True

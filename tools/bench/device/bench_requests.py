@@ -196,7 +196,7 @@ def requests(rig, allocated, pake=True):
     answer, rows = req("AUDIT_READ, first page", ph.signed(
         P.AUDIT_READ, struct.pack(">IB", 1, 255), tech=True))
     yield rows
-    answer, rows = req("AUDIT_READ, the last record (the whole journal checked)", ph.signed(
+    answer, rows = req("AUDIT_READ, the last record", ph.signed(
         P.AUDIT_READ, struct.pack(">IB", lk.store.seq, 255), tech=True))
     yield rows
     answer, rows = req("ADMIN revoke", ph.admin_frame(
@@ -245,7 +245,8 @@ def link_rows(ph, allocated, answer):
 def full_locker(rig, allocated, code, pake=True):
     """The requests whose work could grow with occupancy, on a full locker: the last free
     slot's deposit is bench_memory's; here a wrong and a right pickup (code: a parcel's
-    human code) and STATUS. Yields rows as requests() does."""
+    human code), STATUS and AUDIT_READ (over the longer journal). Yields rows as requests()
+    does."""
     install()
     ph = Phone(rig)
     lk, session = ph.lk, ph.session
@@ -257,3 +258,7 @@ def full_locker(rig, allocated, code, pake=True):
     _, rows = _request(lk, session, "STATUS, full locker", ph.signed(P.STATUS, b""),
                        allocated)
     yield rows
+    for label, from_seq in (("first page", 1), ("the last record", lk.store.seq)):
+        _, rows = _request(lk, session, "AUDIT_READ, %s, full locker" % label, ph.signed(
+            P.AUDIT_READ, struct.pack(">IB", from_seq, 255), tech=True), allocated)
+        yield rows
