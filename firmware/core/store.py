@@ -118,7 +118,7 @@ def read_segment(fs, key, n, raw=False):
             yield (line if raw else record), prev
 
 
-_PAGE_BUF = const(256)
+_PAGE_BUF = const(128)      # > a segment header line (< 80 bytes)
 
 
 def _field(buf, key, end):
@@ -281,7 +281,6 @@ class Store:
         if not limit:
             return count, pos
         buf = bytearray(_PAGE_BUF)
-        mv = memoryview(buf)
         r = self.segment_records
         # segments back from the newest (whose header says seq - in_segment), if all are full
         i = max(self.oldest, self.segment - max(0, self.seq - self.in_segment - from_seq + r) // r)
@@ -317,8 +316,9 @@ class Store:
                     if pos + stop - a > len(out):             # the line does not fit: the end
                         pos = line_at
                         break
-                    out[pos:pos + stop - a] = mv[a:stop]
-                    pos += stop - a
+                    for j in range(a, stop):      # byte by byte: no slice object
+                        out[pos] = buf[j]
+                        pos += 1
                 if lf < 0:
                     a = k
                     continue
