@@ -358,6 +358,48 @@ def test_audit_read_over_a_broken_chain_answers_an_error(tmp_path):
     assert b.client.deposit(cred, size=1).slot >= 1
 
 
+def test_audit_read_serves_a_tampered_line_and_refuses_a_bad_header(tmp_path):
+    """AUDIT_READ (docs/protocol.md 5.7): a flipped byte in an old record is served as stored
+    and the operator's chain check names it; a segment header without its record number
+    is E_INTERNAL "audit log corrupt" for the pages that need it, and changes nothing."""
+    from lockerctl.client import LockerRefused
+    from lockerctl.operator import verify_chain
+    from core.kdf import audit_key
+    b = Bench(str(tmp_path / "s"), segment_records=3, keep_segments=4)
+    cred = b.courier()
+    for _ in range(5):
+        d = b.client.deposit(cred, size=1)
+        b.run_hardware()
+        b.driver.close(d.slot)
+        b.run_hardware()
+        b.client.pickup(d.code)
+        b.run_hardware()
+        b.driver.close(d.slot)
+    tech = b.technician()
+    clean = b.client.audit_page(tech, from_seq=1)
+    assert verify_chain(clean, audit_key(MASTER)) == (
+        [json.loads(line.split(b"\t")[0]) for line in clean], None)
+    segs = files(b.folder, "j.")
+    assert len(segs) == 4 and segs[-1] == b.locker.store.segment, segs
+    path = os.path.join(b.folder, "j.%d" % segs[1])
+    with open(path, "rb") as f:
+        head = len(f.readline())
+        at = head + f.readline().index(b'"t": ') + 6      # a digit of the time: stays JSON
+    flip(path, at)
+    served = b.client.audit_page(tech, from_seq=1)
+    assert len(served) == len(clean) and served != clean
+    records, problem = verify_chain(served, audit_key(MASTER))
+    assert problem and "does not match its chain MAC" in problem
+    flip(path, at)
+    _spoil_header(b.folder, segs[1], b'{"seg": %d, "h": "00"}\n' % segs[1])
+    with pytest.raises(LockerRefused) as e:
+        b.client.audit_page(tech, from_seq=1)
+    assert e.value.status == P.E_INTERNAL and "bad header" in str(e.value)
+    last = b.client.audit_page(tech, from_seq=b.locker.store.seq)    # needs segment 5 alone
+    assert [json.loads(line.split(b"\t")[0])["n"] for line in last] == [b.locker.store.seq]
+    assert b.client.deposit(cred, size=1).slot >= 1
+
+
 def test_torn_tail_in_the_locker_journal_boots_and_compacts(tmp_path):
     b = Bench(str(tmp_path / "s"))
     d = b.client.deposit(b.courier(), size=1)
