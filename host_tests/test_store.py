@@ -9,6 +9,7 @@ import pytest
 from core import phone
 from core import protocol as P
 from core import store as S
+from core import store_recover
 from drivers import flash_fs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -499,14 +500,15 @@ def test_decode_line_agrees_with_its_plain_reading(record, edits, upper, cut):
         if at < len(line):
             line[at] = value
     line = bytes(line[:len(line) - cut % (len(line) + 1)] if cut % 3 == 0 else line)
-    assert S.decode_line(KEY, S.GENESIS, line) == _plain_decode(KEY, S.GENESIS, line)
+    assert store_recover.decode_line(KEY, S.GENESIS, line) == _plain_decode(KEY, S.GENESIS, line)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=80))
 def test_decode_line_refuses_noise_like_its_plain_reading(noise):
     for line in (noise, noise + b"\n", noise + b"\t" + b"0" * 32 + b"\n"):
-        assert S.decode_line(KEY, S.GENESIS, line) == _plain_decode(KEY, S.GENESIS, line)
+        assert store_recover.decode_line(KEY, S.GENESIS, line) == _plain_decode(
+            KEY, S.GENESIS, line)
 
 
 # ---- AUDIT_READ's page: the stored lines, unchecked, at a fixed cost ---------------------

@@ -52,28 +52,6 @@ def encode_line(key, prev_mac, record):
     return line, mac
 
 
-def decode_line(key, prev_mac, line):
-    """Return (record, mac) or None when the line fails its checks. The MAC's hex digits
-    (either case) are checked in place: the body is the one copy made of the line."""
-    end = len(line) - 1
-    if end < 0 or line[end] != 10:           # LF
-        return None
-    tab = line.rfind(b"\t", 0, end)
-    if tab < 0 or end - tab != 2 * MAC_LEN + 1:
-        return None
-    body = line[:tab]
-    mac = chain_mac(key, prev_mac, body)
-    for i in range(2 * MAC_LEN):
-        c = line[tab + 1 + i]
-        want = _HEX[mac[i >> 1] >> 4 if i & 1 == 0 else mac[i >> 1] & 15]
-        if c != want and not (want > 0x60 and c == want - 0x20):     # 'a'-'f' or 'A'-'F'
-            return None
-    try:
-        return json.loads(body), mac
-    except ValueError:
-        return None
-
-
 def _index(name, prefix):
     if not name.startswith(prefix) or name.endswith(".tmp"):
         return -1
@@ -85,70 +63,35 @@ def _names(fs, prefix):
     return sorted(i for i in (_index(n, prefix) for n in fs.listdir()) if i >= 0)
 
 
-def read_segment(fs, key, n, raw=False):
-    """Yield (record, mac) of segment n after checking its header; stops at a torn tail.
-    With raw, the record is its journal line as read (json TAB mac LF).
-
-    Returns the generator; the header is checked when iteration starts. Raises StoreCorrupt
-    on a bad line that is not the last one."""
-    with fs.open_read("j.%d" % n) as f:
-        head = f.readline()
-        try:
-            header = json.loads(head)
-            prev = bytes.fromhex(header["h"])
-            seq = header["n"]
-        except (ValueError, KeyError, TypeError):
-            raise StoreCorrupt("segment %d: bad header" % n)
-        yield header, prev
-        bad = None
-        while True:
-            line = f.readline()
-            if not line:
-                break
-            if bad is not None:
-                raise StoreCorrupt("segment %d: bad record after %d" % (n, seq))
-            got = decode_line(key, prev, line)
-            if got is None or got[0].get("n") != seq + 1:
-                if line.endswith(b"\n"):     # a cut never leaves a whole line: tampering
-                    raise StoreCorrupt("segment %d: bad record after %d" % (n, seq))
-                bad = line        # acceptable only if it is the last line (torn write)
-                continue
-            record, prev = got
-            seq += 1
-            yield (line if raw else record), prev
-
-
 _PAGE_BUF = const(128)      # > a segment header line (< 80 bytes)
-
-
-def _field(buf, key, end):
-    """The unsigned integer after key (b'"n":') in buf[:end], or -1."""
-    i = buf.find(key, 0, end)
-    if i < 0:
-        return -1
-    i += len(key)
-    while i < end and buf[i] == 32:
-        i += 1
-    v = -1
-    while i < end and 48 <= buf[i] <= 57:
-        v = max(v, 0) * 10 + buf[i] - 48
-        i += 1
-    return v
 
 
 def _open_segment(fs, n, buf):
     """(file, seq, start, end): segment n opened, its header line read into buf and its "n"
     (the record number before the segment's first record) read in place; buf[start:end] holds
-    the bytes after the header. Raises StoreCorrupt unless the header line names segment n
-    ("seg") and has a record number."""
-    f = fs.open_read("j.%d" % n)
+    the bytes after the header. Raises StoreCorrupt when the file is missing or its header
+    line does not name segment n ("seg") with a record number ("n")."""
+    try:
+        f = fs.open_read("j.%d" % n)
+    except OSError:
+        raise StoreCorrupt("segment %d missing" % n)
     end = f.readinto(buf) or 0
     lf = buf.find(b"\n", 0, end)
-    seq = _field(buf, b'"n":', lf)
-    if seq < 0 or _field(buf, b'"seg":', lf) != n:
+    got = []
+    for key in (b'"seg":', b'"n":'):
+        i = buf.find(key, 0, lf) if lf > 0 else -1
+        i = lf if i < 0 else i + len(key)
+        v = -1
+        while i < lf and buf[i] == 32:
+            i += 1
+        while i < lf and 48 <= buf[i] <= 57:
+            v = max(v, 0) * 10 + buf[i] - 48
+            i += 1
+        got.append(v)
+    if got[0] != n or got[1] < 0:
         f.close()
         raise StoreCorrupt("segment %d: bad header" % n)
-    return f, seq, lf + 1, end
+    return f, got[1], lf + 1, end
 
 
 class Store:
@@ -285,7 +228,7 @@ class Store:
         # segments back from the newest (whose header says seq - in_segment), if all are full
         i = max(self.oldest, self.segment - max(0, self.seq - self.in_segment - from_seq + r) // r)
         while True:               # down to the newest segment whose records start <= from_seq
-            f, seq, a, k = self._open(i, buf)
+            f, seq, a, k = _open_segment(self.fs, i, buf)
             if seq < from_seq or i <= self.oldest:
                 break
             f.close()
@@ -302,7 +245,7 @@ class Store:
                         i += 1
                         if i > self.segment:
                             break
-                        f, start, a, k = self._open(i, buf)
+                        f, start, a, k = _open_segment(self.fs, i, buf)
                         if start != seq:
                             raise StoreCorrupt("segment %d does not continue segment %d"
                                                % (i, i - 1))
@@ -336,30 +279,9 @@ class Store:
             f.close()
         return count, pos
 
-    def _open(self, n, buf):
-        try:
-            return _open_segment(self.fs, n, buf)
-        except OSError:
-            raise StoreCorrupt("segment %d missing" % n)
-
 
 def read_audit(fs, key, from_seq=1, raw=False):
-    """Yield every retained record with n >= from_seq, checking the whole chain.
-    raw: yield the stored lines instead, so the operator can check the MACs over the very
-    bytes that were chained (a re-encoded dict may order its keys differently).
-
-    Segments must join up: each header names the (n, mac) where the previous one ended.
-    Raises StoreCorrupt on any break."""
-    segs = _names(fs, "j.")
-    end_seq = end_mac = None      # where the previous segment ended
-    for n in segs:
-        rows = read_segment(fs, key, n, raw)
-        header, mac = next(rows)
-        if end_seq is not None and (header["n"] != end_seq or mac != end_mac):
-            raise StoreCorrupt("segment %d does not continue segment %d" % (n, n - 1))
-        seq = header["n"]
-        for record, mac in rows:
-            seq += 1              # read_segment checked that records count up by one
-            if seq >= from_seq:
-                yield record[:-1] if raw else record     # a raw line without its LF
-        end_seq, end_mac = seq, mac
+    """Every retained record from from_seq on, the whole chain checked: core/audit_chain.py
+    (host tools and tests; a board never runs it, so its code is not in the board's heap)."""
+    from core import audit_chain
+    return audit_chain.read_audit(fs, key, from_seq, raw)

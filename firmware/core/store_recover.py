@@ -1,11 +1,13 @@
 # The store's recovery (core/store.py): read the latest snapshot, replay its segment, find
 # a torn tail. Only boot runs it (Store.recover imports it), so main.Runtime.boot drops
-# this module afterwards (core.unload) and its bytecode leaves the heap of a board.
+# this module afterwards (core.unload) and its bytecode leaves the heap of a board. The
+# journal's reader with its MAC checks (decode_line, read_segment) lives here too: only boot
+# and the host's core/audit_chain.py read records back (AUDIT_READ copies lines unchecked).
 # Formats, checks and what counts as corruption: core/store.py.
 import json
 
 from core.hmac_sha256 import HmacSha256
-from core.store import MAC_LEN, StoreCorrupt, _index, _names, read_segment
+from core.store import _HEX, MAC_LEN, StoreCorrupt, _index, _names, chain_mac
 
 
 def recover(store, load_state, apply, table=None):
@@ -98,3 +100,58 @@ def _load_snapshot(store, n, table=None):
     store.seq = seq
     store.head = prev
     return state
+
+
+def decode_line(key, prev_mac, line):
+    """Return (record, mac) or None when the line fails its checks. The MAC's hex digits
+    (either case) are checked in place: the body is the one copy made of the line."""
+    end = len(line) - 1
+    if end < 0 or line[end] != 10:           # LF
+        return None
+    tab = line.rfind(b"\t", 0, end)
+    if tab < 0 or end - tab != 2 * MAC_LEN + 1:
+        return None
+    body = line[:tab]
+    mac = chain_mac(key, prev_mac, body)
+    for i in range(2 * MAC_LEN):
+        c = line[tab + 1 + i]
+        want = _HEX[mac[i >> 1] >> 4 if i & 1 == 0 else mac[i >> 1] & 15]
+        if c != want and not (want > 0x60 and c == want - 0x20):     # 'a'-'f' or 'A'-'F'
+            return None
+    try:
+        return json.loads(body), mac
+    except ValueError:
+        return None
+
+
+def read_segment(fs, key, n, raw=False):
+    """Yield (record, mac) of segment n after checking its header; stops at a torn tail.
+    With raw, the record is its journal line as read (json TAB mac LF).
+
+    Returns the generator; the header is checked when iteration starts. Raises StoreCorrupt
+    on a bad line that is not the last one."""
+    with fs.open_read("j.%d" % n) as f:
+        head = f.readline()
+        try:
+            header = json.loads(head)
+            prev = bytes.fromhex(header["h"])
+            seq = header["n"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreCorrupt("segment %d: bad header" % n)
+        yield header, prev
+        bad = None
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            if bad is not None:
+                raise StoreCorrupt("segment %d: bad record after %d" % (n, seq))
+            got = decode_line(key, prev, line)
+            if got is None or got[0].get("n") != seq + 1:
+                if line.endswith(b"\n"):     # a cut never leaves a whole line: tampering
+                    raise StoreCorrupt("segment %d: bad record after %d" % (n, seq))
+                bad = line        # acceptable only if it is the last line (torn write)
+                continue
+            record, prev = got
+            seq += 1
+            yield (line if raw else record), prev
