@@ -77,8 +77,9 @@ def _open_segment(fs, n, buf):
         raise StoreCorrupt("segment %d missing" % n)
     end = f.readinto(buf) or 0
     lf = buf.find(b"\n", 0, end)
-    got = []
-    for key in (b'"seg":', b'"n":'):
+    seq = v = -1
+    for key in (b'"n":', b'"seg":'):
+        seq = v                   # after the loop: "n" here, "seg" in v
         i = buf.find(key, 0, lf) if lf > 0 else -1
         i = lf if i < 0 else i + len(key)
         v = -1
@@ -87,11 +88,10 @@ def _open_segment(fs, n, buf):
         while i < lf and 48 <= buf[i] <= 57:
             v = max(v, 0) * 10 + buf[i] - 48
             i += 1
-        got.append(v)
-    if got[0] != n or got[1] < 0:
+    if v != n or seq < 0:
         f.close()
         raise StoreCorrupt("segment %d: bad header" % n)
-    return f, got[1], lf + 1, end
+    return f, seq, lf + 1, end
 
 
 class Store:
