@@ -319,6 +319,10 @@ def _serials(lid):
     (("sim", "start", "--port=-1"), "0..65534"),
     (("sim", "clock", "+0s"), "at least 1 s"),
     (("sim", "clock", "+%dd" % 60000), "time range"),
+    # a value that starts "-<digit>" reaches its own check (argparse took it for an option)
+    (("sim", "clock", "-1d"), "only moves forward"),
+    (("credential", "revoke", "-1"), "1..4294967295"),
+    (("credential", "issue", "--courier", "x", "--valid", "-5d"), "bad duration"),
 ])
 def test_arguments_beyond_what_the_firmware_holds_exit_2_and_change_nothing(provisioned, args,
                                                                              words):

@@ -50,6 +50,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message, self.format_usage())
 
+    def _parse_optional(self, arg_string):
+        # "-1d" is a value (a backwards clock step, a negative duration), never an option: no
+        # option starts with a digit. Plain argparse takes only "-1" and "-1.5" as values and
+        # answered "-1d" with "unrecognized arguments"; the value's own check now says why.
+        if arg_string[:1] == "-" and arg_string[1:2].isdigit():
+            return None
+        return super()._parse_optional(arg_string)
+
 
 def when(t):
     """Unix seconds -> '2026-11-29 21:30:48 UTC'."""
