@@ -43,7 +43,7 @@ def test_report_has_a_table_per_section_and_a_summary(bench):
         assert "## " + title in out
     summary = out.split("## Summary")[1]
     for target in ("Pickup attempt (SPAKE2)", "One durable write", "Bytes written", "RAM",
-                   "Firmware size", "Boot/recovery"):
+                   "Firmware size", "Boot/recovery", "RAM: the simulator"):
         assert target in summary
     assert summary.count("\n|") >= 10        # header, rule and one row per target
 

@@ -814,6 +814,7 @@ def summary(res):
         x = mins.get(key, {}).get("min_kb")
         return "%s KB" % x if x else "n/a"
 
+    simh = res["8. The simulator's heap"]
     rows = [
         ["Pickup attempt (SPAKE2) does not grow with occupancy",
          "locker: %s scalar passes per attempt, right or wrong, at %s occupied slots; "
@@ -842,6 +843,13 @@ def summary(res):
         ["RAM: fits the ~100 KB heap",
          "smallest heap: empty-locker flow %s, full-locker flow with compaction %s "
          "(cap %s)" % (mk("flow_empty"), mk("flow_full"), m["mp_heap"])],
+        ["RAM: the simulator (64-bit port, `SIM_HEAP`)",
+         "`make demo` passes at %s (fails at %s), default %s; %s B retained while serving "
+         "(firmware, simulated board, locker)" % (
+             "%d KB" % simh["demo_min_kb"] if simh["demo_min_kb"] else "-",
+             "%d KB" % simh["demo_fails_kb"] if simh["demo_fails_kb"] else "-",
+             simh["default"], num(simh["stages"]["serving"]["alloc"]
+                                  - simh["stages"]["start"]["alloc"]))],
         ["RAM: ESP32 heap budget (100 KB, BLE on; 32-bit VM)",
          ("with .mpy files %.1f KB in use at the worst moment, %.0f%% free; firmware frozen "
           "%.1f KB, %.0f%% free (goal: >= 30%% free with .mpy)" % (
