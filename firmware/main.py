@@ -4,7 +4,7 @@
 # refusing every request with a clear error, instead of silently starting empty. The radio
 # comes up inside the same handling: bringing it up is the largest short-lived allocation of
 # a boot (importing aioble, registering the service), so out of memory or a missing aioble
-# is logged with its reason, retried RADIO_TRIES times with the outputs off, and then the
+# is logged with its reason, retried _RADIO_TRIES times with the outputs off, and then the
 # board stops feeding its watchdog (a reset) after recording why (board.record_fault).
 import asyncio
 import gc
@@ -19,12 +19,12 @@ from drivers.gpio_lock import LockBank
 from micropython import const
 
 HW_PERIOD_MS = const(20)     # pulse timing resolution
-DOOR_PERIOD_MS = const(100)  # door sensor poll
+_DOOR_PERIOD_MS = const(100)  # door sensor poll
 TICK_PERIOD_MS = const(10000)   # clock floor upkeep
-RADIO_TRIES = const(3)       # attempts to bring the radio up before a watchdog reset
-RADIO_RETRY_MS = const(3000)    # between attempts (lets the heap settle after a collect)
-HEAP_MARGIN = const(16384)   # free heap a measured request needs (docs/performance.md)
-DOOR_WAIT_MS = const(30000)  # longest an answer waits for its door's pulse (a safety net:
+_RADIO_TRIES = const(3)       # attempts to bring the radio up before a watchdog reset
+_RADIO_RETRY_MS = const(3000)    # between attempts (lets the heap settle after a collect)
+_HEAP_MARGIN = const(16384)   # free heap a measured request needs (docs/performance.md)
+_DOOR_WAIT_MS = const(30000)  # longest an answer waits for its door's pulse (a safety net:
                              # the queue drains in (doors queued x 2 x pulse_ms) / budget)
 # Modules only boot runs, imported inside it and dropped after it (core.unload): config
 # validation and the store's recovery; a board adds its own (board.BOOT_ONLY).
@@ -84,13 +84,13 @@ class Runtime:
         freed until it ends, so its end is its high point: a true peak, an upper bound on
         the live heap). Measured only where that is safe: a request that changes state
         allocates a bounded amount by design, so it runs that way when at least
-        HEAP_MARGIN bytes are free; STATUS and AUDIT_READ stream (slots, journal lines)
+        _HEAP_MARGIN bytes are free; STATUS and AUDIT_READ stream (slots, journal lines)
         and PICKUP_START's SPAKE2 makes ~6 MB of short-lived big integers: they rely on the
         collector, so they are never measured this way."""
         gc.collect()                  # keeps the small heap unfragmented between requests
         measure = (self.measure_heap and len(frame) > 1
                    and frame[1] not in (P.STATUS, P.AUDIT_READ, P.PICKUP_START)
-                   and gc.mem_free() >= HEAP_MARGIN)
+                   and gc.mem_free() >= _HEAP_MARGIN)
         if measure:
             gc.disable()
         try:
@@ -112,7 +112,7 @@ class Runtime:
         handle() and sending, so a phone is never told "open" about a door that is not yet
         (docs/protocol.md section 4, ADR 0003)."""
         waited = 0
-        while self.locker.door_pending(session) and waited < DOOR_WAIT_MS:
+        while self.locker.door_pending(session) and waited < _DOOR_WAIT_MS:
             await asyncio.sleep_ms(HW_PERIOD_MS)
             waited += HW_PERIOD_MS
 
@@ -124,7 +124,7 @@ class Runtime:
             if self.watchdog is not None and self.fault is None:
                 self.watchdog.feed()
             now = ticks()
-            if diff(now, last_door) >= DOOR_PERIOD_MS:
+            if diff(now, last_door) >= _DOOR_PERIOD_MS:
                 last_door = now
                 if not self.locker.halted:
                     self.locker.poll_doors()
@@ -147,18 +147,18 @@ class Runtime:
     async def serve_radio(self):
         """Bring the radio up and serve phones (board.serve never returns once it runs)."""
         why = None
-        for attempt in range(1, RADIO_TRIES + 1):
+        for attempt in range(1, _RADIO_TRIES + 1):
             gc.collect()
             try:
                 await self.board.serve(self)
                 return
             except Exception as e:    # MemoryError, ImportError, OSError from the stack
                 why = "radio did not come up (try %d of %d): %s: %s" % (
-                    attempt, RADIO_TRIES, type(e).__name__, e)
+                    attempt, _RADIO_TRIES, type(e).__name__, e)
                 log(why)
                 self.bank.all_off()
             gc.collect()
-            await asyncio.sleep_ms(RADIO_RETRY_MS)
+            await asyncio.sleep_ms(_RADIO_RETRY_MS)
         self.fail(why)
 
     def fail(self, why):

@@ -22,8 +22,7 @@ import hmac
 import struct
 
 import pytest
-from core import p256, pickup_code
-from core import protocol as P
+from core import p256, phone, pickup_code
 from lockerctl import rig
 from lockerctl.client import LockerClient, LockerRefused
 from test_e2e_sim import compiled_firmware, load_cred, locker, make_locker  # noqa: F401
@@ -50,7 +49,7 @@ class Recorder:
 
 def candidates_around(code, n=1000):
     """n human codes of the same slot, the right one among them (last 3 digits vary)."""
-    slot, _, digits = pickup_code.parse(code)
+    slot, _, digits = phone.parse(code)
     head = digits.decode()[:-3]
     return [(slot, (head + "%03d" % i).encode()) for i in range(n)]
 
@@ -65,7 +64,7 @@ def offline_search(frames, cands, fake_secret=None):
     """Candidates that some offline check over the capture singles out."""
     hits = set()
     blob = b"".join(req + ans for req, ans in frames)
-    challenges = [P.parse_response(ans)[2] for _, ans in frames if len(ans) >= 19]
+    challenges = [phone.parse_response(ans)[2] for _, ans in frames if len(ans) >= 19]
     for req, _ in frames:
         if len(req) == 21 and req[1] == PICKUP_V1:
             proof = req[5:21]
@@ -96,7 +95,7 @@ def offline_search(frames, cands, fake_secret=None):
 def test_locked_out_pickup_on_the_simulator_gives_nothing_to_search(locker):  # noqa: F811
     dep = locker.ok("deposit", "--credential", locker.courier(), "--size", "S")
     code = dep["code"]
-    slot, _, digits = pickup_code.parse(code)
+    slot, _, digits = phone.parse(code)
     wrong = "%03d-%s" % (slot, "%010d" % ((int(digits) + 1) % 10 ** 10))
     attacker = locker.client()
     seen = []

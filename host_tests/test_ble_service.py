@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from core import fragment
+from core.phone import credit_points, is_credit, parse_response, sign
 from core import link as core_link
 from core import protocol as P
 from fakes import fake_aioble
@@ -106,7 +107,7 @@ class Air:
             if (i + 1) % core_link.WINDOW == 0 and i + 1 < len(pieces):
                 got = await asyncio.wait_for(phone.received.get(), LINK_TIMEOUT_S)
                 phone.credits += 1
-                if not core_link.is_credit(got):
+                if not is_credit(got):
                     first = got                  # the locker answered early: an error
                     break
         return await self._receive(phone, first)
@@ -118,7 +119,7 @@ class Air:
                 piece, first = first, None
             else:
                 piece = await asyncio.wait_for(phone.received.get(), LINK_TIMEOUT_S)
-            assert not core_link.is_credit(piece), "a credit where an answer was due"
+            assert not is_credit(piece), "a credit where an answer was due"
             phone.last_sizes.append(len(piece))
             message = reasm.feed(piece)
             if message is not None:
@@ -249,7 +250,7 @@ def test_notifications_before_subscription_are_lost_then_a_retry_works(air):
     air.settle(lambda: phone.dropped_notifications > 0)
     phone.subscribe()
     answer = air.transport(phone).exchange(hello)
-    assert P.parse_response(answer)[1] == P.OK
+    assert parse_response(answer)[1] == P.OK
 
 
 def test_phone_vanishing_mid_request_leaves_no_trace(air, bench):
@@ -257,7 +258,7 @@ def test_phone_vanishing_mid_request_leaves_no_trace(air, bench):
     phone = air.phone()
     client = LockerClient(air.transport(phone, link=20))
     client.hello()
-    frame = P.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
+    frame = sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
                    client.challenge)
     pieces = list(fragment.split(frame, 20))
     air.send(phone, pieces[:-1])                 # all but the LAST fragment
@@ -281,7 +282,7 @@ def test_answer_lost_to_a_silent_vanish_then_retry_gets_the_same_slot(air, bench
     client = LockerClient(air.transport(phone))
     client.hello()
     req_id = os.urandom(8)
-    frame = P.sign(P.request(P.DEPOSIT, cred.block + req_id + b"\x01"), cred.key,
+    frame = sign(P.request(P.DEPOSIT, cred.block + req_id + b"\x01"), cred.key,
                    client.challenge)
     pieces = list(fragment.split(frame, 244))
 
@@ -319,7 +320,7 @@ def test_busy_stack_notifications_are_retried(air):
     air.radio.notify_busy = 2
     before = air.radio.notify_attempts
     answer = air.transport(phone).exchange(P.request(P.HELLO))
-    assert P.parse_response(answer)[1] == P.OK
+    assert parse_response(answer)[1] == P.OK
     assert air.radio.notify_attempts - before > len(phone.last_sizes)
 
 
@@ -330,7 +331,7 @@ def test_stack_that_stays_busy_drops_the_connection(air):
     air.settle(lambda: air.service.lost_answers == 1 and air.service.connection is None)
     air.radio.notify_busy = 0
     phone2 = air.phone()
-    assert P.parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
+    assert parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
 
 
 def test_one_connection_at_a_time(air):
@@ -351,7 +352,7 @@ def test_write_queued_by_a_departed_phone_is_not_answered_to_the_next(air):
         fake_aioble.RADIO.irq_disconnect(phone.link)   # gone before the locker read it
     air.call(write_and_leave())
     phone2 = air.phone()
-    assert P.parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
+    assert parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
     air.call(asyncio.sleep(0.05))
     assert phone2.received.empty()
 
@@ -362,7 +363,7 @@ def test_fragment_out_of_sequence_gets_a_clear_error(air):
     air.send(phone, [bad])
     phone.last_sizes = []
     answer = air.call(air._receive(phone))
-    assert P.parse_response(answer)[1] == P.E_LENGTH
+    assert parse_response(answer)[1] == P.E_LENGTH
     assert air.service.fragment_errors == 1
 
 
@@ -451,10 +452,10 @@ def test_longest_legal_request_at_mtu_23_with_a_slow_reader(slow_air, link):
     frame = _longest_request()
     answer = slow_air.transport(phone, link=link).exchange(frame)
     assert slow_air.service.runtime.frames == [frame]       # whole, once, in order
-    assert P.parse_response(answer)[0] == P.HELLO            # the request's own answer
+    assert parse_response(answer)[0] == P.HELLO            # the request's own answer
     assert slow_air.radio.capture_dropped == 0
     assert slow_air.service.fragment_errors == 0
-    assert phone.credits == core_link.credit_points(len(list(fragment.split(frame, link))))
+    assert phone.credits == credit_points(len(list(fragment.split(frame, link))))
     assert slow_air.radio.capture_peak <= core_link.WINDOW
     assert phone.received.empty()                            # one answer, nothing more
 
@@ -494,14 +495,14 @@ def test_one_bad_request_gets_one_answer_then_silence_until_first(air):
     pieces = []
     while not phone.received.empty():
         pieces.append(phone.received.get_nowait())
-    answers = [p for p in pieces if not core_link.is_credit(p) and p[0] & fragment.FIRST]
+    answers = [p for p in pieces if not is_credit(p) and p[0] & fragment.FIRST]
     assert len(answers) == 1
     assert air.service.fragment_errors == 1
     reasm = fragment.Reassembler(P.MAX_RESPONSE)
-    msg = [reasm.feed(p) for p in pieces if not core_link.is_credit(p)][-1]
-    assert msg[1] == 0xFF and P.parse_response(msg)[1] == P.E_TOO_LARGE
+    msg = [reasm.feed(p) for p in pieces if not is_credit(p)][-1]
+    assert msg[1] == 0xFF and parse_response(msg)[1] == P.E_TOO_LARGE
     hello = air.transport(phone).exchange(P.request(P.HELLO))
-    assert P.parse_response(hello)[1] == P.OK
+    assert parse_response(hello)[1] == P.OK
 
 
 def test_long_write_arrives_whole_up_to_the_buffer_and_is_refused_beyond(air):
@@ -530,7 +531,7 @@ def test_request_completed_just_before_the_phone_left_is_not_evaluated(slow_air,
     air.settle(lambda: air.service.connection is None and air.radio.advertising is not None)
     assert air.service.runtime.frames == []
     phone2 = air.phone(mtu=247, starts_mtu=True)
-    assert P.parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
+    assert parse_response(air.transport(phone2).exchange(P.request(P.HELLO)))[1] == P.OK
 
 
 # ---- issue 12.3: one connection cannot hold the locker ----------------------------------
@@ -588,7 +589,7 @@ def test_ble_transport_longest_request_at_mtu_23_with_a_slow_reader(slow_air, li
             assert t.att_payload == 20
             assert t.fragments_sent == (2 if link is None else 14)
             assert t.credits == (0 if link is None else 1)
-        assert P.parse_response(answer)[0] == P.HELLO
+        assert parse_response(answer)[0] == P.HELLO
         assert slow_air.service.runtime.frames == [frame]
         assert slow_air.radio.capture_dropped == 0
     finally:

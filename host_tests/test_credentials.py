@@ -8,15 +8,14 @@ import struct
 import tempfile
 
 import pytest
-from core import credentials, kdf, recipient
-from core import pickup_code as pc
+from core import credentials, kdf, phone, recipient
 from core import protocol as P
 from core.slot_manager import OCCUPIED
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lockerctl import operator as op
 from lockerctl.client import DirectTransport, LockerClient, LockerRefused
-from lockerctl.rig import LOCKER_ID, MASTER, Bench
+from lockerctl.rig import LOCKER_ID, MASTER, Bench, slot_rows
 
 holders = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=16)
 
@@ -29,7 +28,7 @@ def hello(bench, session):
 
 def deposit_frame(cred, challenge, req_id=b"R" * 8, size=1, block=None):
     body = (cred.block if block is None else block) + req_id + bytes((size,))
-    return P.sign(P.request(P.DEPOSIT, body), cred.key, challenge)
+    return phone.sign(P.request(P.DEPOSIT, body), cred.key, challenge)
 
 
 def status_of(answer):
@@ -42,7 +41,7 @@ def durable_view(bench):
     for name in sorted(os.listdir(bench.folder)):
         with open(os.path.join(bench.folder, name), "rb") as f:
             files[name] = f.read()
-    return bench.locker.slots.rows(), list(bench.locker.throttle.to_list()), files
+    return slot_rows(bench.locker.slots), list(bench.locker.throttle.to_list()), files
 
 
 def refused(call, name):
@@ -68,10 +67,10 @@ def test_courier_a_cannot_open_courier_b_parcel(a, b, sizes, pick, wait):
         target = deps[pick % len(deps)]
         bench.time.advance(wait)
         # A computes codes for B's slot, generation and timestamp with A's own key
-        forged = [pc.human_code(cred_a.key, LOCKER_ID, target.slot, target.generation,
-                                target.deposit_ts),
-                  pc.machine_code(cred_a.key, LOCKER_ID, target.slot, target.generation,
-                                  target.deposit_ts)]
+        forged = [phone.human_code(cred_a.key, LOCKER_ID, target.slot, target.generation,
+                                   target.deposit_ts),
+                  phone.machine_code(cred_a.key, LOCKER_ID, target.slot, target.generation,
+                                     target.deposit_ts)]
         for code in forged:
             refused(lambda: bench.client.pickup(code), "wrong-code")
         # nor with B's request id (sent in clear in B's deposit request): not A's deposit
@@ -185,10 +184,10 @@ def test_malformed_credential_block_gets_a_clean_error_and_changes_nothing(bench
     session = bench.locker.new_session()
     challenge = hello(bench, session)
     before = durable_view(bench)
-    frame = P.sign(P.request(P.DEPOSIT, bad + b"R" * 8 + b"\x01"), cred.key, challenge)
+    frame = phone.sign(P.request(P.DEPOSIT, bad + b"R" * 8 + b"\x01"), cred.key, challenge)
     answer = bench.locker.handle(session, frame)
     assert status_of(answer) in (P.E_LENGTH, P.E_CREDENTIAL, P.E_AUTH, P.E_VALUE)
-    retry, message = P.parse_error(answer[3 + P.CHALLENGE_LEN:])
+    retry, message = phone.parse_error(answer[3 + P.CHALLENGE_LEN:])
     assert message
     assert durable_view(bench) == before
     assert bench.driver.pulses == []
@@ -252,14 +251,14 @@ def test_captured_deposit_frame_cannot_be_replayed(bench):
     session = bench.locker.new_session()
     frame = deposit_frame(cred, hello(bench, session))
     assert status_of(bench.locker.handle(session, frame)) == P.OK
-    occupied = bench.locker.slots.rows()
+    occupied = slot_rows(bench.locker.slots)
     # same connection: the challenge was consumed; the answer carried a new one
     assert status_of(bench.locker.handle(session, frame)) == P.E_AUTH
     # a new connection: a fresh challenge, the old tag does not cover it
     other = bench.locker.new_session()
     hello(bench, other)
     assert status_of(bench.locker.handle(other, frame)) == P.E_AUTH
-    assert bench.locker.slots.rows() == occupied
+    assert slot_rows(bench.locker.slots) == occupied
     bench.run_hardware()
     assert len(bench.driver.pulses) == 1
 
@@ -271,7 +270,7 @@ def test_captured_pickup_frames_cannot_be_replayed(bench):
     bench.run_hardware()
     bench.driver.close(dep.slot)
     bench.time.advance(600)
-    sid, form, material = pc.parse(dep.code)
+    sid, form, material = phone.parse(dep.code)
     pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, os.urandom)
     session = bench.locker.new_session()
     start = recipient.start_frame(pake)

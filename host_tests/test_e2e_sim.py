@@ -14,7 +14,7 @@ import time
 
 import mp_runner
 import pytest
-from core import fragment, pickup_code, recipient
+from core import fragment, phone, recipient
 from core import protocol as P
 from lockerctl import cli, sim
 from lockerctl.client import LockerClient, LockerRefused
@@ -143,8 +143,8 @@ def send_without_reading(lk, frame_for):
 
 
 def deposit_frame(cred, request_id, size=1):
-    return lambda challenge: P.sign(P.request(P.DEPOSIT, cred.block + request_id
-                                              + bytes((size,))), cred.key, challenge)
+    return lambda challenge: phone.sign(P.request(P.DEPOSIT, cred.block + request_id
+                                                  + bytes((size,))), cred.key, challenge)
 
 
 def finish_pickup_without_reading(lk, code):
@@ -153,7 +153,7 @@ def finish_pickup_without_reading(lk, code):
     t = SimSocketTransport("127.0.0.1", port, timeout=5).connect()
     c = LockerClient(t)
     c.hello()
-    sid, form, material = pickup_code.parse(code)
+    sid, form, material = phone.parse(code)
     for _ in range(50):
         pake = recipient.RecipientPake(sid, form, material, c.hello_info.locker_id, os.urandom)
         answer = t.exchange(recipient.start_frame(pake))

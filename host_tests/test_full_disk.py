@@ -21,7 +21,7 @@ from drivers import flash_fs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockerctl.client import LockerRefused
-from lockerctl.rig import Bench
+from lockerctl.rig import Bench, locker_state
 
 
 def test_faultfs_short_write_lands_a_prefix_then_enospc(tmp_path):
@@ -85,9 +85,9 @@ def fill_then_free(tmp_path, capacity):
 def test_short_write_on_a_full_disk_leaves_nothing_that_breaks_recovery(tmp_path):
     b, fs, answered = fill_then_free(tmp_path, 3500)
     seq = b.locker.store.seq
-    state = b.locker.state()
+    state = locker_state(b.locker)
     check_reads(b)                               # still serving reads while full
-    assert b.locker.store.seq == seq and b.locker.state() == state   # nothing applied
+    assert b.locker.store.seq == seq and locker_state(b.locker) == state   # nothing applied
     fs.capacity += 100000                        # an operator frees space
     later = b.client.deposit(b.courier(serial=2), size=1)   # the next acknowledged record
     b.boot(fs=flash_fs.FolderFs(b.folder))      # and a reboot

@@ -1,7 +1,7 @@
 """The locker's end of a connection (firmware/core/link.py): credits, one answer per bad
 request, and the limits that stop one phone holding the locker (docs/protocol.md 2)."""
 import pytest
-from core import fragment
+from core import fragment, phone
 from core import link as L
 from core import protocol as P
 from hypothesis import given, settings
@@ -27,7 +27,7 @@ def test_a_whole_request_credits_every_window_and_completes(message, link):
     r = rx()
     out = feed_all(r, pieces)
     assert out[-1] == L.MESSAGE and r.message == message
-    assert out.count(L.CREDIT_DUE) == L.credit_points(len(pieces))
+    assert out.count(L.CREDIT_DUE) == phone.credit_points(len(pieces))
     assert [i + 1 for i, o in enumerate(out) if o == L.CREDIT_DUE] == \
         [k for k in range(L.WINDOW, len(pieces), L.WINDOW)]
     assert set(out[:-1]) <= {L.NOTHING, L.CREDIT_DUE}
@@ -84,10 +84,10 @@ def test_oversize_request_is_one_error_then_silence():
 
 
 def test_credit_fragment_is_never_a_data_fragment():
-    assert L.is_credit(L.CREDIT_FRAGMENT)
+    assert phone.is_credit(L.CREDIT_FRAGMENT)
     with pytest.raises(fragment.FragmentError):
         fragment.Reassembler(P.MAX_RESPONSE).feed(L.CREDIT_FRAGMENT)
-    assert not any(L.is_credit(p) for n in range(0, 300, 7) for link in (20, 244)
+    assert not any(phone.is_credit(p) for n in range(0, 300, 7) for link in (20, 244)
                    for p in fragment.split(bytes(n), link))
 
 

@@ -46,6 +46,18 @@ def test_full_locker_transient_does_not_grow_with_slots(figures, name):
         zip(COUNTS, got))
 
 
+@pytest.mark.parametrize("name", [
+    "pickup (PICKUP_FINISH) whose record compacts the full locker",
+    "deposit into the last free slot whose record compacts the locker"])
+def test_the_worst_moment_does_not_grow_with_slots(figures, name):
+    """PRODUCT.md's worst moment, a full locker compacting: the request whose record fills
+    the segment and the snapshot write it triggers, together (the ESP32 budget's row)."""
+    got = [_transient(figures, n, name) for n in COUNTS]
+    assert all(g > 0 for g in got), dict(zip(COUNTS, got))
+    assert max(got) - got[0] <= ALLOWANCE, "grows with the slot count: %s" % dict(
+        zip(COUNTS, got))
+
+
 def test_retained_state_is_the_packed_table(figures):
     """A full locker keeps about the table's bytes per slot, not an object per slot."""
     full = [figures["per_slots"][str(n)]["retained_full"] for n in COUNTS]

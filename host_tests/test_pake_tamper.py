@@ -17,7 +17,7 @@ from core import recipient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockerctl.client import DirectTransport, LockerClient, LockerRefused
-from lockerctl.rig import Bench
+from lockerctl.rig import Bench, locker_state
 
 STAGES = ("start", "start_answer", "finish", "finish_answer")
 
@@ -46,7 +46,7 @@ class Tamper:
 
 
 def snapshot(bench):
-    st_ = bench.locker.state()
+    st_ = locker_state(bench.locker)
     st_.pop("floor")
     st_.pop("thr")
     return st_, bench.locker.store.seq, list(bench.driver.pulses)

@@ -12,7 +12,7 @@ import tempfile
 from types import SimpleNamespace
 
 import pytest
-from core import credentials, p256, recipient
+from core import credentials, p256, phone, recipient
 from core import pickup_code as pc
 from core.code_verifier import (
     EXPIRED,
@@ -61,18 +61,18 @@ def reference_digits(key, locker_id, slot, gen, ts, bucket_s=pc.BUCKET_S):
 @settings(max_examples=100, deadline=None)
 @given(keys, locker_ids, slots, gens, stamps)
 def test_human_code_is_the_documented_formula(key, lid, slot, gen, ts):
-    code = pc.human_code(key, lid, slot, gen, ts)
+    code = phone.human_code(key, lid, slot, gen, ts)
     assert HUMAN.match(code), code
     digits = reference_digits(key, lid, slot, gen, ts)
     assert code == "%03d-%s-%s" % (slot, digits[:5], digits[5:])
     # deterministic: the phone and the locker compute it apart, and must agree
-    assert pc.human_code(key, lid, slot, gen, ts) == code
+    assert phone.human_code(key, lid, slot, gen, ts) == code
 
 
 @settings(max_examples=50, deadline=None)
 @given(keys, locker_ids, slots, gens, stamps)
 def test_machine_code_is_a_128_bit_token(key, lid, slot, gen, ts):
-    code = pc.machine_code(key, lid, slot, gen, ts)
+    code = phone.machine_code(key, lid, slot, gen, ts)
     assert MACHINE.match(code), code
     msg = b"LKR1/pickup\x01" + lid + struct.pack(">HII", slot, gen, ts // pc.BUCKET_S)
     assert code[4:] == hmac.new(key, msg, hashlib.sha256).digest()[:16].hex()
@@ -83,14 +83,14 @@ def test_machine_code_is_a_128_bit_token(key, lid, slot, gen, ts):
 @settings(max_examples=100, deadline=None)
 @given(keys, slots, gens, stamps)
 def test_parse_round_trips_both_forms(key, slot, gen, ts):
-    human = pc.human_code(key, LOCKER_ID, slot, gen, ts)
-    assert pc.parse(human) == (slot, pc.FORM_HUMAN, human.replace("-", "")[3:].encode())
+    human = phone.human_code(key, LOCKER_ID, slot, gen, ts)
+    assert phone.parse(human) == (slot, pc.FORM_HUMAN, human.replace("-", "")[3:].encode())
     # typed with spaces or no separators, with stray whitespace around it
-    assert pc.parse(" " + human.replace("-", " ") + "\n") == pc.parse(human)
-    assert pc.parse(human.replace("-", "")) == pc.parse(human)
-    machine = pc.machine_code(key, LOCKER_ID, slot, gen, ts)
-    assert pc.parse(machine) == (slot, pc.FORM_MACHINE, bytes.fromhex(machine[4:]))
-    assert pc.parse(machine.upper()) == pc.parse(machine)
+    assert phone.parse(" " + human.replace("-", " ") + "\n") == phone.parse(human)
+    assert phone.parse(human.replace("-", "")) == phone.parse(human)
+    machine = phone.machine_code(key, LOCKER_ID, slot, gen, ts)
+    assert phone.parse(machine) == (slot, pc.FORM_MACHINE, bytes.fromhex(machine[4:]))
+    assert phone.parse(machine.upper()) == phone.parse(machine)
 
 
 @pytest.mark.parametrize("text", [
@@ -101,8 +101,8 @@ def test_parse_round_trips_both_forms(key, slot, gen, ts):
     "1000." + "0" * 32,
 ])
 def test_parse_rejects_bad_codes_cleanly(text):
-    with pytest.raises(pc.CodeFormatError):
-        pc.parse(text)
+    with pytest.raises(phone.CodeFormatError):
+        phone.parse(text)
 
 
 @settings(max_examples=300, deadline=None)
@@ -112,8 +112,8 @@ def test_parse_rejects_bad_codes_cleanly(text):
 def test_parse_never_fails_any_other_way(text):
     """Anything a person can type gives a code or a CodeFormatError, nothing else."""
     try:
-        slot, form, material = pc.parse(text)
-    except pc.CodeFormatError as e:
+        slot, form, material = phone.parse(text)
+    except phone.CodeFormatError as e:
         assert str(e)
         return
     assert 1 <= slot <= 999
@@ -142,13 +142,13 @@ def test_each_input_changes_the_code(k1, k2, lid1, lid2, s1, s2, gen, ts):
 
 def test_different_courier_locker_or_slot_gives_a_different_human_code():
     key = bytes(32)
-    code = pc.human_code(key, LOCKER_ID, 17, 3, T0)
-    assert pc.human_code(b"\x01" + bytes(31), LOCKER_ID, 17, 3, T0) != code
-    assert pc.human_code(key, b"\xff" + LOCKER_ID[1:], 17, 3, T0) != code
-    assert pc.human_code(key, LOCKER_ID, 18, 3, T0)[4:] != code[4:]
-    assert pc.human_code(key, LOCKER_ID, 17, 4, T0) != code
-    assert pc.human_code(key, LOCKER_ID, 17, 3, T0 + pc.BUCKET_S) != code
-    assert pc.human_code(key, LOCKER_ID, 17, 3, T0 + pc.BUCKET_S - 1) == code
+    code = phone.human_code(key, LOCKER_ID, 17, 3, T0)
+    assert phone.human_code(b"\x01" + bytes(31), LOCKER_ID, 17, 3, T0) != code
+    assert phone.human_code(key, b"\xff" + LOCKER_ID[1:], 17, 3, T0) != code
+    assert phone.human_code(key, LOCKER_ID, 18, 3, T0)[4:] != code[4:]
+    assert phone.human_code(key, LOCKER_ID, 17, 4, T0) != code
+    assert phone.human_code(key, LOCKER_ID, 17, 3, T0 + pc.BUCKET_S) != code
+    assert phone.human_code(key, LOCKER_ID, 17, 3, T0 + pc.BUCKET_S - 1) == code
 
 
 @settings(max_examples=50, deadline=None)
@@ -181,7 +181,7 @@ def attempt(v, slot, code, now):
     """What a PAKE run with this code would conclude: the locker's verdict if the phone's
     password equals the locker's (the SPAKE2 confirmations then verify), else WRONG.
     (test_pake_confirms_only_the_right_code runs the SPAKE2 itself.)"""
-    sid, form, material = pc.parse(code)
+    sid, form, material = phone.parse(code)
     assert sid == slot.sid
     verdict, w = v.password(slot, form, now, os.urandom)
     if verdict != WRONG and w == pc.password_scalar(form, sid, material):
@@ -198,7 +198,7 @@ def test_codes_from_any_time_in_the_locker_bucket_verify(deposit_ts, bucket_s, d
     v = verifier(bucket_s)
     inside = data.draw(st.integers(0, bucket_s - 1), label="second in bucket")
     phone_ts = (deposit_ts // bucket_s) * bucket_s + inside
-    for make in (pc.human_code, pc.machine_code):
+    for make in (phone.human_code, phone.machine_code):
         code = make(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, phone_ts, bucket_s)
         assert attempt(v, slot, code, deposit_ts) == VALID
 
@@ -210,7 +210,7 @@ def test_codes_from_another_bucket_do_not_verify(deposit_ts, bucket_s, sign, bey
     slot = occupied(deposit_ts=deposit_ts)
     v = verifier(bucket_s)
     phone_ts = (deposit_ts // bucket_s + sign * beyond) * bucket_s + inside % bucket_s
-    code = pc.machine_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, phone_ts, bucket_s)
+    code = phone.machine_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, phone_ts, bucket_s)
     assert attempt(v, slot, code, deposit_ts) == WRONG
 
 
@@ -222,17 +222,17 @@ def test_window_edges_with_the_shipped_settings():
     last_ok = T0 + pc.BUCKET_S - 1
     for ts, want in ((first_ok - 1, WRONG), (first_ok, VALID), (last_ok, VALID),
                      (last_ok + 1, WRONG)):
-        code = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, ts)
+        code = phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, ts)
         assert attempt(v, slot, code, T0 + 150) == want, ts - T0
 
 
 def test_expiry_is_at_exactly_the_ttl():
     slot = occupied()
     v = verifier()
-    code = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
+    code = phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
     assert attempt(v, slot, code, slot.deposit_ts + pc.TTL_S) == VALID
     assert attempt(v, slot, code, slot.deposit_ts + pc.TTL_S + 1) == EXPIRED
-    wrong = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen + 1, slot.deposit_ts)
+    wrong = phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen + 1, slot.deposit_ts)
     assert attempt(v, slot, wrong, slot.deposit_ts + pc.TTL_S + 1) == WRONG
 
 
@@ -240,7 +240,7 @@ def test_expiry_is_at_exactly_the_ttl():
 @given(gen=st.integers(0, 2 ** 32 - 2), ts=st.integers(10 ** 6, 2 ** 31))
 def test_code_is_bound_to_one_occupancy(gen, ts):
     """The next parcel in the same slot (generation + 1) is not opened by the old code."""
-    old = pc.human_code(COURIER_KEY, LOCKER_ID, 17, gen, ts)
+    old = phone.human_code(COURIER_KEY, LOCKER_ID, 17, gen, ts)
     v = verifier()
     assert attempt(v, occupied(gen=gen, deposit_ts=ts), old, ts) == VALID
     assert attempt(v, occupied(gen=gen + 1, deposit_ts=ts), old, ts) == WRONG
@@ -250,7 +250,7 @@ def test_a_right_code_is_told_the_truth_and_only_a_wrong_one_is_wrong():
     """Issue 12.4: the right code of a parcel in an out-of-service slot, or of a parcel that
     has left, is not a wrong code (no strike is charged for it)."""
     slot = occupied()
-    code = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
+    code = phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
     v = verifier()
     assert attempt(v, slot, code, slot.deposit_ts) == VALID
     slot.out_of_service = True
@@ -259,7 +259,7 @@ def test_a_right_code_is_told_the_truth_and_only_a_wrong_one_is_wrong():
     slot.out_of_service = False
     slot.state, slot.released_ts, slot.released_by = FREE, slot.deposit_ts + 5, LEFT_CANCEL
     assert attempt(v, slot, code, slot.deposit_ts + 6) == GONE
-    other = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen + 1, slot.deposit_ts)
+    other = phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen + 1, slot.deposit_ts)
     assert attempt(v, slot, other, slot.deposit_ts + 6) == WRONG
 
 
@@ -271,7 +271,7 @@ def test_used_code_reopens_only_the_door_its_own_pickup_emptied(how, want):
     only if a PICKUP emptied it: after a cancel, reclaim or technician clear there is nothing
     of the recipient's inside, so the door stays shut and the answer says the parcel left."""
     slot = occupied()
-    code = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
+    code = phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
     v = verifier()
     slot.state, slot.released_ts, slot.released_by = FREE, slot.deposit_ts + 600, how
     assert attempt(v, slot, code, slot.released_ts) == want
@@ -288,18 +288,18 @@ def test_pake_confirms_only_the_right_code():
     """The real SPAKE2 run behind attempt(): the phone's cA equals the locker's expected one
     exactly when the codes agree, and the phone sees the locker's cB fail otherwise."""
     slot = occupied()
-    code = pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
+    code = phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)
     v = verifier()
     for typed, ok in ((code, True), (code[:-1] + str((int(code[-1]) + 1) % 10), False)):
-        sid, form, material = pc.parse(typed)
-        phone = recipient.RecipientPake(sid, form, material, LOCKER_ID, os.urandom)
+        sid, form, material = phone.parse(typed)
+        pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, os.urandom)
         _, w = v.password(slot, form, slot.deposit_ts, os.urandom)
-        pb, cb, expect_a, ke = pc.locker_reply(w, 12345, sid, form, LOCKER_ID, phone.share)
+        pb, cb, expect_a, ke = pc.locker_reply(w, 12345, sid, form, LOCKER_ID, pake.share)
         if ok:
-            assert phone.finish(pb, cb) == expect_a and phone.key == ke
+            assert pake.finish(pb, cb) == expect_a and pake.key == ke
         else:
             with pytest.raises(recipient.CodeMismatch):
-                phone.finish(pb, cb)
+                pake.finish(pb, cb)
 
 
 def test_verification_cost_does_not_depend_on_occupancy_or_the_code():
@@ -397,7 +397,7 @@ def test_ttl_is_configurable(make_bench):
 @given(st.integers(0, 10 ** 10 - 1))
 def test_a_guess_is_wrong_unless_it_is_one_of_the_window_codes(guess):
     slot = occupied()
-    valid = {pc.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)}
+    valid = {phone.human_code(COURIER_KEY, LOCKER_ID, slot.sid, slot.gen, slot.deposit_ts)}
     code = "017-%05d-%05d" % divmod(guess, 10 ** 5)
     assume(code not in valid)
     assert attempt(verifier(), slot, code, slot.deposit_ts) == WRONG

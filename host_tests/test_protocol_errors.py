@@ -13,14 +13,13 @@ import struct
 import tempfile
 
 import pytest
-from core import credentials
-from core import pickup_code as PC
+from core import credentials, phone
 from core import protocol as P
 from core import recipient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockerctl import operator as op
-from lockerctl.rig import LOCKER_ID, MASTER, Bench
+from lockerctl.rig import LOCKER_ID, MASTER, Bench, locker_state
 
 STATUSES = set(range(P.E_BUSY + 1))
 SIGNED = ("DEPOSIT", "CANCEL", "RECLAIM", "TECH_OPEN", "AUDIT_READ", "STATUS")
@@ -64,7 +63,7 @@ class Rig:
     def frames(self, challenge):
         """One valid request of every type, answering challenge."""
         def signed(t, cred, fields):
-            return P.sign(P.request(t, cred.block + fields), cred.key, challenge)
+            return phone.sign(P.request(t, cred.block + fields), cred.key, challenge)
         return {
             "HELLO": P.request(P.HELLO),
             "DEPOSIT": signed(P.DEPOSIT, self.courier, bytes(8) + b"\x01"),
@@ -80,14 +79,14 @@ class Rig:
         }
 
     def pake(self, code, x=X):
-        slot, form, material = PC.parse(code)
+        slot, form, material = phone.parse(code)
         return recipient.RecipientPake(slot, form, material, LOCKER_ID,
                                        lambda n: x.to_bytes(n, "big"))
 
     def state(self):
         """Everything a request may change, minus the clock: compared before and after."""
         self.bench.bank.service()
-        st_ = self.locker.state()
+        st_ = locker_state(self.locker)
         st_.pop("floor")
         files = {}
         for name in sorted(os.listdir(self.bench.folder)):
@@ -107,7 +106,7 @@ def check_answer(answer, req_type, status):
     assert isinstance(answer, bytes) and len(answer) >= 3 + P.CHALLENGE_LEN
     assert answer[0] == P.VERSION
     assert answer[1] == req_type | P.RESPONSE_BIT, hex(answer[1])
-    assert answer[2] == status, (answer[2], P.parse_error(answer[19:]))
+    assert answer[2] == status, (answer[2], phone.parse_error(answer[19:]))
     if status != P.OK:
         body = answer[19:]
         retry, n = struct.unpack(">IB", body[:5])
@@ -150,7 +149,7 @@ def test_trailing_bytes_under_a_valid_mac(rig, name):
     unsigned = rig.frames(ch)[name][:-P.TAG_LEN] + b"\x00"
     cred = rig.tech if name in ("TECH_OPEN", "STATUS") else (
         rig.depot if name == "AUDIT_READ" else rig.courier)
-    send_expect(rig, s, P.sign(unsigned, cred.key, ch), TYPES[name], P.E_LENGTH)
+    send_expect(rig, s, phone.sign(unsigned, cred.key, ch), TYPES[name], P.E_LENGTH)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -201,7 +200,7 @@ def test_mac_with_another_credentials_key(rig, name):
     s, ch = rig.session()
     unsigned = rig.frames(ch)[name][:-P.TAG_LEN]
     other = rig.bench.courier("courier-2", serial=5)
-    send_expect(rig, s, P.sign(unsigned, other.key, ch), TYPES[name], P.E_AUTH)
+    send_expect(rig, s, phone.sign(unsigned, other.key, ch), TYPES[name], P.E_AUTH)
 
 
 @pytest.mark.parametrize("name", SIGNED)

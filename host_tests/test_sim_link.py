@@ -7,8 +7,7 @@ import time
 
 import mp_runner
 import pytest
-from core import fragment
-from core import link
+from core import fragment, phone
 from core import protocol as P
 from lockerctl import sim
 from lockerctl.commands.operator import provision_state
@@ -88,18 +87,18 @@ def test_one_bad_request_gets_one_answer_then_silence_until_first(make_sim):
     for piece in fragment.split(bytes((P.VERSION, P.HELLO)) + bytes(298), 20):
         s.sendall(bytes((len(piece),)) + piece)
     pieces = _read_pieces(s)
-    answers = [p for p in pieces if not link.is_credit(p)]
+    answers = [p for p in pieces if not phone.is_credit(p)]
     assert sum(1 for p in answers if p[0] & fragment.FIRST) == 1
     reasm = fragment.Reassembler(P.MAX_RESPONSE)
     msg = [reasm.feed(p) for p in answers][-1]
-    assert msg[1] == 0xFF and P.parse_response(msg)[1] == P.E_TOO_LARGE  # protocol.md 2
-    assert sum(1 for p in pieces if link.is_credit(p)) == 1      # after fragment 8
+    assert msg[1] == 0xFF and phone.parse_response(msg)[1] == P.E_TOO_LARGE  # protocol.md 2
+    assert sum(1 for p in pieces if phone.is_credit(p)) == 1      # after fragment 8
     # a new FIRST resyncs the same connection
     for piece in fragment.split(P.request(P.HELLO), 20):
         s.sendall(bytes((len(piece),)) + piece)
     reasm = fragment.Reassembler(P.MAX_RESPONSE)
     msg = [reasm.feed(p) for p in _read_pieces(s)][-1]
-    assert P.parse_response(msg)[1] == P.OK
+    assert phone.parse_response(msg)[1] == P.OK
     s.close()
 
 
@@ -109,8 +108,8 @@ def test_longest_request_through_the_socket_with_credits(make_sim, payload):
     t = SimSocketTransport("127.0.0.1", lk.port, link_payload=payload, timeout=5).connect()
     frame = bytes((P.VERSION, P.HELLO)) + bytes(P.MAX_REQUEST - 2)
     answer = t.exchange(frame)
-    assert P.parse_response(answer)[:2] == (P.HELLO, P.E_LENGTH)  # evaluated: HELLO + junk
-    assert t.credits == link.credit_points(-(-P.MAX_REQUEST // (payload - 1)))
+    assert phone.parse_response(answer)[:2] == (P.HELLO, P.E_LENGTH)  # evaluated: HELLO + junk
+    assert t.credits == phone.credit_points(-(-P.MAX_REQUEST // (payload - 1)))
     assert LockerClient(t).hello().slot_count == 3
     t.close()
 

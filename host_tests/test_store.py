@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from core import phone
 from core import protocol as P
 from core import store as S
 from drivers import flash_fs
@@ -314,9 +315,9 @@ def test_corrupt_store_halts_the_locker_with_a_clear_answer(tmp_path):
     rt.boot()
     assert rt.locker.halted and "store corrupt" in rt.locker.halted
     answer = rt.locker.handle(rt.locker.new_session(), P.request(P.HELLO))
-    _, status, _, body = P.parse_response(answer)
+    _, status, _, body = phone.parse_response(answer)
     assert status == P.E_INTERNAL
-    assert "locker halted" in P.parse_error(body)[1]
+    assert "locker halted" in phone.parse_error(body)[1]
     assert rt.bank.energised() == []
 
 

@@ -150,7 +150,7 @@ def test_sim_web_serves_the_app_and_relays_fragments(built_app, web_locker):
     import urllib.error
     import urllib.request
 
-    from core import fragment
+    from core import fragment, phone
     from core import protocol as P
     from websockets.sync.client import connect
     port, stop = _serve_in_thread(built_app, web_locker["port"])
@@ -172,7 +172,7 @@ def test_sim_web_serves_the_app_and_relays_fragments(built_app, web_locker):
             answer = None
             while answer is None:
                 answer = reasm.feed(ws.recv(timeout=10))
-            rtype, status, challenge, body = P.parse_response(answer)
+            rtype, status, challenge, body = phone.parse_response(answer)
             assert (rtype, status, len(challenge), len(body)) == (P.HELLO, P.OK, 16, 23)
             ws.send("not a fragment")             # text frames are refused: the relay closes
             with pytest.raises(Exception):

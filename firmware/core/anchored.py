@@ -7,11 +7,13 @@
 import struct
 import sys
 
+from micropython import const
+
 from core import protocol as P
 from core.hmac_sha256 import hmac_sha256
 from core.locker import Locker
 
-ADMIN_RECOVER = 3   # admin operation (docs/protocol.md 5.9): journal seq u32, anchor seq u32
+ADMIN_RECOVER = const(3)   # admin operation (docs/protocol.md 5.9): journal seq u32, anchor seq u32
 
 # what a halted locker still answers: HELLO (the challenge), a technician opening a door,
 # the operator's ADMIN (RECOVER only)

@@ -7,8 +7,8 @@
 # Pure bookkeeping over a read_door(sid) function; the locker logs the events.
 from micropython import const
 
-JAM_MS = const(10000)
-LEFT_OPEN_MS = const(120000)
+_JAM_MS = const(10000)
+_LEFT_OPEN_MS = const(120000)
 
 
 _UNKNOWN = const(2)
@@ -17,7 +17,7 @@ _UNKNOWN = const(2)
 class DoorMonitor:
     """Per-door bookkeeping in packed arrays and sparse dicts (heap: 100 doors ~ 0.3 KB)."""
 
-    def __init__(self, count, ticks_diff, jam_ms=JAM_MS, left_open_ms=LEFT_OPEN_MS):
+    def __init__(self, count, ticks_diff, jam_ms=_JAM_MS, left_open_ms=_LEFT_OPEN_MS):
         self._last = bytearray([_UNKNOWN] * count)
         self._expect = {}          # sid -> (tick by which it must open, purpose)
         self._purpose = {}         # sid -> what the last commanded open was for

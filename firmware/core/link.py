@@ -13,7 +13,7 @@ from micropython import const
 from core import fragment
 
 WINDOW = const(8)            # request fragments a phone may send before it waits for a credit
-CREDIT = const(0xFF)         # the credit: a 1-byte fragment FIRST|LAST|63 (never a data fragment)
+_CREDIT = const(0xFF)         # the credit: a 1-byte fragment FIRST|LAST|63 (never a data fragment)
 IDLE_MS = const(30000)       # no complete request for this long: the connection is dropped
 REQUEST_MS = const(10000)    # FIRST to LAST of one request at most this long
 CONNECTION_MS = const(300000)   # a connection lasts at most this long, however busy
@@ -24,18 +24,7 @@ MESSAGE = const(1)           # evaluate .message and send its answer
 ERROR = const(2)             # send ONE answer with .status saying .error; then silence until FIRST
 CREDIT_DUE = const(3)        # send the 1-byte credit fragment
 
-CREDIT_FRAGMENT = bytes((CREDIT,))
-
-
-def is_credit(piece):
-    """True for the locker's credit fragment (phone side: it is not part of an answer)."""
-    return len(piece) == 1 and piece[0] == CREDIT
-
-
-def credit_points(fragment_count, window=WINDOW):
-    """How many times a phone waits for a credit while sending a request of that many
-    fragments: after every WINDOW-th fragment that is not the last."""
-    return (fragment_count - 1) // window if fragment_count > 0 else 0
+CREDIT_FRAGMENT = bytes((_CREDIT,))    # the phone's side of credits: core/phone.py
 
 
 class Receiver:

@@ -36,15 +36,15 @@ from core.spake2 import Spake2Error
 from core.store import Store, StoreCorrupt, read_audit
 from core.throttle import Pacer, Throttle
 
-FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
-MAX_REVOKED = const(256)
+_FLOOR_PERIOD_S = const(3600)     # persist the clock floor at least this often
+_MAX_REVOKED = const(256)
 
 # Slot status bits in STATUS and TECH_OPEN answers
 ST_OCCUPIED = const(1)
-ST_EXPIRED = const(2)
+_ST_EXPIRED = const(2)
 ST_OUT_OF_SERVICE = const(4)
-ST_DOOR_OPEN = const(8)
-ST_HAS_SENSOR = const(16)
+_ST_DOOR_OPEN = const(8)
+_ST_HAS_SENSOR = const(16)
 _RELEASES = ("pick", "cancel", "recl")     # records that empty a slot: index + 1 = LEFT_*
 
 
@@ -105,7 +105,7 @@ class Locker:
         # the RTC behind the floor (lost at power-on): carry on past the floor by the longest
         # that can have passed unrecorded, the floor period + tick's lateness (ADR 0008;
         # core/anchored.AnchoredLocker.boot does the same with its anchor's shorter margin)
-        self._serve_from(fresh, FLOOR_PERIOD_S + 60)
+        self._serve_from(fresh, _FLOOR_PERIOD_S + 60)
 
     def _serve_from(self, fresh, margin_s):
         """The end of every boot: the clock resumed past its floor by at most margin_s, a
@@ -126,13 +126,6 @@ class Locker:
         d["rev"] = [[s, u] for s, u in self.revoked.items()]
         d["adm"] = self.admin_seq
         d["floor"] = self.clock.now()
-        return d
-
-    def state(self):
-        """A materialised copy of the live state (tests and tools compare these)."""
-        d = self._state()
-        d["slots"] = self.slots.rows()
-        d["recent"] = list(d["recent"])
         return d
 
     def _load_state(self, d):
@@ -272,15 +265,15 @@ class Locker:
         session.answer = (key, challenge, b"")
         # Authentic from here on: its issue time is time the operator vouches for.
         moved = self.clock.advance_to(cred.issued_at)
-        if moved >= FLOOR_PERIOD_S:
+        if moved >= _FLOOR_PERIOD_S:
             self._commit({"e": "clock", "by": moved, "serial": cred.serial})
         credentials.check_usable(cred, self.clock.now(), self.revoked)
         if kind is not None and cred.kind != kind:
             raise P.ProtocolError(P.E_SCOPE, "credential kind not allowed here")
         return cred
 
-    @staticmethod
-    def _read_cred(frame):
+    def _read_cred(self, frame):
+        """A Reader positioned after the request's credential block (E_LENGTH if bad)."""
         reader = P.Reader(frame)
         try:
             _, end = credentials.decode(frame, 2)
@@ -520,14 +513,14 @@ class Locker:
         if s.state == OCCUPIED:
             bits |= ST_OCCUPIED
             if now > s.deposit_ts + self.cfg["ttl_s"]:
-                bits |= ST_EXPIRED
+                bits |= _ST_EXPIRED
         if s.out_of_service:
             bits |= ST_OUT_OF_SERVICE
         door = self.locks.driver.door_open(s.sid)
         if door is not None:
-            bits |= ST_HAS_SENSOR
+            bits |= _ST_HAS_SENSOR
             if door:
-                bits |= ST_DOOR_OPEN
+                bits |= _ST_DOOR_OPEN
         return bits
 
     def _audit_read(self, session, frame):
@@ -581,7 +574,7 @@ class Locker:
             now = self.clock.now()
             for s in [s for s, u in self.revoked.items() if u < now]:
                 del self.revoked[s]                          # expired anyway: make room
-            if len(self.revoked) >= MAX_REVOKED:
+            if len(self.revoked) >= _MAX_REVOKED:
                 raise P.ProtocolError(P.E_INTERNAL, "revocation list full")
             self._commit({"e": "revoke", "serial": serial, "until": until, "a": seq})
         else:
@@ -610,6 +603,6 @@ class Locker:
 
     def tick(self):
         """Periodic: keep the persisted clock floor fresh; catch up on deferred compaction."""
-        if self.clock.now() - self._last_floor_write >= FLOOR_PERIOD_S:
+        if self.clock.now() - self._last_floor_write >= _FLOOR_PERIOD_S:
             self._commit({"e": "clock"})
         self._compact_if_due()

@@ -12,7 +12,7 @@
 # size of intermediate numbers still vary; see docs/adr/0009-pickup-pake.md.)
 from micropython import const
 
-BITS = const(256)
+_BITS = const(256)
 P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff    # field prime
 N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551    # group order
 B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b    # y^2 = x^3 - 3x + b
@@ -22,10 +22,6 @@ GY = 0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5
 INFINITY = (0, 1, 0)
 G = (GX, GY, 1)
 
-# For the benchmarks (tools/bench): group operations since import.
-counters = {"add": 0, "mul": 0}
-
-
 class PointError(ValueError):
     """Bytes that are not the SEC1 encoding of a point of P-256 other than the neutral one."""
 
@@ -33,7 +29,6 @@ class PointError(ValueError):
 def add(p1, p2):
     """p1 + p2 for any two projective points (complete: doubling and infinity included).
     12 field multiplications and 2 by b; RCB 2016 Algorithm 4 (a = -3)."""
-    counters["add"] += 1
     p = P
     x1, y1, z1 = p1
     x2, y2, z2 = p2
@@ -84,12 +79,11 @@ def neg(pt):
 def mul2(k1, p1, k2, p2):
     """k1*p1 + k2*p2 (scalars taken mod N): Straus-Shamir over the table
     [O, p1, p2, p1+p2], 256 doublings and 256 additions whatever the scalars."""
-    counters["mul"] += 1
     k1 %= N
     k2 %= N
     table = (INFINITY, p1, p2, add(p1, p2))
     r = INFINITY
-    for i in range(BITS - 1, -1, -1):
+    for i in range(_BITS - 1, -1, -1):
         r = add(r, r)
         r = add(r, table[((k1 >> i) & 1) | (((k2 >> i) & 1) << 1)])
     return r

@@ -1,6 +1,7 @@
-# The pickup-code algorithm: ONE module, imported by the locker (to verify) and by the
-# host tools and reference apps (to generate). Patent CN112215318B: the client derives the
-# code from the slot id and the deposit timestamp, with a secret it holds.
+# The pickup-code algorithm: ONE implementation, imported by the locker (to verify) and by the
+# host tools and reference apps (to generate; the code's text forms, human_code, machine_code
+# and parse, are in core/phone.py, which the locker never imports). Patent CN112215318B: the
+# client derives the code from the slot id and the deposit timestamp, with a secret it holds.
 #
 # code = HMAC-SHA256(credential_key, "LKR1/pickup" | form | locker_id | slot | generation | bucket)
 #   credential_key  the courier credential's key (never the locker master secret)
@@ -40,13 +41,6 @@ FORM_MACHINE = const(1)
 
 _FORM_BYTE = (b"\x00", b"\x01")   # the form as one byte, without making it per call
 _SECRET_MOD = 10 ** SECRET_DIGITS
-_MAX_SLOT = 10 ** SLOT_DIGITS - 1
-_DIGITS = "0123456789"
-_HEX = "0123456789abcdefABCDEF"
-
-
-class CodeFormatError(ValueError):
-    pass
 
 
 def _mac(credential_key, form, locker_id, slot, generation, bucket):
@@ -55,57 +49,12 @@ def _mac(credential_key, form, locker_id, slot, generation, bucket):
                        struct.pack(">HII", slot, generation, bucket))
 
 
-def bucket_of(timestamp, bucket_s=BUCKET_S):
-    return timestamp // bucket_s
-
-
 def secret_material(credential_key, form, locker_id, slot, generation, bucket):
     """The bytes a code stands for: 10 ASCII digits (human) or 16 bytes (machine)."""
     digest = _mac(credential_key, form, locker_id, slot, generation, bucket)
     if form == FORM_MACHINE:
         return digest[:TOKEN_BYTES]
     return b"%010d" % (int.from_bytes(digest[:8], "big") % _SECRET_MOD)
-
-
-def human_code(credential_key, locker_id, slot, generation, deposit_ts, bucket_s=BUCKET_S):
-    digits = secret_material(credential_key, FORM_HUMAN, locker_id, slot, generation,
-                             deposit_ts // bucket_s).decode()
-    return "%03d-%s-%s" % (slot, digits[:5], digits[5:])
-
-
-def machine_code(credential_key, locker_id, slot, generation, deposit_ts, bucket_s=BUCKET_S):
-    token = secret_material(credential_key, FORM_MACHINE, locker_id, slot, generation,
-                            deposit_ts // bucket_s)
-    return "%03d.%s" % (slot, token.hex())
-
-
-def parse(text):
-    """Return (slot, form, material) from a typed or scanned code; CodeFormatError if bad."""
-    text = text.strip()
-    if "." in text:
-        slot_s, _, hex_s = text.partition(".")
-        if len(hex_s) != 2 * TOKEN_BYTES or not _only(hex_s, _HEX):
-            raise CodeFormatError("machine code needs %d hex digits" % (2 * TOKEN_BYTES))
-        material = bytes.fromhex(hex_s)
-        return _slot(slot_s), FORM_MACHINE, material
-    digits = "".join(c for c in text if c not in " -")
-    if len(digits) != SLOT_DIGITS + SECRET_DIGITS or not _only(digits, _DIGITS):
-        raise CodeFormatError("pickup code needs %d digits" % (SLOT_DIGITS + SECRET_DIGITS))
-    return _slot(digits[:SLOT_DIGITS]), FORM_HUMAN, digits[SLOT_DIGITS:].encode()
-
-
-def _only(text, allowed):
-    """ASCII only: str.isdigit() also takes '²' and Arabic-Indic digits on CPython."""
-    return len(text) > 0 and all(c in allowed for c in text)
-
-
-def _slot(text):
-    if not _only(text, _DIGITS):
-        raise CodeFormatError("slot part must be digits")
-    slot = int(text)
-    if not 1 <= slot <= _MAX_SLOT:
-        raise CodeFormatError("slot out of range")
-    return slot
 
 
 # ---- the pickup PAKE (docs/protocol.md section 8) ------------------------------------

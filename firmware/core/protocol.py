@@ -1,4 +1,5 @@
-# Locker protocol v1: message codec shared by the locker and the host client.
+# Locker protocol v1: message codec shared by the locker and the host client (the
+# phone-only parts, signing requests and reading answers, are in core/phone.py).
 # Byte layouts and test vectors: docs/protocol.md and docs/protocol_vectors.json.
 # Request  = version(1) type(1) body [tag(16)]
 # Response = version(1) type|0x80 (1) status(1) challenge(16) body
@@ -98,33 +99,10 @@ def error_body(message, retry_after=0):
     return struct.pack(">IB", retry_after, len(msg)) + msg
 
 
-def parse_response(frame):
-    """Host side: return (type, status, challenge, body); ProtocolError if malformed."""
-    if len(frame) < 3 + CHALLENGE_LEN:
-        raise ProtocolError(E_LENGTH, "response too short")
-    if frame[0] != VERSION:
-        raise ProtocolError(E_VERSION, "response version %d" % frame[0])
-    return (frame[1] & ~RESPONSE_BIT & 0xFF, frame[2], bytes(frame[3:3 + CHALLENGE_LEN]),
-            bytes(frame[3 + CHALLENGE_LEN:]))
-
-
-def parse_error(body):
-    """Host side: (retry_after, message) of an error response body."""
-    if len(body) < 5:
-        return 0, ""
-    retry, n = struct.unpack(">IB", body[:5])
-    return retry, bytes(body[5:5 + n]).decode()
-
-
 # ---- requests -----------------------------------------------------------------------
 
 def request(req_type, body=b""):
     return bytes((VERSION, req_type)) + body
-
-
-def sign(frame_without_tag, key, challenge):
-    from core.hmac_sha256 import hmac_sha256
-    return frame_without_tag + hmac_sha256(key, bytes(challenge) + frame_without_tag)[:TAG_LEN]
 
 
 def check_header(frame):

@@ -245,17 +245,3 @@ class SlotManager:
     def set_service(self, sid, in_service):
         i = sid - 1
         self.flags[i] = (self.flags[i] & ~_OOS) | (0 if in_service else _OOS)
-
-    # ---- persistence ----------------------------------------------------------------
-
-    def row(self, i):
-        """Slot i+1 as a JSON-friendly list (tests and tools compare these)."""
-        s = Slot(self, i + 1)
-        return [s.state, self.flags[i], s.gen, s.deposit_ts, s.cred.hex(), s.req.hex(),
-                s.holder.hex(), s.released_ts]
-
-    def rows(self):
-        return [self.row(i) for i in range(len(self.size))]
-
-    def to_dict(self):
-        return {"slots": self.rows(), "recent": self.recent}

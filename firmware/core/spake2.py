@@ -14,6 +14,8 @@
 # so each side spends two 256-step passes per run.
 import hashlib
 
+from micropython import const
+
 from core import p256
 from core.hmac_sha256 import hmac_sha256
 
@@ -23,14 +25,11 @@ M = p256.decode(bytes.fromhex(
 N = p256.decode(bytes.fromhex(
     "03d8bbd6c639c62937b04d997f38c3770719c629d7014d49a24b4f98baa1292b49"))
 
-ROLE_A = 0
-ROLE_B = 1
-SHARE_LEN = 65
-CONFIRM_LEN = 32
-KEY_LEN = 16
-
-# For the benchmarks: SHA-256 / HMAC computations since import.
-counters = {"hash": 0, "hmac": 0}
+ROLE_A = const(0)
+ROLE_B = const(1)
+SHARE_LEN = const(65)
+CONFIRM_LEN = const(32)
+KEY_LEN = const(16)
 
 
 class Spake2Error(ValueError):
@@ -75,13 +74,11 @@ def transcript(id_a, id_b, share_a, share_b, k, w):
 
 def hkdf(ikm, salt, info, length):
     """HKDF-SHA256 (RFC 5869): extract with salt (nil = 32 zero bytes), then expand."""
-    counters["hmac"] += 1
     prk = hmac_sha256(salt or bytes(32), ikm)
     out = b""
     block = b""
     i = 1
     while len(out) < length:
-        counters["hmac"] += 1
         block = hmac_sha256(prk, block + info + bytes((i,)))
         out += block
         i += 1
@@ -90,7 +87,6 @@ def hkdf(ikm, salt, info, length):
 
 def key_schedule(tt, aad=b""):
     """(Ke, KcA, KcB) from the transcript (RFC 9382 section 4); each 16 bytes."""
-    counters["hash"] += 1
     digest = hashlib.sha256(tt).digest()
     ke, ka = digest[:KEY_LEN], digest[KEY_LEN:]
     kc = hkdf(ka, b"", b"ConfirmationKeys" + aad, 2 * KEY_LEN)
@@ -99,7 +95,6 @@ def key_schedule(tt, aad=b""):
 
 def confirmation(kc, tt):
     """cA = HMAC(KcA, TT) or cB = HMAC(KcB, TT), 32 bytes."""
-    counters["hmac"] += 1
     return hmac_sha256(kc, tt)
 
 

@@ -24,8 +24,8 @@ SLOT_PERIOD_S = const(3600)
 # PAKE pacing (RAM only: it protects CPU time, not the bound). After a PAKE computation that
 # took d ms, no new one starts for d ms (duty cycle <= 1/2 whatever the number of
 # connections), and the same connection waits 2*d (others get the next turn).
-PACE_SHARE = const(1)            # global gap = PACE_SHARE * d
-PACE_CONNECTION = const(2)       # per-connection gap = PACE_CONNECTION * d
+_PACE_SHARE = const(1)            # global gap = _PACE_SHARE * d
+_PACE_CONNECTION = const(2)       # per-connection gap = _PACE_CONNECTION * d
 
 
 def max_attempts(period_s, burst=GLOBAL_BURST, period=GLOBAL_PERIOD_S):
@@ -128,5 +128,5 @@ class Pacer:
         """Record a computation that began at ticks started and ended now."""
         now = self._ticks_ms()
         d = max(0, self._diff(now, started))
-        self._free_at = now + PACE_SHARE * d
-        session.pake_free_at = now + PACE_CONNECTION * d
+        self._free_at = now + _PACE_SHARE * d
+        session.pake_free_at = now + _PACE_CONNECTION * d

@@ -9,12 +9,12 @@ from micropython import const
 from drivers import gpio_lock
 from drivers.debounce import DEBOUNCE_MS, Debouncer
 
-IODIRA = const(0x00)           # IOCON.BANK = 0 (power-on default) register map
-GPPUA = const(0x0C)
-GPIOA = const(0x12)
-OLATA = const(0x14)
-TRIES = const(3)
-SENSOR_CACHE_MS = const(5)     # one 2-byte read serves a whole door-monitor sweep
+_IODIRA = const(0x00)           # IOCON.BANK = 0 (power-on default) register map
+_GPPUA = const(0x0C)
+_GPIOA = const(0x12)
+_OLATA = const(0x14)
+_TRIES = const(3)
+_SENSOR_CACHE_MS = const(5)     # one 2-byte read serves a whole door-monitor sweep
 
 
 class ExpanderError(OSError):
@@ -28,7 +28,7 @@ class Mcp23017:
         self.latch = bytearray(2)
 
     def write(self, reg, data):
-        for attempt in range(TRIES):
+        for attempt in range(_TRIES):
             try:
                 self.i2c.writeto_mem(self.address, reg, data)
                 return
@@ -37,7 +37,7 @@ class Mcp23017:
         raise ExpanderError("MCP23017 at 0x%02x: I2C write failed (%s)" % (self.address, err))
 
     def read(self, reg, n):
-        for attempt in range(TRIES):
+        for attempt in range(_TRIES):
             try:
                 return self.i2c.readfrom_mem(self.address, reg, n)
             except OSError as e:
@@ -47,12 +47,12 @@ class Mcp23017:
     def setup_outputs(self, off_bits):
         self.latch[0] = off_bits & 0xFF
         self.latch[1] = off_bits >> 8
-        self.write(OLATA, self.latch)          # latch OFF first, then make the pins outputs
-        self.write(IODIRA, b"\x00\x00")
+        self.write(_OLATA, self.latch)          # latch OFF first, then make the pins outputs
+        self.write(_IODIRA, b"\x00\x00")
 
     def setup_inputs(self):
-        self.write(IODIRA, b"\xff\xff")
-        self.write(GPPUA, b"\xff\xff")
+        self.write(_IODIRA, b"\xff\xff")
+        self.write(_GPPUA, b"\xff\xff")
 
     def set_pin(self, pin, level):
         port, bit = pin >> 3, 1 << (pin & 7)
@@ -60,10 +60,10 @@ class Mcp23017:
             self.latch[port] |= bit
         else:
             self.latch[port] &= ~bit & 0xFF
-        self.write(OLATA + port, self.latch[port:port + 1])
+        self.write(_OLATA + port, self.latch[port:port + 1])
 
     def read_pins(self):
-        b = self.read(GPIOA, 2)
+        b = self.read(_GPIOA, 2)
         return b[0] | (b[1] << 8)
 
 
@@ -128,7 +128,7 @@ class Mcp23017LockDriver(gpio_lock.LockDriver):
         i = (sid - 1) >> 4
         now = self._ticks()
         at = self._cache_at[i]
-        if at is None or self._diff(now, at) >= SENSOR_CACHE_MS:
+        if at is None or self._diff(now, at) >= _SENSOR_CACHE_MS:
             self._cache[i] = self._sensors[i].read_pins()
             self._cache_at[i] = now
         level = (self._cache[i] >> ((sid - 1) & 15)) & 1

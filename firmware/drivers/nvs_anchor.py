@@ -11,7 +11,7 @@
 from micropython import const
 
 _U32 = const(0xFFFFFFFF)
-TIME_PERIOD_S = const(60)    # keep_time() writes "t" at most this often (core/locker.py)
+_TIME_PERIOD_S = const(60)    # keep_time() writes "t" at most this often (core/locker.py)
 
 
 def _to_i32(v):
@@ -59,10 +59,10 @@ class NvsAnchor:
         self._t = t
 
     def keep_time(self, now):
-        """Called from the locker's tick (every 10 s): write the time when TIME_PERIOD_S
+        """Called from the locker's tick (every 10 s): write the time when _TIME_PERIOD_S
         has passed since the last write. A failing NVS is left for the next tick (the
         journal's hourly floor still holds)."""
-        if now - self._t >= TIME_PERIOD_S:
+        if now - self._t >= _TIME_PERIOD_S:
             try:
                 self.write_time(now)
             except OSError:

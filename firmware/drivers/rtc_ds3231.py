@@ -6,8 +6,8 @@
 from micropython import const
 
 ADDRESS = const(0x68)
-REG_TIME = const(0x00)
-REG_STATUS = const(0x0F)
+_REG_TIME = const(0x00)
+_REG_STATUS = const(0x0F)
 OSF = const(0x80)
 
 
@@ -59,9 +59,9 @@ class DS3231:
         chip never set: any non-BCD digit or out-of-range field). The locker's clock then
         carries on from its persisted floor (core/clock.py) until authenticated time comes;
         a valid but wrong date is bounded there (MAX_RTC_STEP_S)."""
-        if self.i2c.readfrom_mem(self.address, REG_STATUS, 1)[0] & OSF:
+        if self.i2c.readfrom_mem(self.address, _REG_STATUS, 1)[0] & OSF:
             return None
-        r = self.i2c.readfrom_mem(self.address, REG_TIME, 7)
+        r = self.i2c.readfrom_mem(self.address, _REG_TIME, 7)
         if r[2] & 0x40:
             raise ValueError("DS3231 in 12-hour mode: set it with write_unix()")
         for i, mask, most in _FIELDS:
@@ -80,8 +80,8 @@ class DS3231:
         if not 2000 <= y <= 2099:
             raise ValueError("DS3231 holds years 2000-2099")
         weekday = (days + 3) % 7 + 1             # 1970-01-01 was a Thursday; Monday = 1
-        self.i2c.writeto_mem(self.address, REG_TIME, bytes((
+        self.i2c.writeto_mem(self.address, _REG_TIME, bytes((
             _to_bcd(secs % 60), _to_bcd(secs // 60 % 60), _to_bcd(secs // 3600), weekday,
             _to_bcd(d), _to_bcd(m), _to_bcd(y - 2000))))
-        status = self.i2c.readfrom_mem(self.address, REG_STATUS, 1)[0]
-        self.i2c.writeto_mem(self.address, REG_STATUS, bytes((status & ~OSF & 0xFF,)))
+        status = self.i2c.readfrom_mem(self.address, _REG_STATUS, 1)[0]
+        self.i2c.writeto_mem(self.address, _REG_STATUS, bytes((status & ~OSF & 0xFF,)))

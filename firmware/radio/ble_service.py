@@ -37,14 +37,14 @@ REQUEST_UUID = "6c6b7202-6f66-4c69-6e65-4c6f636b6572"
 RESPONSE_UUID = "6c6b7203-6f66-4c69-6e65-4c6f636b6572"
 NAME_PREFIX = "LKR-"
 
-LOCAL_MTU = const(247)              # ESP32 NimBLE maximum that fits one link-layer packet
-MAX_LINK_PAYLOAD = const(244)       # LOCAL_MTU - 3 (ATT header): the request buffer size
-ADV_INTERVAL_US = const(250000)
+_LOCAL_MTU = const(247)              # ESP32 NimBLE maximum that fits one link-layer packet
+MAX_LINK_PAYLOAD = const(244)       # _LOCAL_MTU - 3 (ATT header): the request buffer size
+_ADV_INTERVAL_US = const(250000)
 IDLE_MS = link.IDLE_MS              # kept for callers; the limits live in core/link.py
-MTU_TIMEOUT_MS = const(2000)
-NOTIFY_TRIES = const(5)             # NimBLE refuses notifications while its buffers are full
+_MTU_TIMEOUT_MS = const(2000)
+_NOTIFY_TRIES = const(5)             # NimBLE refuses notifications while its buffers are full
 NOTIFY_BACKOFF_S = 0.02
-DISCONNECT_TIMEOUT_MS = const(2000)
+_DISCONNECT_TIMEOUT_MS = const(2000)
 
 
 def advertised_name(locker_id_hex):
@@ -80,7 +80,7 @@ class BleService:
     connection limits of core/link.py (shorter in host tests)."""
 
     def __init__(self, runtime, locker_id_hex, clock, idle_ms=link.IDLE_MS,
-                 mtu_timeout_ms=MTU_TIMEOUT_MS, request_ms=link.REQUEST_MS,
+                 mtu_timeout_ms=_MTU_TIMEOUT_MS, request_ms=link.REQUEST_MS,
                  connection_ms=link.CONNECTION_MS, log=None):
         self.runtime = runtime
         self.name = advertised_name(locker_id_hex)
@@ -106,7 +106,7 @@ class BleService:
 
     def _setup(self, bt):
         ab = self.aioble
-        ab.config(mtu=LOCAL_MTU)        # what we offer; the phone may agree to less
+        ab.config(mtu=_LOCAL_MTU)        # what we offer; the phone may agree to less
         self.service_uuid = bt.UUID(SERVICE_UUID)
         svc = ab.Service(self.service_uuid)
         # capture=True: every write is queued with its data and connection, so back-to-back
@@ -122,7 +122,7 @@ class BleService:
         """Advertise, serve one phone, repeat. Never returns."""
         while True:
             try:
-                conn = await self.aioble.advertise(ADV_INTERVAL_US, name=self.name,
+                conn = await self.aioble.advertise(_ADV_INTERVAL_US, name=self.name,
                                                    services=[self.service_uuid])
             except Exception as e:        # radio hiccup: log, wait, advertise again
                 self._log("advertise failed:", e)
@@ -217,7 +217,7 @@ class BleService:
                     break
                 except OSError as e:
                     tries += 1
-                    if tries >= NOTIFY_TRIES:
+                    if tries >= _NOTIFY_TRIES:
                         self.lost_answers += 1
                         self._log("notify failed:", e)
                         return False
@@ -228,6 +228,6 @@ class BleService:
         if not conn.is_connected():
             return
         try:
-            await conn.disconnect(timeout_ms=DISCONNECT_TIMEOUT_MS)
+            await conn.disconnect(timeout_ms=_DISCONNECT_TIMEOUT_MS)
         except Exception as e:          # link already dead: the stack times it out itself
             self._log("disconnect:", e)

@@ -9,6 +9,8 @@
 import os
 import time
 
+from micropython import const
+
 from core.clock import EPOCH_2000
 from drivers.flash_fs import FolderFs
 
@@ -16,9 +18,9 @@ PROFILE_PATH = "/board.json"
 DATA_DIR = "/locker"
 
 
-WATCHDOG_MS = 8000
+_WATCHDOG_MS = const(8000)
 FAULT_TAG = b"LKR-FAULT:"       # RTC memory record of why the previous boot gave up
-FAULT_MAX = 200
+_FAULT_MAX = const(200)
 
 
 def _epoch_offset():
@@ -50,9 +52,13 @@ class Esp32Board:
     BOOT_ONLY = ("targets.board_profile", "drivers.rtc_ds3231")
 
     def __init__(self, profile_path=PROFILE_PATH, data_dir=DATA_DIR, ticks=None):
-        """ticks: (ticks_ms, ticks_diff) stand-ins for host tests; the board's own otherwise."""
-        if ticks is not None:
-            self.ticks_ms, self.ticks_diff = ticks
+        """ticks: (ticks_ms, ticks_diff) stand-ins for host tests; the board's own otherwise.
+
+        ticks_ms, ticks_diff and random_bytes are the port's own functions (time, os:
+        os.urandom is the ESP32's hardware RNG, true random while the radio is on), held as
+        attributes: no method of ours around them (docs/performance.md)."""
+        self.ticks_ms, self.ticks_diff = ticks or (time.ticks_ms, time.ticks_diff)
+        self.random_bytes = os.urandom
         from targets import board_profile
         self.profile, self.warnings = board_profile.load(profile_path)
         self.data_dir = data_dir
@@ -144,32 +150,19 @@ class Esp32Board:
     def uptime_s(self):
         return self._uptime.seconds()
 
-    @staticmethod
-    def ticks_ms():
-        return time.ticks_ms()
-
-    @staticmethod
-    def ticks_diff(a, b):
-        return time.ticks_diff(a, b)
-
-    @staticmethod
-    def random_bytes(n):
-        return os.urandom(n)    # ESP32 hardware RNG (true random while the radio is on)
-
     def watchdog(self):
-        """The ESP32's hardware watchdog: a main loop stalled for WATCHDOG_MS resets the chip,
+        """The ESP32's hardware watchdog: a main loop stalled for _WATCHDOG_MS resets the chip,
         and every lock output is off again at boot (a stuck loop cannot hold a solenoid)."""
         from machine import WDT
-        return WDT(timeout=WATCHDOG_MS)
+        return WDT(timeout=_WATCHDOG_MS)
 
     def record_fault(self, why):
         """Keep why this boot gave up across the watchdog reset: RTC memory survives resets
         (not power loss) and costs no flash wear. The next boot prints it (serial console)."""
         from machine import RTC
-        RTC().memory(FAULT_TAG + why.encode()[:FAULT_MAX])
+        RTC().memory(FAULT_TAG + why.encode()[:_FAULT_MAX])
 
-    @staticmethod
-    def _previous_fault():
+    def _previous_fault(self):
         try:
             from machine import RTC
             mem = RTC().memory()

@@ -4,7 +4,7 @@ import os
 import struct
 
 import pytest
-from core import fragment
+from core import fragment, phone
 from core import protocol as P
 from lockerctl.client import LockerRefused
 
@@ -53,16 +53,16 @@ def test_captured_request_cannot_be_replayed(target):
     cred = target.courier()
     c = target.client()
     c.hello()
-    frame = P.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
-                   c.challenge)
-    ok = P.parse_response(c.transport.exchange(frame))
+    frame = phone.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
+                       c.challenge)
+    ok = phone.parse_response(c.transport.exchange(frame))
     c.transport.close()
     assert ok[1] == P.OK
     sid = struct.unpack(">H", ok[3][:2])[0]
     eve = target.transport()
     try:
         eve.exchange(P.request(P.HELLO))
-        status = P.parse_response(eve.exchange(frame))[1]   # same bytes, new connection
+        status = phone.parse_response(eve.exchange(frame))[1]   # same bytes, new connection
     finally:
         eve.close()
     assert status in (P.E_AUTH, P.E_CHALLENGE)
@@ -80,8 +80,8 @@ def test_half_sent_request_leaves_no_trace(target):
     held = [(s["slot"], s["bits"] & 5) for s in c.status(tech)["slots"]]
     cred = target.courier()
     c.hello()
-    frame = P.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
-                   c.challenge)
+    frame = phone.sign(P.request(P.DEPOSIT, cred.block + os.urandom(8) + b"\x01"), cred.key,
+                       c.challenge)
     pieces = list(fragment.split(frame, 20))
     for piece in pieces[:-1]:
         c.transport.send_fragment(piece)
@@ -97,10 +97,10 @@ def test_half_sent_request_leaves_no_trace(target):
 def test_malformed_frames_get_clear_errors_and_the_link_stays_usable(target):
     t = target.transport()
     try:
-        assert P.parse_response(t.exchange(b"\x09\x01"))[1] == P.E_VERSION
-        assert P.parse_response(t.exchange(bytes((P.VERSION, 0x66))))[1] == P.E_TYPE
-        assert P.parse_response(t.exchange(P.request(P.HELLO) + b"x"))[1] == P.E_LENGTH
-        assert P.parse_response(t.exchange(P.request(P.HELLO)))[1] == P.OK
+        assert phone.parse_response(t.exchange(b"\x09\x01"))[1] == P.E_VERSION
+        assert phone.parse_response(t.exchange(bytes((P.VERSION, 0x66))))[1] == P.E_TYPE
+        assert phone.parse_response(t.exchange(P.request(P.HELLO) + b"x"))[1] == P.E_LENGTH
+        assert phone.parse_response(t.exchange(P.request(P.HELLO)))[1] == P.OK
     finally:
         t.close()
 
@@ -113,9 +113,9 @@ def test_the_longest_request_arrives_whole_in_one_answer(target, link):
     t = target.transport(link)
     try:
         frame = P.request(P.HELLO) + bytes(P.MAX_REQUEST - 2)
-        assert P.parse_response(t.exchange(frame))[:2] == (P.HELLO, P.E_LENGTH)
+        assert phone.parse_response(t.exchange(frame))[:2] == (P.HELLO, P.E_LENGTH)
         assert t.credits == (1 if link == 20 else 0)
-        assert P.parse_response(t.exchange(P.request(P.HELLO)))[1] == P.OK
+        assert phone.parse_response(t.exchange(P.request(P.HELLO)))[1] == P.OK
     finally:
         t.close()
 

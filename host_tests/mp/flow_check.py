@@ -10,8 +10,9 @@ import sys
 sys.path.insert(0, sys.argv[1])           # firmware/
 STATE = sys.argv[2]
 
+from core import phone
 from core import clock as C
-from core import config, credentials, pickup_code, recipient
+from core import config, credentials, recipient
 from core import locker as L
 from core import protocol as P
 from drivers import flash_fs, gpio_lock
@@ -43,14 +44,14 @@ resp = lk.handle(session, P.request(P.HELLO))
 challenge = resp[3:19]
 cred = credentials.Credential(credentials.COURIER, b"courier-7", 9, t.rtc, t.rtc + 86400)
 key = cred.key(master, lid)
-frame = P.sign(P.request(P.DEPOSIT, cred.encode() + b"R" * 8 + bytes((2,))), key, challenge)
+frame = phone.sign(P.request(P.DEPOSIT, cred.encode() + b"R" * 8 + bytes((2,))), key, challenge)
 gc.collect()
 before = gc.mem_alloc()
 resp = lk.handle(session, frame)
 assert resp[2] == P.OK, resp
 slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:34])
-code = pickup_code.human_code(key, lid, slot, gen, ts)
-sid, form, material = pickup_code.parse(code)       # what the recipient types, parsed
+code = phone.human_code(key, lid, slot, gen, ts)
+sid, form, material = phone.parse(code)       # what the recipient types, parsed
 lk = None
 lk = boot()                                # reboot between deposit and pickup
 session = lk.new_session()

@@ -17,7 +17,7 @@ SECTIONS = sys.argv[2]
 TMP = sys.argv[3]
 PART = sys.argv[4] if len(sys.argv) > 4 else "all"
 
-from core import credentials, fragment, kdf, recipient
+from core import credentials, fragment, kdf, phone, recipient
 from core import pickup_code as PC
 from core import protocol as P
 from core.hmac_sha256 import hmac_sha256
@@ -73,11 +73,11 @@ def check_codecs():
             want = c[form_name]
             material = PC.secret_material(key, form, lid, slot, c["generation"], c["bucket"])
             check(name + " material " + form_name, material.hex(), want["material"])
-            make = PC.human_code if form == PC.FORM_HUMAN else PC.machine_code
+            make = phone.human_code if form == PC.FORM_HUMAN else phone.machine_code
             check(name + " code " + form_name,
                   make(key, lid, slot, c["generation"], c["deposit_ts"], c["bucket_s"]),
                   want["code"])
-            check(name + " parse " + form_name, PC.parse(want["code"]), (slot, form, material))
+            check(name + " parse " + form_name, phone.parse(want["code"]), (slot, form, material))
             check(name + " w " + form_name, "%064x" % PC.password_scalar(form, slot, material),
                   want["w"])
     gc.collect()
@@ -101,11 +101,11 @@ def check_codecs():
 
     for r in section("requests"):
         if "credential_key" in r:
-            frame = P.sign(P.request(r["type"], u(r["credential_block"]) + u(r["fields"])),
-                           u(r["credential_key"]), u(r["challenge"]))
+            frame = phone.sign(P.request(r["type"], u(r["credential_block"]) + u(r["fields"])),
+                               u(r["credential_key"]), u(r["challenge"]))
             check("request " + r["name"], frame.hex(), r["frame"])
         elif r["type"] == P.PICKUP_START:
-            slot, form, material = PC.parse(r["code"])
+            slot, form, material = phone.parse(r["code"])
             x = int(r["x"], 16)
             pake = recipient.RecipientPake(slot, form, material, lid,
                                            lambda n: x.to_bytes(n, "big"))
@@ -123,7 +123,7 @@ def check_codecs():
 
     for e in section("error_bodies"):
         check("error body", P.error_body(e["message"], e["retry_after"]).hex(), e["body"])
-        check("parse error", P.parse_error(u(e["body"])), (e["retry_after"], e["message"]))
+        check("parse error", phone.parse_error(u(e["body"])), (e["retry_after"], e["message"]))
 
     for fr in section("fragments"):
         msg = u(fr["message"])

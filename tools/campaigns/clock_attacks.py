@@ -7,7 +7,7 @@ Each case prints how many checks ran and how many were violated (must be 0).
 import sys
 import tempfile
 
-from core import pickup_code
+from core import phone
 from lockerctl import operator as op
 from lockerctl.client import LockerRefused
 from lockerctl.rig import LOCKER_ID, MASTER, Bench
@@ -109,8 +109,8 @@ def skew_at_window_edges():
             for edge in (-1, 0, 1):
                 dep = b.client.deposit(courier, size=1)
                 phone_ts = dep.deposit_ts + offset + edge
-                code = pickup_code.human_code(key, LOCKER_ID, dep.slot, dep.generation, phone_ts,
-                                              bucket_s)
+                code = phone.human_code(key, LOCKER_ID, dep.slot, dep.generation, phone_ts,
+                                        bucket_s)
                 expect_ok = abs(phone_ts // bucket_s - dep.deposit_ts // bucket_s) <= skew
                 got = refused(b.client.pickup, code)
                 checks += 1

@@ -22,6 +22,7 @@ import struct
 import sys
 import time
 
+from core import phone
 from core import (
     fragment,  # (firmware)
     kdf,
@@ -307,7 +308,7 @@ class Harness:
             cred, _ = credentials.decode(body, 2)
         except credentials.CredentialError:
             return frame
-        return P.sign(body, cred.key(MASTER, LOCKER_ID), self.challenge)
+        return phone.sign(body, cred.key(MASTER, LOCKER_ID), self.challenge)
 
     def next_frame(self):
         rng = self.rng
@@ -407,7 +408,7 @@ def run_hypothesis(examples, figs, seed=3):
                 key = c.key(MASTER, LOCKER_ID)
             except credentials.CredentialError:
                 key = b"k"
-            return P.sign(frame, key, h.challenge) + junk
+            return phone.sign(frame, key, h.challenge) + junk
         return frame + bytes(16) + junk
 
     @settings(max_examples=examples, database=None, deadline=None,

@@ -12,8 +12,9 @@ sys.path.insert(0, sys.argv[1])
 STATE = sys.argv[2]
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 40
 
+from core import phone
 from core import clock as C
-from core import config, credentials, pickup_code, recipient
+from core import config, credentials, recipient
 from core import locker as L
 from core import protocol as P
 from drivers import flash_fs, gpio_lock
@@ -104,17 +105,17 @@ def fingerprint():
 
 
 def deposit(n):
-    frame = P.sign(P.request(P.DEPOSIT, cred.encode() + struct.pack(">Q", n) + b"\x01"),
-                   key, challenge)
+    frame = phone.sign(P.request(P.DEPOSIT, cred.encode() + struct.pack(">Q", n) + b"\x01"),
+                       key, challenge)
     resp = call(frame)
     if resp[2] == P.OK:
         slot, gen, ts, size, ttl = struct.unpack(">HIIBI", resp[19:34])
-        codes[slot] = pickup_code.human_code(key, lid, slot, gen, ts)
+        codes[slot] = phone.human_code(key, lid, slot, gen, ts)
     return resp[2]
 
 
 def pickup(slot):
-    sid, form, material = pickup_code.parse(codes[slot])
+    sid, form, material = phone.parse(codes[slot])
     resp, _ = recipient.pickup(call, sid, form, material, lid, os.urandom)
     if resp[2] == P.OK and resp[1] == P.PICKUP_FINISH | P.RESPONSE_BIT:
         del codes[slot]
@@ -123,9 +124,9 @@ def pickup(slot):
 
 def reads_ok():
     ok = call(P.request(P.HELLO))[2] == P.OK
-    ok = call(P.sign(P.request(P.STATUS, tech.encode()), tkey, challenge))[2] == P.OK and ok
-    frame = P.sign(P.request(P.AUDIT_READ, tech.encode() + struct.pack(">IB", 1, 5)), tkey,
-                   challenge)
+    ok = call(phone.sign(P.request(P.STATUS, tech.encode()), tkey, challenge))[2] == P.OK and ok
+    frame = phone.sign(P.request(P.AUDIT_READ, tech.encode() + struct.pack(">IB", 1, 5)), tkey,
+                       challenge)
     return call(frame)[2] == P.OK and ok
 
 

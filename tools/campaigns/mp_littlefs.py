@@ -21,8 +21,9 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import vfs
 
+from core import phone
 from core import clock as C
-from core import config, credentials, pickup_code, recipient
+from core import config, credentials, recipient
 from core.anchored import AnchoredLocker
 from core import protocol as P
 from core import store as S
@@ -213,7 +214,7 @@ class Board:
     def signed(self, rtype, cred, fields):
         self.hello()
         key = cred.key(MASTER, LID)
-        return self.call(P.sign(P.request(rtype, cred.encode() + fields), key, self.challenge))
+        return self.call(phone.sign(P.request(rtype, cred.encode() + fields), key, self.challenge))
 
     def deposit(self, who, size, req):
         st, body = self.signed(P.DEPOSIT, self.cred[who], req + bytes((size,)))
@@ -221,12 +222,12 @@ class Board:
             return st, None
         slot, gen, ts, _, _ = struct.unpack(">HIIBI", body)
         key = self.cred[who].key(MASTER, LID)
-        return st, (slot, pickup_code.human_code(key, LID, slot, gen, ts))
+        return st, (slot, phone.human_code(key, LID, slot, gen, ts))
 
     def pickup(self, code):
         """The recipient (the PAKE, core/recipient): waits out a lockout (wrong codes by
         others) and tries again. Returns (status, slot opened or None)."""
-        sid, form, material = pickup_code.parse(code)
+        sid, form, material = phone.parse(code)
         for _ in range(4):
             answer, pake = recipient.pickup(self.raw, sid, form, material, LID, os.urandom)
             st = answer[2]
@@ -315,7 +316,7 @@ class Run:
                 raise AssertionError("pickup of live slot %d refused: %d" % (sid, st))
         elif k == "wrong":
             self.inflight = ("wrong", None)
-            sid, form, material = pickup_code.parse(WRONG_CODE)   # a journalled "try"
+            sid, form, material = phone.parse(WRONG_CODE)   # a journalled "try"
             recipient.pickup(b.raw, sid, form, material, LID, os.urandom)
         elif k == "tech":
             sid, action = op[1], op[2]

@@ -22,9 +22,10 @@ import random
 import sys
 import time
 
-from core import pickup_code
+from core import phone
 from core import store as store_mod
 from drivers import flash_fs  # (firmware)
+from lockerctl.rig import locker_state
 from lockerctl.transport import TransportError
 
 from campaigns.common import (
@@ -177,7 +178,7 @@ class Run:
         self.wrong += 1
         try:
             got = self.client.pickup(code)
-        except (LockerRefused, pickup_code.CodeFormatError):
+        except (LockerRefused, phone.CodeFormatError):
             service_doors(self.bench)
             return
         raise Failure("wrong-slot opens", "wrong code %s opened slot %d" % (code, got["slot"]))
@@ -289,9 +290,9 @@ def recover_and_check(run):
     """Reboot on the plain fs after a cut; two boots must agree and the chain must verify."""
     try:
         run.boot(run.plain)
-        first = run.bench.locker.state()
+        first = locker_state(run.bench.locker)
         run.boot(run.plain)
-        second = run.bench.locker.state()
+        second = locker_state(run.bench.locker)
         list(store_mod.read_audit(run.plain, run.bench.locker.store.key))
     except Failure:
         raise

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from core import phone
 from core import fragment, link  # (firmware)
 from lockerctl import firmware
 from lockerctl import operator as op
@@ -155,8 +156,8 @@ def hanging(sim, figs, count, idle_wait):
         except OSError:
             refused += 1
             continue
-        frame = P.sign(P.request(P.DEPOSIT, c.block + os.urandom(8) + b"\x01"), c.key,
-                       bytes(16))
+        frame = phone.sign(P.request(P.DEPOSIT, c.block + os.urandom(8) + b"\x01"), c.key,
+                           bytes(16))
         pieces = list(fragment.split(frame, 20))
         for piece in pieces[:-1]:              # everything but the LAST fragment
             s.sendall(bytes((len(piece),)) + piece)
@@ -175,7 +176,7 @@ def hanging(sim, figs, count, idle_wait):
         while True:                            # skip the locker's credits (core/link.py)
             n = s.recv(1)[0]
             first = s.recv(n)
-            if not link.is_credit(first):
+            if not phone.is_credit(first):
                 break
         status = first[3]
     except (OSError, IndexError):

@@ -20,7 +20,7 @@ suite can use it like the socket transport."""
 import asyncio
 import threading
 
-from core import fragment
+from core import fragment, phone
 from core import link
 from core import protocol as P
 from radio import ble_service as _svc  # firmware module (on the path via .fw): UUIDs, name, sizes
@@ -163,7 +163,7 @@ class BleTransport:
             await self._write(piece)
             if (i + 1) % link.WINDOW == 0 and i + 1 < len(pieces):
                 got = await self._next_piece()
-                if not link.is_credit(got):
+                if not phone.is_credit(got):
                     early = got                 # refused mid-request: this is the answer
                     break
                 self.credits += 1
@@ -172,7 +172,7 @@ class BleTransport:
         while True:
             piece, early = (early, None) if early is not None else (await self._next_piece(),
                                                                     None)
-            if link.is_credit(piece):
+            if phone.is_credit(piece):
                 continue                        # for fragments sent by send_fragment
             message = reasm.feed(piece)
             if message is not None:

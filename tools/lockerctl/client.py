@@ -8,7 +8,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from core import credentials, pickup_code, recipient
+from core import credentials, phone, pickup_code, recipient
 from core import protocol as P
 from core.hmac_sha256 import equal
 
@@ -105,13 +105,13 @@ class LockerClient:
         auth = (key, pre, post) for a request the locker authenticates: an OK answer must end
         in HMAC(key, pre | answer | post)[:16] (docs/protocol.md 4), a refusal may."""
         answer = self.transport.exchange(frame)
-        rtype, status, challenge, body = P.parse_response(answer)
+        rtype, status, challenge, body = phone.parse_response(answer)
         self.challenge = challenge
         verified = False
         if auth is not None:
             body, verified = _check_answer_tag(answer, status, body, auth)
         if status != P.OK:
-            retry, msg = P.parse_error(body)
+            retry, msg = phone.parse_error(body)
             raise LockerRefused(status, msg, retry, verified)
         if rtype != req_type:
             raise LockerRefused(P.E_TYPE, "answer of type 0x%02x to 0x%02x" % (rtype, req_type))
@@ -136,8 +136,8 @@ class LockerClient:
                     raise
 
     def _signed(self, req_type, cred, fields):
-        return self._fresh(req_type, lambda ch: P.sign(P.request(req_type, cred.block + fields),
-                                                       cred.key, ch), cred.key)
+        return self._fresh(req_type, lambda ch: phone.sign(P.request(req_type, cred.block + fields),
+                                                           cred.key, ch), cred.key)
 
     # ---- flows ----------------------------------------------------------------------
 
@@ -157,9 +157,9 @@ class LockerClient:
         # every input of the code comes from the authenticated answer, none from HELLO
         slot, gen, ts, got_size, ttl, bucket_s = struct.unpack(">HIIBIH", body)
         return Deposit(slot, gen, ts, got_size, ttl,
-                       pickup_code.human_code(cred.key, cred.locker_id, slot, gen, ts, bucket_s),
-                       pickup_code.machine_code(cred.key, cred.locker_id, slot, gen, ts,
-                                                bucket_s),
+                       phone.human_code(cred.key, cred.locker_id, slot, gen, ts, bucket_s),
+                       phone.machine_code(cred.key, cred.locker_id, slot, gen, ts,
+                                          bucket_s),
                        request_id)
 
     def pickup(self, code, random_bytes=os.urandom, busy_retries=BUSY_RETRIES):
@@ -169,7 +169,7 @@ class LockerClient:
 
         Raises LockerRefused: "wrong-code" also when the locker could not prove the code
         (wrong code, or a fake locker), "bad-mac" when the final answer is not authentic."""
-        slot, form, material = pickup_code.parse(code)
+        slot, form, material = phone.parse(code)
         if self.hello_info is None:
             self.hello()
         pake = recipient.RecipientPake(slot, form, material, self.hello_info.locker_id,
@@ -190,7 +190,7 @@ class LockerClient:
         except recipient.CodeMismatch as e:
             raise LockerRefused(P.E_CODE, str(e))
         answer = self.transport.exchange(P.request(P.PICKUP_FINISH, confirm_a))
-        rtype, status, self.challenge, body = P.parse_response(answer)
+        rtype, status, self.challenge, body = phone.parse_response(answer)
         # Every answer that tells the recipient what happened to the parcel is MACed with Ke
         # (docs/protocol.md 5.5); only "wrong code" and "no pickup started" cannot be.
         if status in (P.OK, P.E_EXPIRED, P.E_OUT_OF_SERVICE, P.E_DONE):
@@ -198,7 +198,7 @@ class LockerClient:
             if body is None:
                 raise LockerRefused(P.E_AUTH, "pickup answer not authenticated by the PAKE key")
         if status != P.OK:
-            retry, msg = P.parse_error(body)
+            retry, msg = phone.parse_error(body)
             raise LockerRefused(status, msg, retry)
         if len(body) != 7:
             raise LockerRefused(P.E_LENGTH, "PICKUP_FINISH answer of %d bytes" % len(body))

@@ -9,6 +9,7 @@ from core import (
     credentials,
     locker,
 )
+from core.slot_manager import Slot
 from drivers import flash_fs, gpio_lock
 from targets import sim_hw
 
@@ -17,6 +18,26 @@ from .client import DirectTransport, LockerClient
 
 LOCKER_ID = bytes.fromhex("4c4b520000000001")
 MASTER = bytes(range(32))
+
+
+def slot_rows(slots):
+    """Every slot of a SlotManager as a JSON-friendly list [state, flags, gen, deposit_ts,
+    cred hex, req hex, holder hex, released_ts], for tests and tools to compare (the board
+    never materialises its packed table: core/slot_manager.py)."""
+    rows = []
+    for sid in slots.sids():
+        s = Slot(slots, sid)
+        rows.append([s.state, slots.flags[sid - 1], s.gen, s.deposit_ts, s.cred.hex(),
+                     s.req.hex(), s.holder.hex(), s.released_ts])
+    return rows
+
+
+def locker_state(lk):
+    """A materialised copy of a Locker's live state (what its snapshot holds), to compare."""
+    d = lk._state()
+    d["slots"] = slot_rows(lk.slots)
+    d["recent"] = list(d["recent"])
+    return d
 
 
 class Bench:

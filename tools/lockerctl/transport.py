@@ -7,7 +7,7 @@ link.WINDOW-th fragment of a request that is not its last, the phone waits for t
 1-byte credit. An answer arriving instead (the locker refused the request) ends the sending."""
 import socket
 
-from core import fragment
+from core import fragment, phone
 from core import link
 from core import protocol as P
 
@@ -84,7 +84,7 @@ class SimSocketTransport:
             self.send_fragment(piece)
             if (i + 1) % link.WINDOW == 0 and i + 1 < len(pieces):
                 got = self._recv_fragment()
-                if not link.is_credit(got):
+                if not phone.is_credit(got):
                     early = got               # refused mid-request: this is the answer
                     break
                 self.credits += 1
@@ -92,7 +92,7 @@ class SimSocketTransport:
         self.round_trips += 1
         while True:
             piece, early = (early, None) if early is not None else (self._recv_fragment(), None)
-            if link.is_credit(piece):
+            if phone.is_credit(piece):
                 continue                      # a credit for fragments sent by send_fragment
             message = reasm.feed(piece)
             if message is not None:

@@ -16,6 +16,7 @@ import struct
 import sys
 import tempfile
 
+from core import phone
 from core import (
     config,
     credentials,
@@ -108,7 +109,7 @@ def code_vector(cred, slot, gen, deposit_ts, bucket_s=PC.BUCKET_S):
             "mac_input": h(mac_input),
             "mac": h(hmac_sha256(key, mac_input)),
             "material": h(material),
-            "code": (PC.human_code if form == PC.FORM_HUMAN else PC.machine_code)(
+            "code": (phone.human_code if form == PC.FORM_HUMAN else phone.machine_code)(
                 key, LOCKER_ID, slot, gen, deposit_ts, bucket_s),
             "pw": h(bytes((form,)) + struct.pack(">H", slot) + material),
             "w": "%064x" % PC.password_scalar(form, slot, material),
@@ -127,7 +128,7 @@ def code_vectors():
 
 def pake_vector(code):
     """Every intermediate value of one pickup PAKE (docs/protocol.md section 8)."""
-    slot, form, material = PC.parse(code)
+    slot, form, material = phone.parse(code)
     w = PC.password_scalar(form, slot, material)
     id_a, id_b, aad = PC.ID_RECIPIENT, LOCKER_ID, PC.aad(slot, form)
     pa = spake2.share(spake2.ROLE_A, w, PAKE_X)
@@ -162,7 +163,7 @@ def pake_vector(code):
 def signed_vector(name, req_type, cred, fields, challenge=CHALLENGE):
     key = cred.key(MASTER, LOCKER_ID)
     unsigned = P.request(req_type, cred.encode() + fields)
-    frame = P.sign(unsigned, key, challenge)
+    frame = phone.sign(unsigned, key, challenge)
     return {"name": name, "type": req_type, "credential_block": h(cred.encode()),
             "credential_key": h(key), "fields": h(fields), "challenge": h(challenge),
             "unsigned": h(unsigned), "mac_input": h(challenge + unsigned),
@@ -281,13 +282,13 @@ def transcript():
             return answer
 
         def signed(note, req_type, cred, fields):
-            return send(note, P.sign(P.request(req_type, cred.encode() + fields),
-                                     cred.key(MASTER, LOCKER_ID), last["challenge"]))
+            return send(note, phone.sign(P.request(req_type, cred.encode() + fields),
+                                         cred.key(MASTER, LOCKER_ID), last["challenge"]))
 
         phone_random = deterministic_source(PHONE_SOURCE)
 
         def pickup(note, code, finish=True):
-            sid, form, material = PC.parse(code)
+            sid, form, material = phone.parse(code)
             pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, phone_random)
             answer = send(note + ": PICKUP_START", recipient.start_frame(pake))
             steps[-1]["code"] = code
@@ -309,8 +310,8 @@ def transcript():
         def codes_of(step):
             """Attach the codes the phone computes from a DEPOSIT answer to its step."""
             sid, gen, ts = struct.unpack(">HII", bytes.fromhex(step["response"])[19:29])
-            step["human_code"] = PC.human_code(key, LOCKER_ID, sid, gen, ts)
-            step["machine_code"] = PC.machine_code(key, LOCKER_ID, sid, gen, ts)
+            step["human_code"] = phone.human_code(key, LOCKER_ID, sid, gen, ts)
+            step["machine_code"] = phone.machine_code(key, LOCKER_ID, sid, gen, ts)
             return step
 
         send("HELLO: locker id, time, slot count, limits", P.request(P.HELLO))

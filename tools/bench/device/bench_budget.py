@@ -14,13 +14,11 @@
 import gc
 
 DEVICE = ("core", "core.hmac_sha256", "core.kdf", "core.credentials", "core.protocol",
-          "core.pickup_code", "core.slot_manager", "core.code_verifier", "core.fragment",
-          "core.throttle", "core.clock", "core.store", "core.door_monitor", "core.unload",
-          "drivers", "drivers.flash_fs", "drivers.gpio_lock",
-          "drivers.lock_mcp23017", "core.locker", "targets",
-          "targets.board_esp32", "core.link", "radio",
-          "radio.ble_service",
-          "main")
+          "core.p256", "core.spake2", "core.pickup_code", "core.slot_manager",
+          "core.code_verifier", "core.fragment", "core.throttle", "core.clock", "core.store",
+          "core.door_monitor", "core.unload", "drivers", "drivers.flash_fs", "drivers.gpio_lock",
+          "drivers.lock_mcp23017", "core.locker", "core.anchored", "drivers.nvs_anchor",
+          "targets", "targets.board_esp32", "core.link", "radio", "radio.ble_service", "main")
 
 R = {}
 
@@ -35,10 +33,11 @@ def _import(names, into):
 
 def boot_only():
     """The modules main.Runtime.boot drops on the ESP32 board: main.BOOT_ONLY and the
-    board's Esp32Board.BOOT_ONLY (the firmware's own lists)."""
+    board's Esp32Board.BOOT_ONLY (the firmware's own lists), and the anchor check that
+    AnchoredLocker.boot loads and drops (core.recovery, core/anchored.drop_recovery)."""
     import sys
     return (sys.modules["main"].BOOT_ONLY
-            + sys.modules["targets.board_esp32"].Esp32Board.BOOT_ONLY)
+            + sys.modules["targets.board_esp32"].Esp32Board.BOOT_ONLY + ("core.recovery",))
 
 
 def steps(with_aioble):
@@ -57,6 +56,8 @@ def steps(with_aioble):
     yield
     R["dropped"] = a - gc.mem_alloc()
     R["boot_only_left"] = [n for n in boot_only() if n in sys.modules]
+    # the phone's side: never in the board's heap (core/phone.py, core/recipient.py)
+    R["phone_side_loaded"] = [n for n in ("core.phone", "core.recipient") if n in sys.modules]
     if with_aioble:
         import bluetooth  # noqa: F401  (the stand-in: not part of any figure)
         yield

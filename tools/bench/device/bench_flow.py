@@ -5,7 +5,7 @@ import gc
 import os
 import struct
 
-from core import clock, config, credentials, locker, pickup_code, recipient
+from core import clock, config, credentials, locker, phone, recipient
 from core import protocol as P
 from drivers import flash_fs, gpio_lock
 from targets import sim_hw
@@ -48,10 +48,10 @@ def main(folder, fill):
     for i in range(max(1, fill)):
         ch = call(lk, session, P.request(P.HELLO))[3:19]
         body = cred.encode() + struct.pack(">Q", i) + b"\x01"
-        resp = call(lk, session, P.sign(P.request(P.DEPOSIT, body), key, ch))
+        resp = call(lk, session, phone.sign(P.request(P.DEPOSIT, body), key, ch))
         assert resp[2] == P.OK, resp
         sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:34])
-        code = pickup_code.human_code(key, LID, sid, gen, ts)
+        code = phone.human_code(key, LID, sid, gen, ts)
         bank.service()
         t.advance(1)
         bank.service()
@@ -63,7 +63,7 @@ def main(folder, fill):
     lk, drv, bank = boot()                        # reboot between deposit and pickup
     session = lk.new_session()
     call(lk, session, P.request(P.HELLO))
-    sid, form, material = pickup_code.parse(code)
+    sid, form, material = phone.parse(code)
     resp, pake = recipient.pickup(lambda f: call(lk, session, f), sid, form, material, LID,
                                   os.urandom)
     assert resp[2] == P.OK and pake.key is not None, resp

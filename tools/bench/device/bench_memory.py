@@ -47,6 +47,25 @@ def layout(n):
     return "S*%d,M*%d,L*%d" % (s, m, n - s - m)
 
 
+def compacting(rig, code, cred, key):
+    """(name, frame) of the requests whose commit compacts a full locker: the pickup's
+    PICKUP_FINISH (its PICKUP_START is sent here, unmeasured), then a deposit into the slot
+    it freed. A generator: each frame is made after the request before it was answered."""
+    import bench_util as U
+    from core import phone, recipient
+    rig.hello()
+    slot, form, material = phone.parse(code)
+    pake = recipient.RecipientPake(slot, form, material, U.LOCKER_ID, U.random_bytes)
+    answer = rig.handle(recipient.start_frame(pake))
+    confirm = pake.finish(answer[19:84], answer[84:116])
+    yield ("pickup (PICKUP_FINISH) whose record compacts the full locker",
+           bytes((1, 0x22)) + confirm)
+    rig.settle(slot)
+    ch = rig.hello()[1]
+    yield ("deposit into the last free slot whose record compacts the locker",
+           rig.deposit_frame(cred, key, ch, U.req_id(98), 1))
+
+
 def steps(folder, slot_counts, fill=True, pake=False):
     import os
     try:
@@ -168,6 +187,19 @@ def steps(folder, slot_counts, fill=True, pake=False):
         yield
         request("pickup, full locker", rig.pickup_frame(code, ch))
         yield
+        rig.settle(sid)
+        yield
+        # The worst moment of PRODUCT.md: a full locker compacting. Compaction runs inside
+        # the commit of the request whose record fills the segment (Locker._commit), so the
+        # request and the snapshot write are in the heap together: a PICKUP_FINISH (its
+        # PICKUP_START's SPAKE2 garbage is gone by then), and a deposit into the slot it
+        # freed, each with the segment made full just before it.
+        for name, frame in compacting(rig, code, cred, key):
+            lk.store.in_segment = lk.store.segment_records    # this commit compacts
+            request(name, frame)
+            yield
+        if trans[-1][2] or trans[-2][2]:      # both must have been served (status 0)
+            raise RuntimeError("a compacting request was refused: %r" % trans[-2:])
         rig.settle(sid)
         yield
         before = gc.mem_alloc()

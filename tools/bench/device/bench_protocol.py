@@ -1,7 +1,7 @@
 # Section 6: the real request/answer sizes of each flow, from a run through Locker.handle;
 # the host turns them into fragments and bytes per link payload size.
 from bench_util import LOCKER_ID, Rig, emit, req_id, wrong_code
-from core import fragment, pickup_code, recipient
+from core import fragment, phone, recipient
 from core import protocol as P
 
 
@@ -24,7 +24,7 @@ def main(folder, payloads):
     rig.settle(sid)
     import os
     for name, typed in (("pickup_wrong", wrong_code(code)), ("pickup", code)):
-        sid, form, material = pickup_code.parse(typed)
+        sid, form, material = phone.parse(typed)
         pake = recipient.RecipientPake(sid, form, material, LOCKER_ID, os.urandom)
         resp = record(name + "_start", recipient.start_frame(pake))
         assert resp[2] == P.OK

@@ -7,7 +7,7 @@ import os
 import struct
 import sys
 
-from core import clock, config, credentials, locker, pickup_code, recipient
+from core import clock, config, credentials, locker, phone, recipient
 from core import hmac_sha256 as H
 from core import protocol as P
 from core import unload
@@ -234,8 +234,8 @@ class Rig:
         return resp, resp[3:3 + P.CHALLENGE_LEN]
 
     def deposit_frame(self, cred, key, challenge, req_id, size=1):
-        return P.sign(P.request(P.DEPOSIT, cred.encode() + req_id + bytes((size,))), key,
-                      challenge)
+        return phone.sign(P.request(P.DEPOSIT, cred.encode() + req_id + bytes((size,))), key,
+                          challenge)
 
     def deposit(self, cred, key, req_id, size=1):
         """HELLO + DEPOSIT; returns (slot, code)."""
@@ -244,11 +244,11 @@ class Rig:
         if resp[2] != P.OK:
             raise RuntimeError("deposit refused: %d" % resp[2])
         sid, gen, ts, _, _ = struct.unpack(">HIIBI", resp[19:34])
-        return sid, pickup_code.human_code(key, LOCKER_ID, sid, gen, ts, self.cfg["bucket_s"])
+        return sid, phone.human_code(key, LOCKER_ID, sid, gen, ts, self.cfg["bucket_s"])
 
     def pickup_frame(self, code, challenge=None):
         """The PICKUP_START of a pickup with code (the phone's share, random x)."""
-        sid, form, material = pickup_code.parse(code)
+        sid, form, material = phone.parse(code)
         return recipient.start_frame(recipient.RecipientPake(sid, form, material, LOCKER_ID,
                                                              random_bytes))
 
@@ -256,7 +256,7 @@ class Rig:
         """HELLO + PICKUP_START (+ PICKUP_FINISH if the locker proved the code); returns the
         last status byte (a wrong code: 9, E_CODE, as the phone would report it)."""
         self.hello()
-        sid, form, material = pickup_code.parse(code)
+        sid, form, material = phone.parse(code)
         resp, pake = recipient.pickup(self.handle, sid, form, material, LOCKER_ID, random_bytes)
         if resp[2] == P.OK and pake.key is None:
             return P.E_CODE

@@ -1,6 +1,6 @@
 """The recipient's command: `pickup CODE` (the locker finds the slot from the code, checks
 it against its own clock and opens the door)."""
-from core import pickup_code
+from core import phone
 
 from ..output import EXIT_USAGE, CliError, size_name, when
 from . import common
@@ -8,8 +8,8 @@ from . import common
 
 def cmd_pickup(args):
     try:
-        pickup_code.parse(args.code)
-    except pickup_code.CodeFormatError as e:
+        phone.parse(args.code)
+    except phone.CodeFormatError as e:
         raise CliError(EXIT_USAGE, "not a pickup code: %s" % e)
     with common.connected(args) as client:
         got = client.pickup(args.code)
