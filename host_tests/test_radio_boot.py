@@ -18,7 +18,7 @@ def _run(tmp_path, monkeypatch, mode):
     # The simulator's heap (SIM_HEAP) plus 16 KB: the tests' image keeps line numbers and
     # main.py as source (`lockerctl sim` runs the board's bytecode and main.mpy), and this
     # script also compiles its stand-in aioble from source in the same heap (measured: passes
-    # from SIM_HEAP=132k, i.e. 148k here, fails at 128k).
+    # at SIM_HEAP=126k, i.e. 142k here, fails at 122k).
     heap = "%dk" % (firmware.heap_bytes(sim.sim_heap()) // 1024 + 16)
     proc = subprocess.run([mp_runner.micropython(), "-X", "heapsize=" + heap,
                            os.path.join(mp_runner.MP_SCRIPTS, "radio_boot_check.py"),
