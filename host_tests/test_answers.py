@@ -230,3 +230,33 @@ def test_a_reopen_by_the_right_human_code_costs_no_guess(bench):
     before = (bench.locker.throttle.tat, dict(bench.locker.throttle.slot_tat))
     assert bench.client.pickup(dep.code)["slot"] == dep.slot      # the reopen
     assert (bench.locker.throttle.tat, dict(bench.locker.throttle.slot_tat)) == before
+
+
+def test_answers_outlive_the_requests_after_them(bench):
+    """Each answer is the phone's own bytes: a transport may still be notifying one answer
+    while the locker serves the next request, so no answer may share a buffer the locker
+    reuses (docs/performance.md, "What one request allocates"). Every flow's answer is kept
+    and checked, unchanged, after all the others were served."""
+    kept = []
+
+    class Keeping:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def exchange(self, frame):
+            answer = self.inner.exchange(frame)
+            kept.append((frame[1], answer, bytes(answer)))
+            return answer
+
+    calls = _prepare(bench)
+    bench.client.transport = Keeping(bench.client.transport)
+    for flow in FLOWS:
+        try:
+            calls[flow](bench.client)
+        except LockerRefused:
+            pass
+    assert {P.DEPOSIT, P.CANCEL, P.RECLAIM, P.TECH_OPEN, P.STATUS, P.AUDIT_READ,
+            P.ADMIN} <= {t for t, _, _ in kept}           # every kind was served
+    for req_type, answer, copy in kept:
+        assert isinstance(answer, bytes), req_type
+        assert answer == copy, "answer to 0x%02x changed after later requests" % req_type

@@ -146,7 +146,33 @@ def test_oversize_is_rejected_before_the_message_is_buffered():
             reasm.feed(f)
             fed += 1
     assert fed == 100 // 19           # the fragment that would pass 100 bytes is refused
-    assert len(reasm._buf) == 0
+    assert reasm._len == 0 and len(reasm._buf) == 100    # one fixed buffer, emptied
+
+
+def test_a_message_outlives_the_reused_buffer():
+    """The reassembly buffer is reused for the next message: what feed() returned must be
+    the caller's own copy (a request kept past the next one would otherwise change)."""
+    reasm = Reassembler(P.MAX_REQUEST)
+    a, b = bytes(range(60)), bytes(range(100, 160))
+    got_a = feed_all(reasm, list(split(a, 20)))
+    got_b = feed_all(reasm, list(split(b, 20)))
+    assert (got_a, got_b) == (a, b)
+    partial = list(split(bytes(200), 20))[:3]        # a third message, left half-fed
+    for f in partial:
+        reasm.feed(f)
+    assert got_a == a and got_b == b
+
+
+def test_fragments_outlive_the_next_one():
+    """split() makes every fragment anew: a transport may still hold (queue, retry) the
+    previous notification while the next is made."""
+    message = bytes(range(200))
+    held = []
+    for piece in split(message, 20):
+        held.append((piece, bytes(piece)))
+    assert all(p == copy for p, copy in held)
+    assert len({id(p) for p, _ in held}) == len(held)
+    assert b"".join(bytes(p[1:]) for p, _ in held) == message
 
 
 @pytest.mark.parametrize("link", [20, 21, 64])

@@ -20,7 +20,7 @@ TARGET = 8 * 1024          # docs/performance.md: compaction and boot, 32-bit
 def figures(tmp_path_factory):
     try:
         return mp32.run_steps(str(tmp_path_factory.mktemp("mp32")), "sim",
-                              ["bench_memory.py", "bench_util.py"],
+                              ["bench_memory.py", "bench_util.py", "bench_requests.py"],
                               "import bench_memory\n"
                               "def _all():\n"
                               "    yield from bench_memory.steps('/tmp/heap', %r)\n"

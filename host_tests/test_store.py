@@ -412,3 +412,56 @@ def test_record_lines_are_what_the_doc_says():
     want = hmac.new(KEY, S.GENESIS + body, hashlib.sha256).digest()[:16]
     assert bytes.fromhex(tail.decode()) == want == mac
     assert line.endswith(b"\n") and body == json.dumps({"e": "x", "n": 1}).encode()
+
+
+# ---- the journal line decoder: the same verdicts as its plain reading ------------------------
+
+def _plain_decode(key, prev_mac, line):
+    """decode_line as first written (split, hex-decode, compare): the reference the in-place
+    decoder must agree with on every input."""
+    if not line.endswith(b"\n"):
+        return None
+    body, sep, mac_hex = line[:-1].rpartition(b"\t")
+    if not sep or len(mac_hex) != 2 * S.MAC_LEN:
+        return None
+    try:
+        mac = bytes.fromhex(mac_hex.decode())
+    except ValueError:
+        return None
+    if S.chain_mac(key, prev_mac, body) != mac:
+        return None
+    try:
+        return json.loads(body), mac
+    except ValueError:
+        return None
+
+
+_records = st.dictionaries(st.sampled_from(["e", "s", "n", "t", "c"]),
+                           st.one_of(st.integers(0, 2 ** 32), st.text(max_size=12)),
+                           max_size=5)
+
+
+@settings(max_examples=400, deadline=None)
+@given(record=_records, edits=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)),
+                                       max_size=3),
+       upper=st.booleans(), cut=st.integers(0, 400))
+def test_decode_line_agrees_with_its_plain_reading(record, edits, upper, cut):
+    """Fuzzed journal lines (byte edits, upper-case MAC digits, truncation): the in-place
+    decoder accepts exactly the lines the plain one does, with the same record and MAC."""
+    line, _ = S.encode_line(KEY, S.GENESIS, record)
+    line = bytearray(line)
+    if upper:
+        tab = line.rfind(b"\t")
+        line[tab + 1:-1] = bytes(line[tab + 1:-1]).upper()
+    for at, value in edits:
+        if at < len(line):
+            line[at] = value
+    line = bytes(line[:len(line) - cut % (len(line) + 1)] if cut % 3 == 0 else line)
+    assert S.decode_line(KEY, S.GENESIS, line) == _plain_decode(KEY, S.GENESIS, line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_decode_line_refuses_noise_like_its_plain_reading(noise):
+    for line in (noise, noise + b"\n", noise + b"\t" + b"0" * 32 + b"\n"):
+        assert S.decode_line(KEY, S.GENESIS, line) == _plain_decode(KEY, S.GENESIS, line)

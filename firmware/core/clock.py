@@ -38,15 +38,23 @@ class LockerClock:
 
     def now(self):
         """Unix seconds, never less than any value returned before, at most _MAX_TIME."""
+        # Unix times do not fit a 31-bit small int (ESP32, 32-bit VM): every sum of two
+        # makes a big int on the heap, so the usual call (nothing moved) makes none.
         up = self._uptime()
-        follow = self._last + up - self._boot_uptime
-        r = self._rtc() + self._offset
-        if follow < r <= (follow + _MAX_RTC_STEP_S if self._last else _MAX_TIME) \
-                and r <= _MAX_TIME:
-            follow = r            # the RTC agrees with the uptime counter: take it
-        elif r > follow:
-            self.rtc_refused = r  # a jump nobody vouched for: follow the uptime
-        self._last = follow = min(follow, _MAX_TIME)
+        follow = self._last
+        if up != self._boot_uptime:
+            follow += up - self._boot_uptime
+        r = self._rtc()
+        if self._offset:
+            r += self._offset
+        if r > follow:
+            if r <= _MAX_TIME and (not self._last or r - follow <= _MAX_RTC_STEP_S):
+                follow = r            # the RTC agrees with the uptime counter: take it
+            else:
+                self.rtc_refused = r  # a jump nobody vouched for: follow the uptime
+        if follow > _MAX_TIME:
+            follow = _MAX_TIME
+        self._last = follow
         self._boot_uptime = up
         return follow
 
@@ -54,7 +62,7 @@ class LockerClock:
         """Called for every persisted record: time the locker has committed to."""
         if t > self._floor:
             self._floor = t
-        if t > self._last + self._uptime() - self._boot_uptime:
+        if t > self._last and t - self._last > self._uptime() - self._boot_uptime:
             self._last = t
             self._boot_uptime = self._uptime()
 

@@ -13,7 +13,7 @@
 from micropython import const
 
 from core import pickup_code
-from core.credentials import decode
+from core.kdf import LABEL_CREDENTIAL, derive
 from core.slot_manager import LEFT_PICKUP, OCCUPIED, reopens_for
 
 VALID = const(0)
@@ -59,8 +59,8 @@ class CodeVerifier:
         attempt looks and costs the same and its confirmation can never verify."""
         if slot is None or not slot.cred:
             return WRONG, pickup_code.random_scalar(random_bytes)
-        cred, _ = decode(slot.cred)
-        key = cred.key(self._master, self._locker_id)
+        # Credential.key() of the stored block, without decoding it first
+        key = derive(self._master, LABEL_CREDENTIAL, self._locker_id, slot.cred)
         self.passwords_derived += 1
         material = pickup_code.secret_material(key, form, self._locker_id, slot.sid, slot.gen,
                                                slot.deposit_ts // self.bucket_s)

@@ -37,12 +37,16 @@ class Credential:
         self.not_after = not_after
         self.flags = flags
 
-    def encode(self):
+    def _head(self):
         return struct.pack(_HEAD, self.kind, self.flags, self.serial, self.issued_at,
-                           self.not_after, len(self.holder)) + self.holder
+                           self.not_after, len(self.holder))
+
+    def encode(self):
+        return self._head() + self.holder
 
     def key(self, master, locker_id):
-        return derive(master, LABEL_CREDENTIAL, locker_id, self.encode())
+        """HMAC(master, label | 0 | locker_id | encode()): the block MACed in its two parts."""
+        return derive(master, LABEL_CREDENTIAL, locker_id, self._head(), self.holder)
 
     def has_scope(self, flag):
         return bool(self.flags & flag)
@@ -53,7 +57,7 @@ def decode(buf, offset=0):
     end = offset + _HEAD_LEN
     if len(buf) < end:
         raise CredentialError("credential truncated")
-    kind, flags, serial, issued, until, hlen = struct.unpack(_HEAD, bytes(buf[offset:end]))
+    kind, flags, serial, issued, until, hlen = struct.unpack_from(_HEAD, buf, offset)
     if kind not in KINDS:
         raise CredentialError("unknown credential kind")
     if not 1 <= hlen <= MAX_HOLDER or len(buf) < end + hlen:

@@ -17,18 +17,26 @@ class FragmentError(ValueError):
 
 
 def split(message, link_payload=DEFAULT_LINK_PAYLOAD):
-    """Yield fragments of message, each at most link_payload bytes."""
+    """Yield fragments of message, each at most link_payload bytes: a new bytearray each
+    (a transport may still hold the previous one), made in one piece."""
     step = link_payload - 1
     if step < 1:
         raise ValueError("link payload too small")
-    n = max(1, (len(message) + step - 1) // step)
+    size = len(message)
+    n = max(1, (size + step - 1) // step)
+    view = memoryview(message)
     for i in range(n):
         head = i & SEQ_MASK
         if i == 0:
             head |= FIRST
         if i == n - 1:
             head |= LAST
-        yield bytes((head,)) + message[i * step:(i + 1) * step]
+        at = i * step
+        end = min(at + step, size)
+        piece = bytearray(end - at + 1)
+        piece[0] = head
+        piece[1:] = view[at:end]
+        yield piece
 
 
 class Reassembler:
@@ -36,7 +44,8 @@ class Reassembler:
 
     def __init__(self, max_message):
         self.max_message = max_message
-        self._buf = bytearray()
+        self._buf = bytearray(max_message)   # the message so far: _buf[:_len], reused
+        self._len = 0
         self._next = -1          # -1: waiting for a FIRST fragment
         self.started_ms = 0
         self.status = E_LENGTH   # answer to the last FragmentError (protocol.md 2)
@@ -45,7 +54,7 @@ class Reassembler:
         return self._next >= 0
 
     def reset(self):
-        self._buf = bytearray()
+        self._len = 0
         self._next = -1
 
     def feed(self, fragment, now_ms=0):
@@ -62,14 +71,19 @@ class Reassembler:
         if self._next < 0 or (head & SEQ_MASK) != self._next:
             self.reset()
             raise FragmentError("fragment out of sequence")
-        if len(self._buf) + len(fragment) - 1 > self.max_message:
+        at = self._len
+        end = at + len(fragment) - 1
+        if end > self.max_message:
             self.reset()
             self.status = E_TOO_LARGE
             raise FragmentError("message over %d bytes" % self.max_message)
-        self._buf.extend(fragment[1:])
+        buf = self._buf
+        for k in range(1, len(fragment)):     # copied in place: no slice per fragment
+            buf[at + k - 1] = fragment[k]
+        self._len = end
         self._next = (self._next + 1) & SEQ_MASK
         if head & LAST:
-            out = bytes(self._buf)
+            out = bytes(memoryview(buf)[:end])   # the caller's own copy: _buf is reused
             self.reset()
             return out
         return None

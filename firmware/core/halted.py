@@ -78,4 +78,4 @@ def tech_open(lk, session, sid, action):
     if lk.halt_seqs is not None:
         lk.halt_seqs[2] += 1
     lk._open(session, sid, "tech")
-    return struct.pack(">HB", sid, lk._slot_bits(lk.slots.at(sid), lk.clock.now()))
+    return struct.pack(">HB", sid, lk._slot_bits(sid, lk._expiry(lk.clock.now())))

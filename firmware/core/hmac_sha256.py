@@ -60,11 +60,18 @@ def hmac_sha256(key, msg, *more):
     return outer.digest()
 
 
-def equal(a, b):
-    """Constant-time comparison: a wrong tag must not reveal how many bytes matched."""
-    if len(a) != len(b):
+def equal(a, b, n=-1):
+    """Constant-time comparison: a wrong tag must not reveal how many bytes matched.
+
+    n >= 0 compares the first n bytes of each (False if either is shorter): a truncated
+    tag against the whole digest, without slicing the digest first."""
+    if n < 0:
+        if len(a) != len(b):
+            return False
+        n = len(a)
+    elif len(a) < n or len(b) < n:
         return False
     diff = 0
-    for i in range(len(a)):         # indexing, not zip(): no iterator objects on the heap
+    for i in range(n):              # indexing, not zip(): no iterator objects on the heap
         diff |= a[i] ^ b[i]
     return diff == 0

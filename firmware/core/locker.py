@@ -24,12 +24,14 @@ from core.door_monitor import DoorMonitor
 from core.hmac_sha256 import equal, hmac_sha256
 from core.kdf import admin_key, audit_key
 from core.slot_manager import (
+    FREE,
     LEFT_CANCEL,
     LEFT_RECLAIM,
     LEFT_TECH,
     OCCUPIED,
     SIZE_NAMES,
     SlotManager,
+    expiry_limit,
     reopens_for,
 )
 from core.spake2 import Spake2Error
@@ -47,6 +49,16 @@ _ST_DOOR_OPEN = const(8)
 _ST_HAS_SENSOR = const(16)
 _RELEASES = ("pick", "cancel", "recl")     # records that empty a slot: index + 1 = LEFT_*
 
+
+
+class _Signed(P.Reader):
+    """A signed request's Reader, positioned after its credential block, with that
+    credential decoded once (_authenticate uses it). CredentialError if it does not decode."""
+
+    def __init__(self, frame):
+        cred, end = credentials.decode(frame, 2)
+        P.Reader.__init__(self, frame, end)
+        self.cred = cred
 
 
 class Session:
@@ -237,12 +249,8 @@ class Locker:
             status, body = P.E_CREDENTIAL, P.error_body(str(e))
         except OSError as e:            # flash full or failing: nothing was applied
             status, body = P.E_INTERNAL, P.error_body("storage error %s" % e)
-        answer = P.response(req_type, status, self._new_challenge(session), body)
-        if session.answer is not None:  # the request was authenticated: tag (protocol.md 4)
-            key, pre, post = session.answer
-            session.answer = None
-            answer += P.answer_tag(key, pre, answer, post)
-        return answer
+        auth, session.answer = session.answer, None     # authenticated: tagged (protocol.md 4)
+        return P.response(req_type, status, self._new_challenge(session), body, auth)
 
     def error_answer(self, session, status, message):
         """An error frame for faults found below the handler (fragmentation, size)."""
@@ -256,10 +264,10 @@ class Locker:
         The reader must be positioned after the request's own fields."""
         challenge = self._take_challenge(session)
         tag = reader.tag_and_end()
-        cred, _ = credentials.decode(frame, 2)
+        cred = reader.cred
         key = cred.key(self._master, self.locker_id)
-        expected = hmac_sha256(key, challenge, memoryview(frame)[:-P.TAG_LEN])[:P.TAG_LEN]
-        if not equal(expected, tag):
+        if not equal(hmac_sha256(key, challenge, memoryview(frame)[:-P.TAG_LEN]), tag,
+                     P.TAG_LEN):
             raise P.ProtocolError(P.E_AUTH, "request MAC does not verify")
         # From here on every answer, refusals included, is tagged for the phone to check.
         session.answer = (key, challenge, b"")
@@ -273,14 +281,12 @@ class Locker:
         return cred
 
     def _read_cred(self, frame):
-        """A Reader positioned after the request's credential block (E_LENGTH if bad)."""
-        reader = P.Reader(frame)
+        """A Reader positioned after the request's credential block (E_LENGTH if bad), with
+        the credential decoded once (_Signed)."""
         try:
-            _, end = credentials.decode(frame, 2)
+            return _Signed(frame)
         except credentials.CredentialError as e:
             raise P.ProtocolError(P.E_LENGTH, str(e))
-        reader.pos = end
-        return reader
 
     def _open(self, session, sid, purpose):
         """Ask for sid's door; the answer to session waits until its pulse has started
@@ -312,9 +318,9 @@ class Locker:
     def _deposit_answer(self, sid):
         """Everything the phone's code depends on, under the answer tag (bucket_s too: the
         unauthenticated HELLO must not be able to change the code the courier hands out)."""
-        s = self.slots.at(sid)
-        return struct.pack(">HIIBIH", sid, s.gen, s.deposit_ts, s.size, self.cfg["ttl_s"],
-                           self.cfg["bucket_s"])
+        sl = self.slots
+        return struct.pack(">HIIBIH", sid, sl.generation(sid), sl.deposit_time(sid),
+                           sl.size[sid - 1], self.cfg["ttl_s"], self.cfg["bucket_s"])
 
     def _deposit(self, session, frame):
         r = self._read_cred(frame)
@@ -342,7 +348,7 @@ class Locker:
         if sid is None:
             raise P.ProtocolError(P.E_NO_SLOT, "no free slot of size %s or larger"
                                   % SIZE_NAMES[size - 1])
-        self._commit({"e": "dep", "s": sid, "g": self.slots.at(sid).gen + 1,
+        self._commit({"e": "dep", "s": sid, "g": self.slots.generation(sid) + 1,
                       "c": cred.encode().hex(), "r": req_id.hex(), "serial": cred.serial})
         self._open(session, sid, "dep")
         return self._deposit_answer(sid)
@@ -375,18 +381,17 @@ class Locker:
         cred = self._authenticate(session, frame, r, credentials.COURIER)
         any_ok = cred.has_scope(credentials.SCOPE_RECLAIM_ANY)
         for sid in self.slots.expired(self.clock.now(), self.cfg["ttl_s"]):
-            s = self.slots.at(sid)
-            if (want in (0, sid)) and (any_ok or s.holder == cred.holder):
+            if (want in (0, sid)) and (any_ok or self.slots.holder_is(sid, cred.holder)):
                 self._commit({"e": "recl", "s": sid, "serial": cred.serial})
                 self._open(session, sid, "recl")
-                return struct.pack(">HI", sid, s.gen)
+                return struct.pack(">HI", sid, self.slots.generation(sid))
         ttl = self.cfg["ttl_s"]
         sid = self._just_emptied(LEFT_RECLAIM, None if any_ok else cred.holder, lambda s: (
             want in (0, s.sid) and s.released_ts > s.deposit_ts + ttl))
         if sid is not None:            # retry after a cut between record and door: ADR 0004
             self._commit({"e": "reopen", "s": sid, "serial": cred.serial})
             self._open(session, sid, "reopen")
-            return struct.pack(">HI", sid, self.slots.at(sid).gen)
+            return struct.pack(">HI", sid, self.slots.generation(sid))
         raise P.ProtocolError(P.E_STATE, "no expired parcel you may reclaim")
 
     def _just_emptied(self, how, holder, match):
@@ -394,8 +399,11 @@ class Locker:
         REOPEN_S ago (nothing deposited since), whose last parcel was holder's (None:
         anyone's) and that match(slot) accepts: a retry of that very flow reopens it."""
         now = self.clock.now()
-        for sid in self.slots.sids():
-            s = self.slots.at(sid)
+        sl = self.slots
+        for sid in sl.sids():
+            if sl.state[sid - 1] != FREE or sl.flags[sid - 1] >> 1 != how:
+                continue              # no view made for a slot that cannot match
+            s = sl.at(sid)
             if (reopens_for(s, how, now) and s.cred and (holder is None or s.holder == holder)
                     and match(s)):
                 return sid
@@ -495,28 +503,38 @@ class Locker:
         self._commit({"e": "tech", "s": sid, "a": action, "serial": cred.serial})
         if action in (P.TECH_OPEN_ONLY, P.TECH_CLEAR):
             self._open(session, sid, "tech")
-        return struct.pack(">HB", sid, self._slot_bits(self.slots.at(sid), self.clock.now()))
+        return struct.pack(">HB", sid, self._slot_bits(sid, self._expiry(self.clock.now())))
 
     def _status(self, session, frame):
         """STATUS: time u32, slot count u16, then per slot size u8, bits u8."""
         self._authenticate(session, frame, self._read_cred(frame))
         now = self.clock.now()
-        out = bytearray(struct.pack(">IH", now, len(self.slots)))
-        for sid in self.slots.sids():
-            s = self.slots.at(sid)
-            out.append(s.size)
-            out.append(self._slot_bits(s, now))
-        return bytes(out)
+        sl = self.slots
+        n = len(sl)
+        out = bytearray(6 + 2 * n)          # written in place: nothing made per slot
+        struct.pack_into(">IH", out, 0, now, n)
+        expiry = self._expiry(now)
+        for i in range(n):
+            out[6 + 2 * i] = sl.size[i]
+            out[7 + 2 * i] = self._slot_bits(i + 1, expiry)
+        return out
 
-    def _slot_bits(self, s, now):
+    def _expiry(self, now):
+        """What _slot_bits compares deposit times with (slot_manager.expiry_limit)."""
+        return expiry_limit(now, self.cfg["ttl_s"])
+
+    def _slot_bits(self, sid, expiry):
+        """Slot sid's status bits; expiry from _expiry(now). Reads the columns in place."""
+        sl = self.slots
+        i = sid - 1
         bits = 0
-        if s.state == OCCUPIED:
+        if sl.state[i] == OCCUPIED:
             bits |= ST_OCCUPIED
-            if now > s.deposit_ts + self.cfg["ttl_s"]:
+            if sl.deposited_before(i, expiry):
                 bits |= _ST_EXPIRED
-        if s.out_of_service:
+        if sl.flags[i] & 1:          # flags bit 0: out of service (core/slot_manager.py)
             bits |= ST_OUT_OF_SERVICE
-        door = self.locks.driver.door_open(s.sid)
+        door = self.locks.driver.door_open(sid)
         if door is not None:
             bits |= _ST_HAS_SENSOR
             if door:
@@ -532,18 +550,22 @@ class Locker:
         cred = self._authenticate(session, frame, r)
         if cred.kind != credentials.TECHNICIAN and not cred.has_scope(credentials.SCOPE_AUDIT):
             raise P.ProtocolError(P.E_SCOPE, "credential may not read the audit log")
-        out = bytearray()
+        out = bytearray(1)              # the count, filled in last; lines appended in place
         count = 0
-        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - 1 - P.TAG_LEN
+        budget = P.MAX_RESPONSE - 3 - P.CHALLENGE_LEN - P.TAG_LEN
         try:
             for line in read_audit(self.store.fs, self.store.key, from_seq, True):
-                if count >= limit or len(out) + 2 + len(line) > budget:
+                n = len(line)
+                if count >= limit or len(out) + 2 + n > budget:
                     break
-                out += struct.pack(">H", len(line)) + line
+                out.append(n >> 8)
+                out.append(n & 0xFF)
+                out += line
                 count += 1
         except StoreCorrupt as e:
             raise P.ProtocolError(P.E_INTERNAL, "audit log corrupt: %s" % e)
-        return bytes((count,)) + bytes(out)
+        out[0] = count
+        return out
 
     def _admin_message(self, session, frame):
         """An ADMIN frame's operation u8, sequence u32 and payload, once its MAC under the
@@ -553,7 +575,8 @@ class Locker:
         seq = r.u32()
         payload = r.take(r.u8())
         tag = r.tag_and_end()
-        if not equal(hmac_sha256(self.admin_key, bytes(frame[:-P.TAG_LEN]))[:P.TAG_LEN], tag):
+        if not equal(hmac_sha256(self.admin_key, memoryview(frame)[:-P.TAG_LEN]), tag,
+                     P.TAG_LEN):
             raise P.ProtocolError(P.E_AUTH, "admin message MAC does not verify")
         session.answer = (self.admin_key, b"", tag)        # authentic: the answer is tagged
         return op, seq, payload

@@ -68,9 +68,13 @@ _SCALAR_RANDOM = const(40)     # 64 bits more than n: the reduction's bias is be
 
 def password_scalar(form, slot, material):
     """w for SPAKE2 from a pickup code (its form, slot and secret material)."""
-    pw = bytes((form,)) + struct.pack(">H", slot) + bytes(material)
-    wide = (hashlib.sha256(b"LKR1/pickup-pw\x01" + pw).digest()
-            + hashlib.sha256(b"LKR1/pickup-pw\x02" + pw).digest())
+    head = struct.pack(">BH", form, slot)          # pw = form | slot | material, in parts
+    wide = b""
+    for label in (b"LKR1/pickup-pw\x01", b"LKR1/pickup-pw\x02"):
+        h = hashlib.sha256(label)
+        h.update(head)
+        h.update(material)
+        wide = wide + h.digest() if wide else h.digest()
     return p256.scalar_from(wide)
 
 
@@ -94,7 +98,7 @@ def locker_reply(w, y, slot, form, locker_id, share_a):
 
 def answer_mac(ke, header, body):
     """MAC of a PICKUP_FINISH answer: header = version, type, status (3 bytes)."""
-    return hmac_sha256(ke, b"LKR1/pickup-answer" + bytes(header) + bytes(body))[:ANSWER_MAC_LEN]
+    return hmac_sha256(ke, b"LKR1/pickup-answer", header, body)[:ANSWER_MAC_LEN]
 
 
 def is_expired(deposit_ts, now, ttl_s=TTL_S):

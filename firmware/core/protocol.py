@@ -79,8 +79,26 @@ class ProtocolError(Exception):
 
 # ---- responses ----------------------------------------------------------------------
 
-def response(req_type, status, challenge, body=b""):
-    return bytes((VERSION, req_type | RESPONSE_BIT, status)) + bytes(challenge) + body
+# The 3 header bytes of the answer being built: response() copies them into the answer at
+# once (nothing awaits in between), so one buffer serves every answer.
+_HEAD = bytearray(3)
+
+
+def response(req_type, status, challenge, body=b"", auth=None):
+    """version | type|0x80 | status | challenge (16) | body [| tag], built in one piece.
+
+    auth: (key, pre, post) of an authenticated answer: the tag answer_tag(key, pre,
+    answer, post) is appended, computed over the parts (no untagged copy is made)."""
+    head = _HEAD
+    head[0] = VERSION
+    head[1] = req_type | RESPONSE_BIT
+    head[2] = status
+    if auth is None:
+        return b"".join((head, challenge, body))
+    key, pre, post = auth
+    from core.hmac_sha256 import hmac_sha256
+    tag = hmac_sha256(key, pre, head, challenge, body, post)[:TAG_LEN]
+    return b"".join((head, challenge, body, tag))
 
 
 def answer_tag(key, pre, answer, post=b""):
@@ -131,14 +149,22 @@ class Reader:
         self.pos = end
         return out
 
+    def _at(self, n):
+        """The position of the next n bytes (then skipped); E_LENGTH past the end."""
+        at = self.pos
+        if at + n > len(self.buf):
+            raise ProtocolError(E_LENGTH, "message truncated")
+        self.pos = at + n
+        return at
+
     def u8(self):
-        return self.take(1)[0]
+        return self.buf[self._at(1)]
 
     def u16(self):
-        return struct.unpack(">H", self.take(2))[0]
+        return struct.unpack_from(">H", self.buf, self._at(2))[0]
 
     def u32(self):
-        return struct.unpack(">I", self.take(4))[0]
+        return struct.unpack_from(">I", self.buf, self._at(4))[0]
 
     def tag_and_end(self):
         """The trailing tag; anything after it is a length error."""

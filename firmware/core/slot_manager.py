@@ -80,6 +80,12 @@ def holder_of(cred):
     return cred[HOLDER_AT:HOLDER_AT + cred[HOLDER_AT - 1]]
 
 
+def expiry_limit(now, ttl_s):
+    """4 big-endian bytes: a parcel deposited before them has expired at now (now >
+    deposit time + ttl_s), for SlotManager.deposited_before()."""
+    return (now - ttl_s if now > ttl_s else 0).to_bytes(4, "big")
+
+
 def _u32(col, i):
     return unpack_from(">I", col, 4 * i)[0]
 
@@ -150,6 +156,28 @@ class SlotManager:
     def deposit_time(self, sid):
         return _u32(self.deposit_ts, sid - 1)
 
+    def generation(self, sid):
+        return _u32(self.gen, sid - 1)
+
+    # ---- column reads that make no object (a request must not allocate per slot) --------
+
+    def deposited_before(self, i, limit):
+        """Slot i+1's deposit time < limit (4 big-endian bytes, expiry_limit()): compared
+        in the column byte by byte, so no (big) int is made per slot."""
+        at = 4 * i
+        col = self.deposit_ts
+        for k in range(4):
+            if col[at + k] != limit[k]:
+                return col[at + k] < limit[k]
+        return False
+
+    def holder_is(self, sid, holder):
+        """The holder of slot sid's (last) deposit is holder."""
+        at = CRED_MAX * (sid - 1) + HOLDER_AT
+        return (self.clen[sid - 1] > 0 and self.cred[at - 1] == len(holder)
+                and _same(self.cred, at, holder))
+
+
     # ---- queries --------------------------------------------------------------------
 
     def allocate(self, size, usable):
@@ -181,8 +209,9 @@ class SlotManager:
         return _deposit_key(holder, req) in self.recent
 
     def expired(self, now, ttl_s):
+        limit = expiry_limit(now, ttl_s)
         return [i + 1 for i in range(len(self.size))
-                if self.state[i] == OCCUPIED and now > _u32(self.deposit_ts, i) + ttl_s]
+                if self.state[i] == OCCUPIED and self.deposited_before(i, limit)]
 
     # ---- transitions (called only when applying a journal record) -----------------
 

@@ -13,6 +13,7 @@
 # K = x*(pB - w*N) is computed as x*pB + (-x*w)*N: one Straus-Shamir pass (core/p256.mul2),
 # so each side spends two 256-step passes per run.
 import hashlib
+from struct import pack_into
 
 from micropython import const
 
@@ -58,39 +59,47 @@ def shared_element(role, w, secret, peer_share):
     return p256.encode(k)
 
 
-def _len(data):
-    return len(data).to_bytes(8, "little")
-
-
 def transcript(id_a, id_b, share_a, share_b, k, w):
-    """TT of RFC 9382 section 3.3 (w as 32 big-endian bytes)."""
-    wb = p256.scalar_bytes(w)
-    out = bytearray()
-    for part in (id_a, id_b, share_a, share_b, k, wb):
-        out += _len(part)
-        out += part
-    return bytes(out)
+    """TT of RFC 9382 section 3.3 (w as 32 big-endian bytes), a bytearray written in place
+    (each part after its 8-byte little-endian length)."""
+    parts = (id_a, id_b, share_a, share_b, k, p256.scalar_bytes(w))
+    size = 0
+    for part in parts:
+        size += 8 + len(part)
+    out = bytearray(size)
+    at = 0
+    for part in parts:
+        n = len(part)
+        pack_into("<Q", out, at, n)
+        out[at + 8:at + 8 + n] = part
+        at += 8 + n
+    return out
+
+
+_NO_SALT = bytes(32)           # RFC 5869 section 2.2: a missing salt is HashLen zeros
 
 
 def hkdf(ikm, salt, info, length):
     """HKDF-SHA256 (RFC 5869): extract with salt (nil = 32 zero bytes), then expand."""
-    prk = hmac_sha256(salt or bytes(32), ikm)
+    prk = hmac_sha256(salt or _NO_SALT, ikm)
     out = b""
     block = b""
-    i = 1
+    i = bytearray(1)             # the block counter octet
     while len(out) < length:
-        block = hmac_sha256(prk, block + info + bytes((i,)))
-        out += block
-        i += 1
-    return out[:length]
+        i[0] += 1
+        block = hmac_sha256(prk, block, info, i)      # T(i) = HMAC(PRK, T(i-1) | info | i)
+        out = out + block if out else block
+    return out if len(out) == length else out[:length]
 
 
 def key_schedule(tt, aad=b""):
     """(Ke, KcA, KcB) from the transcript (RFC 9382 section 4); each 16 bytes."""
     digest = hashlib.sha256(tt).digest()
-    ke, ka = digest[:KEY_LEN], digest[KEY_LEN:]
-    kc = hkdf(ka, b"", b"ConfirmationKeys" + aad, 2 * KEY_LEN)
-    return ke, kc[:KEY_LEN], kc[KEY_LEN:]
+    # KcA | KcB = HKDF(Ka, salt=nil, "ConfirmationKeys" | AAD, 32) (hkdf() above): 32 bytes
+    # are one extract and ONE expand block, T(1) = HMAC(PRK, info | 0x01), MACed in parts
+    prk = hmac_sha256(_NO_SALT, digest[KEY_LEN:])
+    kc = hmac_sha256(prk, b"ConfirmationKeys", aad, b"\x01")
+    return digest[:KEY_LEN], kc[:KEY_LEN], kc[KEY_LEN:]
 
 
 def confirmation(kc, tt):

@@ -14,7 +14,6 @@
 # A torn last line is a write the power cut interrupted: nothing acted on it, so it is
 # dropped. Anything else that fails its check is corruption: recovery refuses to start.
 import json
-from binascii import hexlify
 
 from micropython import const
 
@@ -34,25 +33,41 @@ def chain_mac(key, prev_mac, body):
     return hmac_sha256(key, prev_mac, body)[:MAC_LEN]
 
 
+_HEX = b"0123456789abcdef"
+
+
 def encode_line(key, prev_mac, record):
+    """(line, mac): the journal line of record, made in one buffer (the MAC's hex digits
+    written in place)."""
     body = json.dumps(record).encode()
     mac = chain_mac(key, prev_mac, body)
-    return b"".join((body, b"\t", hexlify(mac), b"\n")), mac
+    n = len(body)
+    line = bytearray(n + 2 * MAC_LEN + 2)
+    line[:n] = body
+    line[n] = 9                  # TAB
+    for i in range(MAC_LEN):
+        line[n + 1 + 2 * i] = _HEX[mac[i] >> 4]
+        line[n + 2 + 2 * i] = _HEX[mac[i] & 15]
+    line[-1] = 10                # LF
+    return line, mac
 
 
 def decode_line(key, prev_mac, line):
-    """Return (record, mac) or None when the line fails its checks."""
-    if not line.endswith(b"\n"):
+    """Return (record, mac) or None when the line fails its checks. The MAC's hex digits
+    (either case) are checked in place: the body is the one copy made of the line."""
+    end = len(line) - 1
+    if end < 0 or line[end] != 10:           # LF
         return None
-    body, sep, mac_hex = line[:-1].rpartition(b"\t")
-    if not sep or len(mac_hex) != 2 * MAC_LEN:
+    tab = line.rfind(b"\t", 0, end)
+    if tab < 0 or end - tab != 2 * MAC_LEN + 1:
         return None
-    try:
-        mac = bytes.fromhex(mac_hex.decode())
-    except ValueError:
-        return None
-    if chain_mac(key, prev_mac, body) != mac:
-        return None
+    body = line[:tab]
+    mac = chain_mac(key, prev_mac, body)
+    for i in range(2 * MAC_LEN):
+        c = line[tab + 1 + i]
+        want = _HEX[mac[i >> 1] >> 4 if i & 1 == 0 else mac[i >> 1] & 15]
+        if c != want and not (want > 0x60 and c == want - 0x20):     # 'a'-'f' or 'A'-'F'
+            return None
     try:
         return json.loads(body), mac
     except ValueError:
@@ -72,7 +87,7 @@ def _names(fs, prefix):
 
 def read_segment(fs, key, n, raw=False):
     """Yield (record, mac) of segment n after checking its header; stops at a torn tail.
-    With raw, the record is its journal line as stored (json TAB mac, no newline).
+    With raw, the record is its journal line as read (json TAB mac LF).
 
     Returns the generator; the header is checked when iteration starts. Raises StoreCorrupt
     on a bad line that is not the last one."""
@@ -100,7 +115,7 @@ def read_segment(fs, key, n, raw=False):
                 continue
             record, prev = got
             seq += 1
-            yield (line[:-1] if raw else record), prev
+            yield (line if raw else record), prev
 
 
 class Store:
@@ -219,17 +234,15 @@ def read_audit(fs, key, from_seq=1, raw=False):
     Segments must join up: each header names the (n, mac) where the previous one ended.
     Raises StoreCorrupt on any break."""
     segs = _names(fs, "j.")
-    prev_end = None
+    end_seq = end_mac = None      # where the previous segment ended
     for n in segs:
         rows = read_segment(fs, key, n, raw)
         header, mac = next(rows)
-        if prev_end is not None and (header["n"], mac) != prev_end:
+        if end_seq is not None and (header["n"] != end_seq or mac != end_mac):
             raise StoreCorrupt("segment %d does not continue segment %d" % (n, n - 1))
         seq = header["n"]
-        last = (seq, mac)
         for record, mac in rows:
             seq += 1              # read_segment checked that records count up by one
-            last = (seq, mac)
             if seq >= from_seq:
-                yield record
-        prev_end = last
+                yield record[:-1] if raw else record     # a raw line without its LF
+        end_seq, end_mac = seq, mac

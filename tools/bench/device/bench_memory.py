@@ -8,6 +8,8 @@
 # "retained" is always read at the start of a step, after that collection. Transients are
 # the bytes allocated while one operation runs, minus what it leaves retained: on the
 # unix port with the collector off, on the WebAssembly port as it always is inside a call.
+# Requests: every kind the locker serves, once each (bench_requests.py; pake=False leaves
+# out the pickups, whose SPAKE2 arithmetic allocates megabytes with the collector off).
 # Import this module first: it measures imports.
 import gc
 import sys
@@ -88,13 +90,7 @@ def steps(folder, slot_counts, fill=True, pake=False):
     R["imports"] = imports
     a = gc.mem_alloc()
     import bench_util as U
-    from core import protocol as P
-    bench_pake = None
-    if pake:            # harness too: imported before any baseline is taken
-        try:
-            import bench_pake
-        except ImportError:
-            pass
+    import bench_requests    # harness too: imported before any baseline is taken
     yield
     R["harness"] = gc.mem_alloc() - a
     R["per_slots"] = {}
@@ -114,39 +110,16 @@ def steps(folder, slot_counts, fill=True, pake=False):
             trans.append([name, used, resp[2] if resp else None, retained])
             return resp
 
-        ch = rig.hello()[1]
-        yield
-        request("deposit", rig.deposit_frame(cred, key, ch, U.req_id(1), 1))
-        yield
-        sid, code = rig.deposit(cred, key, U.req_id(1), 1)    # same request id: same slot
-        rig.settle(sid)
-        ch = rig.hello()[1]
-        yield
-        request("wrong pickup", rig.pickup_frame(U.wrong_code(code), ch))
-        yield
-        ch = rig.hello()[1]
-        yield
-        request("pickup", rig.pickup_frame(code, ch))     # its PICKUP_START
-        yield
-        rig.pickup(code)                                 # the whole pickup: the slot frees
-        yield
-        rig.settle(sid)
-        ch = rig.hello()[1]
-        yield
-        request("HELLO", P.request(P.HELLO))
-        yield
+        # Every request kind once (bench_requests), the PAKE's group arithmetic on rows
+        # of its own, then the link layer's share of a request.
+        for rows in bench_requests.requests(rig, _allocated, pake):
+            trans.extend(rows)
+            yield
         from core.hmac_sha256 import hmac_sha256
-        _, used = _allocated(lambda: hmac_sha256(b"k" * 32, b"m" * 40))
+        k, m = b"k" * 32, b"m" * 40
+        _, used = _allocated(lambda: hmac_sha256(k, m))
         trans.append(["one HMAC-SHA256 call (inside every request)", used, None, None])
         yield
-        # Hook for the PAKE pickup (SPAKE2/CPace): its bench script, when the firmware has
-        # one, reports its requests' transients (big-integer arithmetic) the same way.
-        R["pake"] = "no PAKE in this firmware (hook: tools/bench/device/bench_pake.py)"
-        if bench_pake is not None:
-            for name, used in bench_pake.transients(rig, _allocated):
-                trans.append([name, used, None, None])
-                R["pake"] = "measured"
-                yield
         if not fill:
             rig = lk = None
             continue
@@ -179,14 +152,9 @@ def steps(folder, slot_counts, fill=True, pake=False):
             rig = lk = None
             continue
         d["retained_full"] = gc.mem_alloc() - base
-        ch = rig.hello()[1]
-        yield
-        request("wrong pickup, full locker", rig.pickup_frame(U.wrong_code(code), ch))
-        yield
-        ch = rig.hello()[1]
-        yield
-        request("pickup, full locker", rig.pickup_frame(code, ch))
-        yield
+        for rows in bench_requests.full_locker(rig, _allocated, code, pake):
+            trans.extend(rows)
+            yield
         rig.settle(sid)
         yield
         # The worst moment of PRODUCT.md: a full locker compacting. Compaction runs inside
