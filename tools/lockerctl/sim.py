@@ -16,7 +16,7 @@ from . import firmware
 from .firmware import BuildError, micropython_binary
 
 DEFAULT_PORT = 7420
-DEFAULT_HEAP = "142k"        # SIM_HEAP unset: see sim_heap()
+DEFAULT_HEAP = "144k"        # SIM_HEAP unset: see sim_heap()
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 _children = {}               # pid -> Popen of simulators this process started (to reap them)
@@ -177,10 +177,10 @@ def _log_tail(state, lines=8):
 
 
 def sim_heap():
-    """Heap cap of the simulator process: SIM_HEAP, default 142k (docs/performance.md, "The
+    """Heap cap of the simulator process: SIM_HEAP, default 144k (docs/performance.md, "The
     simulator's heap": the 64-bit unix port keeps all bytecode in the heap, the simulator adds
-    its own board, socket streams and control channel; measured, `make demo` passes at 130k
-    and the test suite's simulators at 134k, rebooting stores cut at random moments and
+    its own board, socket streams and control channel; measured, `make demo` passes at 132k
+    and the test suite's simulators at 136k, rebooting stores cut at random moments and
     recovering a deleted store: the default keeps 8 KB or more over both).
     Raises firmware.SettingError (a ValueError) naming the variable when it is not a size."""
     return firmware.heap_setting("SIM_HEAP", DEFAULT_HEAP)
