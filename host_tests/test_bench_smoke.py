@@ -39,11 +39,11 @@ def test_report_has_a_table_per_section_and_a_summary(bench):
     out = bench["stdout"]
     for title in ("1. Pickup PAKE cost", "2. Durable writes", "3. Memory",
                   "4. Recovery", "5. Firmware size", "6. Protocol on the air",
-                  "7. Host side throughput", "Summary"):
+                  "7. Host side throughput", "8. The simulator's heap", "Summary"):
         assert "## " + title in out
     summary = out.split("## Summary")[1]
     for target in ("Pickup attempt (SPAKE2)", "One durable write", "Bytes written", "RAM",
-                   "Firmware size", "Boot/recovery"):
+                   "Firmware size", "Boot/recovery", "RAM: the simulator"):
         assert target in summary
     assert summary.count("\n|") >= 10        # header, rule and one row per target
 
@@ -134,3 +134,25 @@ def test_size_and_protocol(bench):
         assert small["bytes"] == small["message_bytes"] + small["fragments"]
     host = section(bench, 7)
     assert all(rate > 0 for rate in host.values())
+
+
+def test_simulator_heap_figures(bench):
+    sim = section(bench, 8)
+    st = sim["stages"]
+    order = ["start", "asyncio", "firmware", "main", "board_shared", "sim_hw", "sim_board",
+             "locker", "booted", "serving"]
+    assert set(st) == set(order)
+    # every import stage keeps something and interns names; the pools only grow
+    for a, b in zip(order, order[1:6]):
+        assert st[b]["alloc"] > st[a]["alloc"], (a, b, st)
+    assert all(st[b]["names"] >= st[a]["names"] and st[b]["pools"] >= st[a]["pools"]
+               for a, b in zip(order, order[1:]))
+    assert st["booted"]["alloc"] < st["locker"]["alloc"]       # boot-only modules dropped
+    assert st["serving"]["qstr_bytes"] < st["serving"]["alloc"]
+    # the demo passes at the default SIM_HEAP and the bisection found a smaller or equal cap
+    assert sim["demo_min_kb"] and sim["demo_min_kb"] <= sim["default_kb"]
+    assert sim["demo_fails_kb"] is None or sim["demo_fails_kb"] < sim["demo_min_kb"]
+    for heap, (now, total, peak) in sim["demo_heap"].items():
+        assert 0 < now < total and 0 < peak <= total, (heap, now, peak, total)
+        cap = 1024 * int(heap[:-1])       # -X heapsize: the collector's table comes off it
+        assert 0.95 * cap <= total <= cap, (heap, total)

@@ -485,9 +485,9 @@ def test_deleted_journal_segment_halts_the_simulator(locker):
 def test_deleted_store_halts_then_operator_recovers_without_guessing(make_locker,
                                                                    monkeypatch):
     # Recovering a locker whose whole store is gone writes a new store while the simulator
-    # holds its links: measured to need SIM_HEAP 136k on the 64-bit port (fails at 132k), an
-    # open item for the heap budget (docs/reliability.md "A halted locker").
-    monkeypatch.setenv("SIM_HEAP", os.environ.get("SIM_RECOVER_HEAP", "148k"))
+    # holds its links: measured to need SIM_HEAP 136k on the 64-bit port (fails at 135k),
+    # inside the default (docs/reliability.md "A halted locker"); SIM_RECOVER_HEAP to probe.
+    monkeypatch.setenv("SIM_HEAP", os.environ.get("SIM_RECOVER_HEAP") or sim.sim_heap())
     locker = make_locker()
     path = locker.courier()
     dep = locker.ok("deposit", "--credential", path)
@@ -540,7 +540,8 @@ def test_sim_clock_cannot_move_the_locker_to_2300(locker):
 def test_store_on_a_littlefs_flash_image_survives_power_cuts(make_locker, monkeypatch):
     # littlefs's state, caches and the image's block device live in the MicroPython heap
     # too (as on the ESP32): docs/reliability.md gives the measured extra
-    monkeypatch.setenv("SIM_HEAP", os.environ.get("SIM_LFS_HEAP", "148k"))
+    # measured: passes at SIM_HEAP=135k, fails at 134k (inside the default); SIM_LFS_HEAP
+    monkeypatch.setenv("SIM_HEAP", os.environ.get("SIM_LFS_HEAP") or sim.sim_heap())
     lk = make_locker()
     lk.ok("sim", "stop")
     lk.ok("provision", "--force")

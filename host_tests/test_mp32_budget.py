@@ -70,11 +70,27 @@ def test_boot_only_modules_are_not_imported_by_what_stays(budget):
 
 
 def test_device_image_has_no_line_numbers(tmp_path):
-    """`-X no-source-lines` for the board only: the simulator's and tests' image keeps them
-    (tracebacks in tests name lines)."""
+    """`-X no-source-lines` for the board and the simulator process (the board's bytecode):
+    the tests' image keeps them (tracebacks in tests name lines)."""
     firmware.compile_tree(str(tmp_path / "sim"), "sim", incremental=False)
     firmware.compile_tree(str(tmp_path / "dev"), "device", incremental=False)
+    firmware.compile_tree(str(tmp_path / "run"), "simulator", incremental=False)
     for rel in ("core/locker.mpy", "core/store.mpy"):
-        sim = (tmp_path / "sim" / rel).stat().st_size
-        dev = (tmp_path / "dev" / rel).stat().st_size
-        assert dev < sim, (rel, dev, sim)
+        sim = (tmp_path / "sim" / rel).read_bytes()
+        dev = (tmp_path / "dev" / rel).read_bytes()
+        assert len(dev) < len(sim), (rel, len(dev), len(sim))
+        assert (tmp_path / "run" / rel).read_bytes() == dev       # the same bytes as a board's
+
+
+def test_simulator_image_runs_main_compiled(tmp_path):
+    """`lockerctl sim` runs main.mpy (`-m main`): a main.py left in the folder by an older
+    build would shadow it, so a rebuild for the "simulator" target removes it, and a folder
+    built for another target is rebuilt whole (its .image stamp)."""
+    out = tmp_path / "fw"
+    firmware.compile_tree(str(out), "sim")
+    assert (out / "main.py").exists() and not (out / "main.mpy").exists()
+    with_lines = (out / "core" / "locker.mpy").read_bytes()
+    firmware.compile_tree(str(out), "simulator")           # incremental, but another target
+    assert (out / "main.mpy").exists() and not (out / "main.py").exists()
+    assert (out / ".image").read_text().strip() == "simulator"
+    assert len((out / "core" / "locker.mpy").read_bytes()) < len(with_lines)

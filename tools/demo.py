@@ -3,7 +3,8 @@
 Every step is a real `lockerctl` command; the story prints each command and its output, so a
 new user can type the same commands afterwards. Everything lives in ./state/demo (the
 simulator's flash, the operator's key store, the courier's credential): gitignored, and
-wiped at the start of each run."""
+wiped at the start of each run (DEMO_DIR names another folder: `make bench` runs the demo at
+many heap sizes, tools/bench/run.py)."""
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import sys
 from lockerctl import sim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO = os.path.join(ROOT, "state", "demo")
+DEMO = os.path.abspath(os.environ.get("DEMO_DIR") or os.path.join(ROOT, "state", "demo"))
 STATE = os.path.join(DEMO, "locker")
 KEYS = os.path.join(DEMO, "keys")
 CRED = os.path.join(DEMO, "courier-42.cred.json")

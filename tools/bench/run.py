@@ -87,15 +87,21 @@ def passes(argv, timeout=300):
 
 def min_heap_kb(make_argv, lo_kb, hi_kb, step_kb):
     """Smallest heap (KB, to step_kb) at which make_argv(heap) passes; None if hi fails."""
-    if not passes(make_argv("%dk" % hi_kb)):
+    return bisect_kb(lambda heap: passes(make_argv(heap)), lo_kb, hi_kb, step_kb)
+
+
+def bisect_kb(ok, lo_kb, hi_kb, step_kb):
+    """Smallest heap (KB, to step_kb) with ok("<n>k") true, and the largest tried that
+    failed: (passes, fails); (None, None) if hi_kb fails, (lo_kb, None) if lo_kb passes."""
+    if not ok("%dk" % hi_kb):
         return None, None
     lo = lo_kb                     # assumed failing; checked below
-    if passes(make_argv("%dk" % lo)):
+    if ok("%dk" % lo):
         return lo, None
     hi = hi_kb
     while hi - lo > step_kb:
         mid = (lo + hi) // 2
-        if passes(make_argv("%dk" % mid)):
+        if ok("%dk" % mid):
             hi = mid
         else:
             lo = mid
@@ -699,13 +705,128 @@ def section_host(ctx):
     return text, data
 
 
+# ---- the simulator's heap (SIM_HEAP) -------------------------------------------------------
+
+SIM_STAGES = [
+    ("start", "interpreter + the measuring script (not the simulator's)"),
+    ("asyncio", "asyncio (frozen in the unix port, as in the ESP32's: its objects only)"),
+    ("firmware", "firmware modules main.py imports (core.locker, store, pickup PAKE, ...; "
+                 "drivers.gpio_lock)"),
+    ("main", "main (main.mpy)"),
+    ("board_shared", "core.fragment, core.link, drivers.flash_fs, drivers.nvs_anchor "
+                     "(a board loads them too)"),
+    ("sim_hw", "targets.sim_hw, targets.sim_nvs (simulated doors, NVS): simulator only"),
+    ("sim_board", "targets.sim_board + SimBoard() (socket radio, control channel): "
+                  "simulator only"),
+    ("locker", "main.Runtime(): config read, core.anchored, the locker and its state "
+               "(the demo's 10 slots)"),
+    ("booted", "boot(): recovery, first snapshot, boot-only modules dropped"),
+    ("serving", "serving: asyncio streams, the two socket servers, the hardware loop"),
+]
+DEMO_LAYOUT = "S*4,M*4,L*2"      # tools/demo.py's locker
+QSTR_RE = r"n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)"
+DEMO_HEAP_RE = r"heap in use now (\d+) of (\d+) bytes; peak during a request (\d+)"
+
+
+def sim_stages(ctx):
+    """bench_sim.py on the simulator image: retained heap and interned names per stage."""
+    import re
+    from lockerctl import sim
+    from lockerctl.commands.operator import provision_state
+    state = os.path.join(ctx["tmp"], "sim-stages")
+    os.environ.setdefault("LOCKERCTL_HOME", os.path.join(ctx["tmp"], "keys"))
+    provision_state(state, DEMO_LAYOUT)
+    fw = sim.build_firmware(state)
+    code = "import sys;sys.path[:0]=[%r,%r];import bench_sim;bench_sim.main(%r)" % (
+        fw, ctx["mpy"], os.path.abspath(state))
+    proc = subprocess.run([MICROPYTHON, "-X", "heapsize=" + WORK_HEAP, "-c", code],
+                          capture_output=True, text=True, timeout=120, cwd=fw)
+    stages, key = {}, None
+    for line in proc.stdout.splitlines():
+        if line.startswith("STAGE "):
+            _, key, alloc = line.split()
+            stages[key] = {"alloc": int(alloc)}
+        elif key and re.search(QSTR_RE, line):
+            n = [int(x) for x in re.search(QSTR_RE, line).groups()]
+            stages[key].update(pools=n[0], names=n[1], str_bytes=n[2], qstr_bytes=n[3])
+    if proc.returncode or "RESULT" not in proc.stdout or len(stages) != len(SIM_STAGES):
+        raise BenchError("bench_sim on MicroPython failed:\n%s%s" % (proc.stdout[-2000:],
+                                                                      proc.stderr[-2000:]))
+    return stages
+
+
+def demo_run(ctx, heap):
+    """`make demo`'s story (tools/demo.py) with SIM_HEAP=heap in a folder of its own:
+    (passed, its output)."""
+    folder = os.path.join(ctx["tmp"], "demo-" + heap)
+    env = dict(os.environ, SIM_HEAP=heap, DEMO_WEB="0", DEMO_DIR=folder)
+    done = subprocess.run([sys.executable, os.path.join(REPO, "tools", "demo.py")], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    shutil.rmtree(folder, ignore_errors=True)
+    return done.returncode == 0, done.stdout + done.stderr
+
+
+def section_sim(ctx):
+    """Where the simulator's heap goes and the smallest SIM_HEAP `make demo` passes at."""
+    import re
+    from lockerctl import sim
+    st = sim_stages(ctx)
+    rows, prev = [], None
+    for key, label in SIM_STAGES:
+        d = st[key]
+        rows.append([label, num(d["alloc"]), "-" if prev is None else
+                     "%+d" % (d["alloc"] - st[prev]["alloc"]), num(d["names"]),
+                     "%d / %s" % (d["pools"], num(d["qstr_bytes"]))])
+        prev = key
+    text = ("The simulator image (`lockerctl sim`'s: main.mpy, no line numbers) loaded stage by "
+            "stage as `micropython -m main sim STATE` loads it "
+            "(`tools/bench/device/bench_sim.py`, 64-bit unix port, heap %s; bytes retained "
+            "after a collection; a stage's bytes include the interned names and qstr pools "
+            "it adds):\n\n" % WORK_HEAP) + table(
+        ["stage", "retained (B)", "this stage (B)", "interned names", "qstr pools / bytes"],
+        rows)
+    end = st["serving"]
+    text += ("\n\nInterned names at the end: %d in %d pools, %s B (of which name text %s B);"
+             " MicroPython grows the pool by doubling, so one name more than a pool holds "
+             "costs a whole new pool." % (end["names"], end["pools"], num(end["qstr_bytes"]),
+                                          num(end["str_bytes"])))
+    default = sim.sim_heap()
+    default_kb = heap_bytes(default) // 1024
+    runs = {}
+
+    def ok(heap):
+        runs[heap] = demo_run(ctx, heap)
+        return runs[heap][0]
+
+    hi = default_kb if ok(default) else 512
+    best, fails = bisect_kb(ok, 64, hi, ctx["p"]["bisect_step_kb"])
+    at = {}
+    for heap in (default, "%dk" % best if best else None):
+        m = heap and re.search(DEMO_HEAP_RE, runs.get(heap, (False, ""))[1])
+        if m:
+            at[heap] = [int(x) for x in m.groups()]
+    rows = [["`make demo` (tools/demo.py: deposit, pickup, a wrong code, status, audit)",
+             "%d KB" % best if best else "> 512 KB", "%d KB" % fails if fails else "-",
+             default, "%d KB" % (default_kb - best) if best else "-"]]
+    text += ("\n\nSmallest `SIM_HEAP` that passes (bisected to %d KB; a capped heap fails "
+             "when no free block is large enough, not only when the total is reached):\n\n"
+             % ctx["p"]["bisect_step_kb"]) + table(
+        ["flow", "passes at", "fails at", "default SIM_HEAP", "margin"], rows)
+    for heap, (now, total, peak) in sorted(at.items()):
+        text += ("\n\nAt SIM_HEAP=%s the demo ends with %s B in use of %s; the heaviest "
+                 "measured request peaked at %s B." % (heap, num(now), num(total), num(peak)))
+    return text, {"stages": st, "demo_min_kb": best, "demo_fails_kb": fails,
+                  "default": default, "default_kb": default_kb, "demo_heap": at}
+
+
 SECTIONS = [("1. Pickup PAKE cost", section_verify),
             ("2. Durable writes", section_writes),
             ("3. Memory", section_memory),
             ("4. Recovery", section_recovery),
             ("5. Firmware size", section_size),
             ("6. Protocol on the air", section_protocol),
-            ("7. Host side throughput", section_host)]
+            ("7. Host side throughput", section_host),
+            ("8. The simulator's heap", section_sim)]
 
 
 def summary(res):
@@ -736,6 +857,7 @@ def summary(res):
         x = mins.get(key, {}).get("min_kb")
         return "%s KB" % x if x else "n/a"
 
+    simh = res["8. The simulator's heap"]
     rows = [
         ["Pickup attempt (SPAKE2) does not grow with occupancy",
          "locker: %s scalar passes per attempt, right or wrong, at %s occupied slots; "
@@ -768,6 +890,13 @@ def summary(res):
         ["RAM: fits the ~100 KB heap",
          "smallest heap: empty-locker flow %s, full-locker flow with compaction %s "
          "(cap %s)" % (mk("flow_empty"), mk("flow_full"), m["mp_heap"])],
+        ["RAM: the simulator (64-bit port, `SIM_HEAP`)",
+         "`make demo` passes at %s (fails at %s), default %s; %s B retained while serving "
+         "(firmware, simulated board, locker)" % (
+             "%d KB" % simh["demo_min_kb"] if simh["demo_min_kb"] else "-",
+             "%d KB" % simh["demo_fails_kb"] if simh["demo_fails_kb"] else "-",
+             simh["default"], num(simh["stages"]["serving"]["alloc"]
+                                  - simh["stages"]["start"]["alloc"]))],
         ["RAM: ESP32 heap budget (100 KB, BLE on; 32-bit VM)",
          ("with .mpy files %.1f KB in use at the worst moment, %.0f%% free; firmware frozen "
           "%.1f KB, %.0f%% free (goal: >= 30%% free with .mpy)" % (

@@ -3,7 +3,7 @@
 Importable from tools/ and from host_tests/: a locker rig on a scratch folder (the real core,
 fake hardware, hand-moved clock), credentials, a figures table whose must-be-zero rows decide
 the exit status, and a small launcher for the MicroPython simulator (compiled .mpy firmware,
-`micropython -X heapsize=100k main.py sim <state>`)."""
+`micropython -X heapsize=SIM_HEAP -m main sim <state>`)."""
 import json
 import os
 import shutil

@@ -11,7 +11,13 @@ benchmarks and the campaigns. The firmware tree (docs/architecture.md):
 
 A compiled image mirrors that tree: <out>/core/locker.mpy, <out>/main.py, ...
 
-    python -m lockerctl.firmware build [--out DIR] [--target sim|device] [--march ARCH]
+Three images from the same sources: "device" (what `make deploy` flashes: no simulator
+modules, no line numbers), "sim" (everything, line numbers kept, main.py as source: the tests'
+and the bench's image) and "simulator" (what `lockerctl sim` runs: everything, compiled as
+the board's modules are, main.py too; docs/performance.md "The simulator's heap").
+
+    python -m lockerctl.firmware build [--out DIR] [--target sim|simulator|device]
+                                       [--march ARCH]
 """
 import argparse
 import os
@@ -28,8 +34,15 @@ SIM_ONLY = ("targets/sim_board.py", "targets/sim_hw.py", "targets/sim_nvs.py",
 NOT_CODE = ("manifest.py",)                     # the freeze manifest of an image build
 # mpy-cross options of the image a board gets: no line-number table in the bytecode (a
 # board's traceback names the function but says "line 1"; docs/performance.md). The
-# simulator's and the tests' images keep line numbers so their tracebacks stay useful.
+# simulator runs the same bytecode (3 KB less heap on the 64-bit port; its log names the
+# function); the tests' image ("sim") keeps line numbers so their tracebacks stay useful.
 DEVICE_MPY_OPTS = ("-X", "no-source-lines")
+TARGETS = ("sim", "simulator", "device")
+NO_LINES = ("device", "simulator")
+# The simulator runs main compiled (main.mpy, `micropython -m main`): compiling main.py
+# inside its capped heap at start leaves garbage between the modules it then imports.
+MAIN_COMPILED = ("simulator",)
+STAMP = ".image"                                # names the target an image folder was built for
 # micropython-lib's aioble components a board gets (`make deploy`: mpremote mip install), the
 # parts a peripheral GATT server needs; each requires aioble-core (__init__, core, device).
 # The whole `aioble` would add the central role, GATT client, L2CAP and security, which the
@@ -115,8 +128,8 @@ def mpy_cross_cmd():
 def sources(target="sim"):
     """Firmware sources as (absolute path, path relative to firmware/), sorted.
 
-    target "sim": everything the simulator runs; "device": what a real board gets (no
-    simulator board, no fake hardware)."""
+    target "sim" and "simulator": everything the simulator runs; "device": what a real board
+    gets (no simulator board, no fake hardware)."""
     found = []
     for name in sorted(os.listdir(FIRMWARE)):
         if name.endswith(".py") and name not in NOT_CODE:
@@ -127,20 +140,33 @@ def sources(target="sim"):
                 found.append(pkg + "/" + name)
     if target == "device":
         found = [rel for rel in found if rel not in SIM_ONLY]
-    elif target != "sim":
-        raise BuildError("unknown target %r (sim or device)" % target)
+    elif target not in TARGETS:
+        raise BuildError("unknown target %r (%s)" % (target, ", ".join(TARGETS)))
     return [(os.path.join(FIRMWARE, rel), rel) for rel in found]
 
 
 def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
-    """Compile the firmware into `out` (same tree, .mpy; main.py copied as source).
+    """Compile the firmware into `out` (same tree, .mpy; main.py copied as source, except
+    for the "simulator" target, which compiles it too).
 
     extra: more (source path, relative .py path) pairs compiled into the same tree (bench
-    and campaign scripts). incremental: skip modules whose .mpy is newer than the source.
+    and campaign scripts). incremental: skip modules whose .mpy is newer than the source;
+    a folder built for another target (out/.image) is rebuilt whole.
     Returns the list of written .mpy paths plus the copied sources. Raises BuildError."""
+    stamp = os.path.join(out, STAMP)
+    try:
+        with open(stamp) as f:
+            incremental = incremental and f.read().strip() == target
+    except OSError:
+        incremental = False
     written = []
     for src, rel in list(sources(target)) + list(extra):
-        if rel in AS_SOURCE:
+        if rel in AS_SOURCE and target in MAIN_COMPILED:
+            try:
+                os.remove(os.path.join(out, rel))      # a main.py would shadow main.mpy
+            except OSError:
+                pass
+        elif rel in AS_SOURCE:
             dst = os.path.join(out, rel)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copyfile(src, dst)
@@ -151,6 +177,8 @@ def compile_tree(out, target="sim", march=None, extra=(), incremental=True):
         if incremental and os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
             continue
         compile_module(src, rel, dst, target, march)
+    with open(stamp, "w") as f:
+        f.write(target + "\n")
     return written
 
 
@@ -158,7 +186,7 @@ def compile_module(src, rel, dst, target="sim", march=None):
     """One module to .mpy at dst, with the options of target's image (the device image has
     no line numbers). rel is its path in the tree. Raises BuildError."""
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    opts = DEVICE_MPY_OPTS if target == "device" else ()
+    opts = DEVICE_MPY_OPTS if target in NO_LINES else ()
     # -s: the image names its modules by their path in the tree ("core/store.py"), not by
     # where this checkout happens to live: the same bytes on every machine, and a short
     # qstr in the board's heap.
@@ -185,7 +213,7 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build")
     b.add_argument("--out", default=os.path.join(REPO, "build", "mpy"))
-    b.add_argument("--target", default="sim", choices=("sim", "device"))
+    b.add_argument("--target", default="sim", choices=TARGETS)
     b.add_argument("--march", default=None, help="e.g. xtensawin for the ESP32")
     a = ap.parse_args(argv)
     try:

@@ -2,9 +2,9 @@
 ESP32-sized heap, a state folder in place of flash, a loopback socket in place of the radio.
 
 State folder: locker.json + secret.bin (provisioning), sim.json (ports, sensors), sim.pid,
-sim.log, fw/ (the firmware compiled with mpy-cross: .py source is too big to compile inside
-a small heap), store/ (the journal), sim_rtc.json and sim_doors.json (the RTC battery and
-the physical doors, which outlive a power cut)."""
+sim.log, fw/ (the firmware compiled with mpy-cross as a board's is, main included: source
+is too big to compile inside a small heap), store/ (the journal), sim_rtc.json and
+sim_doors.json (the RTC battery and the physical doors, which outlive a power cut)."""
 import json
 import os
 import signal
@@ -16,6 +16,7 @@ from . import firmware
 from .firmware import BuildError, micropython_binary
 
 DEFAULT_PORT = 7420
+DEFAULT_HEAP = "144k"        # SIM_HEAP unset: see sim_heap()
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 _children = {}               # pid -> Popen of simulators this process started (to reap them)
@@ -64,7 +65,7 @@ def build_firmware(state):
     """Compile the firmware to <state>/fw (only what changed); return that folder."""
     out = os.path.join(state, "fw")
     try:
-        firmware.compile_tree(out, "sim")
+        firmware.compile_tree(out, "simulator")
     except BuildError as e:
         raise SimError(str(e))
     return out
@@ -72,13 +73,14 @@ def build_firmware(state):
 
 def launch(state, fw, heap=None, log=None, env=None):
     """THE way the simulator process is started (lockerctl sim, tests, campaigns, bench):
-    `micropython -X heapsize=HEAP main.py sim STATE` in the compiled image folder `fw`.
+    `micropython -X heapsize=HEAP -m main sim STATE` in the compiled image folder `fw`
+    (build_firmware's holds main.mpy; a folder with main.py as source runs that instead).
     log: an open binary file for stdout+stderr. Returns the Popen."""
     try:
         exe = micropython_binary()
     except BuildError as e:
         raise SimError(str(e))
-    return subprocess.Popen([exe, "-X", "heapsize=" + (heap or sim_heap()), "main.py", "sim",
+    return subprocess.Popen([exe, "-X", "heapsize=" + (heap or sim_heap()), "-m", "main", "sim",
                              os.path.abspath(state)], cwd=fw, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, env=env)
@@ -107,8 +109,8 @@ def _alive(pid):
 
 
 def _is_our_sim(pid, state):
-    """The pid file may be stale and the pid reused: only a micropython running main.py
-    for this state folder is ours to signal."""
+    """The pid file may be stale and the pid reused: only a micropython running main for
+    this state folder is ours to signal."""
     if pid in _children:
         return True
     try:
@@ -116,7 +118,8 @@ def _is_our_sim(pid, state):
             argv = f.read().split(b"\0")
     except OSError:
         return os.name != "posix" or not os.path.isdir("/proc")
-    return b"main.py" in argv and os.path.abspath(state).encode() in argv
+    runs_main = b"main" in argv or b"main.py" in argv       # `-m main`; before: main.py
+    return runs_main and os.path.abspath(state).encode() in argv
 
 
 def running_pid(state):
@@ -174,13 +177,13 @@ def _log_tail(state, lines=8):
 
 
 def sim_heap():
-    """Heap cap of the simulator process: SIM_HEAP, default 148k (docs/performance.md: the
-    simulator adds its own board, socket streams and control channel to the firmware, and
-    the 64-bit unix port keeps all bytecode in the heap; 128k until the journal anchor and
-    the pickup PAKE (p256, spake2) added theirs, 144k until the requests' allocation cuts
-    added ~3 KB of bytecode to the 64-bit image, which keeps line numbers).
+    """Heap cap of the simulator process: SIM_HEAP, default 144k (docs/performance.md, "The
+    simulator's heap": the 64-bit unix port keeps all bytecode in the heap, the simulator adds
+    its own board, socket streams and control channel; measured, `make demo` passes at 132k
+    and the test suite's simulators at 136k, rebooting stores cut at random moments and
+    recovering a deleted store: the default keeps 8 KB or more over both).
     Raises firmware.SettingError (a ValueError) naming the variable when it is not a size."""
-    return firmware.heap_setting("SIM_HEAP", "148k")
+    return firmware.heap_setting("SIM_HEAP", DEFAULT_HEAP)
 
 
 def _spawn(state):

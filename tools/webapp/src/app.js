@@ -129,6 +129,10 @@ function recipientRefusal(e, slot) {
       return recipientResult("bad", "Wrong code", `This locker has no slot ${slot}: check the code, ` +
         "and that you are at the right locker.");
     }
+    if (s === "busy") {
+      return recipientResult("wait", "Locker busy", "The locker is busy with other pickups. " +
+        "Try again in a minute.");
+    }
     return recipientResult("bad", "Not opened", `The locker refused (${s}). Try again; if it ` +
       "happens again, contact the sender.");
   }

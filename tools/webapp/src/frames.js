@@ -29,7 +29,7 @@ export const STATUS_NAMES = {
   5: "stale-challenge", 6: "credential-refused", 7: "no-free-slot", 8: "wrong-state",
   9: "wrong-code", 10: "locked-out", 11: "code-expired", 12: "not-permitted",
   13: "already-done", 14: "too-large", 15: "internal-error", 16: "replayed", 17: "bad-value",
-  18: "out-of-service",
+  18: "out-of-service", 19: "busy",
 };
 
 export class ProtocolError extends Error {}

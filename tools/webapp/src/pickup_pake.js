@@ -1,8 +1,6 @@
-// The pickup as a SPAKE2 run (RFC 9382, SPAKE2-P256-SHA256-HKDF-HMAC), as specified by the
-// `pake` change to docs/protocol.md sections 5.5 and 8 (PICKUP_START 0x21 / PICKUP_FINISH
-// 0x22). NOT YET USED by the app: the locker on main still speaks the version-1 PICKUP
-// (pickup.js). When the PAKE lands, app.js imports `pickup` from here instead of pickup.js;
-// the answer's shape ({slot, size, depositTs}) and the refusals (LockerRefused) are the same.
+// The pickup as a SPAKE2 run (RFC 9382, SPAKE2-P256-SHA256-HKDF-HMAC), docs/protocol.md
+// sections 5.5 and 8 (PICKUP_START 0x21 / PICKUP_FINISH 0x22); the app imports it through
+// pickup.js. The answer's shape is {slot, size, depositTs}; refusals are LockerRefused.
 // P-256 from @noble/curves, hashes, HMAC and HKDF from @noble/hashes.
 import { p256 } from "@noble/curves/nist.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
@@ -18,6 +16,8 @@ export const PICKUP_FINISH = 0x22;
 const E_EXPIRED = 11;
 const E_DONE = 13;             // parcel already gone (protocol.md section 4)
 const E_OUT_OF_SERVICE = 18;   // slot out of service
+const E_BUSY = 19;             // PAKE pacing: wait retry_after s (0: under a second), resend
+export const BUSY_RETRIES = 20; // as lockerctl's client (tools/lockerctl/client.py)
 const Point = p256.Point;
 const n = Point.Fn.ORDER;
 export const M = Point.fromHex("02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f");
@@ -82,20 +82,30 @@ export function answerMac(Ke, head, body) {
   return hmacSha256(Ke, concat(ANSWER_LABEL, head, body)).subarray(0, 16);
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** The whole pickup over a LockerClient (HELLO gives the locker id B). Returns {slot, size,
  * depositTs}; throws LockerRefused, or ProtocolError when the locker does not prove it knows
- * the code (cB) or an answer's MAC does not verify (a fake locker). */
-export async function pickup(client, code, { random = randomBytes } = {}) {
+ * the code (cB) or an answer's MAC does not verify (a fake locker). A START refused as
+ * busy (E_BUSY) is sent again, up to `retries` times. */
+export async function pickup(client, code, { random = randomBytes, retries = BUSY_RETRIES } = {}) {
   const { slot, form, material } = typeof code === "string" ? parseCode(code) : code;
   if (!client.hello) await client.sayHello();
   const w = passwordScalar(password(slot, form, material));
   const x = randomScalar(random);
   const pA = share(x, w);
-  const started = parseResponse(await client.exchange(startFrame(slot, form, pA)));
-  client.challenge = started.challenge;      // every answer carries the next challenge
-  if (started.status !== OK) {
+  let started;
+  for (let attempt = 0; ; attempt++) {
+    started = parseResponse(await client.exchange(startFrame(slot, form, pA)));
+    client.challenge = started.challenge;    // every answer carries the next challenge
+    if (started.status === OK) break;
     const e = parseError(started.body);
-    throw new LockerRefused(started.status, e.message, e.retryAfter);
+    // E_BUSY: the locker paced the PAKE (its CPU), nothing was evaluated or counted: the same
+    // START again after the wait it names (a short backoff when it says "under a second")
+    if (started.status !== E_BUSY || attempt >= retries) {
+      throw new LockerRefused(started.status, e.message, e.retryAfter);
+    }
+    await sleep(e.retryAfter ? e.retryAfter * 1000 : 50 * (attempt + 1));
   }
   if (started.type !== (PICKUP_START | RESPONSE_BIT) || started.body.length !== 97) {
     throw new ProtocolError("PICKUP_START answer must be 97 bytes");

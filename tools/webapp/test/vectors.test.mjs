@@ -401,3 +401,50 @@ test("credential hand-over text (credential_handoff vectors)", {
   assert.equal(parseCredential(h.text.toUpperCase().replace("LOCKERCTL-CREDENTIAL", "lockerctl-credential")
     .replace(/"FORMAT"|"LOCKER_ID"|"BLOCK"|"KEY"/g, (m) => m.toLowerCase())).key.length, 32);
 });
+
+// ---- E_BUSY: the locker paced the PAKE; the app sends the same START again ----------------
+
+/** A locker that answers the first `busy` PICKUP_STARTs with E_BUSY (19, retry_after 0) and
+ * the next with E_LOCKED_OUT (10); it keeps every START it got. */
+class BusyLink {
+  constructor(busy) {
+    this.busy = busy;
+    this.starts = [];
+    this.reasm = new Reassembler(256);
+    this.onFragment = null;
+    this.onClose = null;
+  }
+
+  async send(fragment) {
+    const msg = this.reasm.feed(fragment);
+    if (!msg) return;
+    assert.equal(msg[1], Pake.PICKUP_START);
+    this.starts.push(hex(msg));
+    const status = this.starts.length <= this.busy ? 19 : 10;
+    const text = new TextEncoder().encode(status === 19 ? "busy" : "locked out");
+    const frame = concat(Uint8Array.of(msg[0], msg[1] | 0x80, status), new Uint8Array(16),
+      Uint8Array.of(0, 0, 0, status === 19 ? 0 : 60, text.length), text);
+    queueMicrotask(() => split(frame, 20).forEach((f) => this.onFragment(f)));
+  }
+
+  close() {}
+}
+
+test("PICKUP_START answered busy is sent again, unchanged, and the final refusal stands", async () => {
+  const link = new BusyLink(2);
+  const c = new LockerClient(link);
+  c.hello = { lockerId: LOCKER_ID };
+  await assert.rejects(pickup(c, "003-12345-67890"), (e) => e instanceof LockerRefused &&
+    STATUS_NAMES[e.status] === "locked-out" && e.retryAfter === 60);
+  assert.equal(link.starts.length, 3);
+  assert.equal(new Set(link.starts).size, 1);          // the same START each time
+});
+
+test("a locker that stays busy: the app gives up after its retries and says busy", async () => {
+  const link = new BusyLink(1000);
+  const c = new LockerClient(link);
+  c.hello = { lockerId: LOCKER_ID };
+  await assert.rejects(pickup(c, "003-12345-67890", { retries: 2 }), (e) =>
+    e instanceof LockerRefused && STATUS_NAMES[e.status] === "busy");
+  assert.equal(link.starts.length, 3);
+});
