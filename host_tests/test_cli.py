@@ -580,3 +580,31 @@ def test_durations_are_shown_as_people_read_them(seconds, text):
     """Waits and clock steps in words, not raw seconds (fresh-eyes review)."""
     from lockerctl.output import duration
     assert duration(seconds) == text
+
+
+def _dead_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_failed_boot_shows_that_boot_not_the_one_before(tmp_path):
+    """sim.log keeps every boot: the error shown is the last boot's (review finding: after a
+    boot that failed one way, the next failure showed the earlier traceback's end too)."""
+    (tmp_path / "sim.log").write_text(
+        "--- boot at 1 ---\nTraceback (most recent call last):\n  File \"main.py\", line 1\n"
+        "ValueError: an old failure\n--- boot at 2 ---\nTraceback (most recent call last):\n"
+        "  File \"main.py\", line 1, in <module>\nOSError: [Errno 98] EADDRINUSE\n")
+    with pytest.raises(sim.SimError) as e:
+        sim._wait_ready(str(tmp_path), _dead_pid())
+    assert "EADDRINUSE" in str(e.value) and "old failure" not in str(e.value)
+
+
+def test_a_boot_out_of_heap_names_sim_heap(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIM_HEAP", "64k")
+    (tmp_path / "sim.log").write_text(
+        "--- boot at 2 ---\nTraceback (most recent call last):\n  File \"main.py\", line 1\n"
+        "MemoryError: memory allocation failed, allocating 368 bytes\n")
+    with pytest.raises(sim.SimError) as e:
+        sim._wait_ready(str(tmp_path), _dead_pid())
+    assert "MemoryError" in str(e.value) and "SIM_HEAP=64k" in str(e.value)
