@@ -200,3 +200,40 @@ def test_clock_gives_the_times_its_plain_sums_gave(floor, steps, rtc0):
 @pytest.mark.parametrize("now,ttl", [(U32, 1), (U32, U32), (0, U32), (_MAX_TIME, 86400)])
 def test_expiry_limit_fits_four_bytes_over_the_whole_u32_range(now, ttl):
     assert len(expiry_limit(now, ttl)) == 4
+
+
+# ---- reused buffers: nothing handed out changes when the next one is built --------------------
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.binary(min_size=1, max_size=P.MAX_REQUEST), b=st.binary(min_size=1,
+                                                                    max_size=P.MAX_REQUEST),
+       payload=st.integers(2, 64))
+def test_a_reassembled_message_stays_put_while_the_next_one_arrives(a, b, payload):
+    """The connection's reassembly buffer is reused: the request the locker got must not
+    change when the next request's fragments are written into it (also a cut one)."""
+    from core import fragment, link
+    rx = link.Receiver(P.MAX_REQUEST, 0, lambda x, y: x - y, window=10 ** 6)
+    got = []
+    for message in (a, b):
+        for piece in fragment.split(message, payload):
+            if rx.feed(piece, 0) == link.MESSAGE:
+                got.append(rx.message)
+    assert got == [a, b]
+    for piece in list(fragment.split(b"\xee" * P.MAX_REQUEST, payload))[:-1]:
+        rx.feed(piece, 0)                     # a third request, never finished
+    assert got == [a, b]
+
+
+def test_answers_and_journal_lines_are_not_shared_buffers():
+    """response() builds every answer through one 3-byte header buffer and encode_line() a
+    line in one buffer: an answer still queued for notification, or a line handed to the
+    flash, is not changed by the next one."""
+    from core import store as S
+    first = P.response(P.HELLO, P.OK, b"\x01" * 16, b"body-1", (b"k" * 32, b"pre", b""))
+    kept = bytes(first)
+    P.response(P.STATUS, P.E_AUTH, b"\x02" * 16, b"other body")
+    assert first == kept
+    line, _ = S.encode_line(b"k" * 32, S.GENESIS, {"e": "x", "n": 1})
+    kept = bytes(line)
+    S.encode_line(b"k" * 32, S.GENESIS, {"e": "yy", "n": 2})
+    assert line == kept
