@@ -237,3 +237,18 @@ def test_answers_and_journal_lines_are_not_shared_buffers():
     kept = bytes(line)
     S.encode_line(b"k" * 32, S.GENESIS, {"e": "yy", "n": 2})
     assert line == kept
+
+
+@settings(max_examples=200, deadline=None)
+@given(holders=st.lists(st.one_of(st.none(), st.binary(min_size=1, max_size=12)), min_size=3,
+                        max_size=3),
+       asked=st.binary(min_size=1, max_size=12), pick=st.integers(0, 2))
+def test_holder_is_in_the_column_is_the_slot_views_holder(holders, asked, pick):
+    """RECLAIM's "your own parcel" test, read in the credential column in place."""
+    sm = SlotManager([1, 1, 1])
+    for sid, h in enumerate(holders, 1):
+        if h is not None:
+            sm.deposit(sid, 1, 1000, Credential(COURIER, h, 7, 1000, 2000).encode(), bytes(8))
+    for who in (asked, holders[pick] or asked, (holders[pick] or b"x")[:-1] or b"y"):
+        for sid in sm.sids():
+            assert sm.holder_is(sid, who) == (holders[sid - 1] == who)
