@@ -580,3 +580,63 @@ def test_durations_are_shown_as_people_read_them(seconds, text):
     """Waits and clock steps in words, not raw seconds (fresh-eyes review)."""
     from lockerctl.output import duration
     assert duration(seconds) == text
+
+
+def _dead_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_failed_boot_shows_that_boot_not_the_one_before(tmp_path):
+    """sim.log keeps every boot: the error shown is the last boot's (review finding: after a
+    boot that failed one way, the next failure showed the earlier traceback's end too)."""
+    (tmp_path / "sim.log").write_text(
+        "--- boot at 1 ---\nTraceback (most recent call last):\n  File \"main.py\", line 1\n"
+        "ValueError: an old failure\n--- boot at 2 ---\nTraceback (most recent call last):\n"
+        "  File \"main.py\", line 1, in <module>\nOSError: [Errno 98] EADDRINUSE\n")
+    with pytest.raises(sim.SimError) as e:
+        sim._wait_ready(str(tmp_path), _dead_pid())
+    assert "EADDRINUSE" in str(e.value) and "old failure" not in str(e.value)
+
+
+def test_a_boot_out_of_heap_names_sim_heap(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIM_HEAP", "64k")
+    (tmp_path / "sim.log").write_text(
+        "--- boot at 2 ---\nTraceback (most recent call last):\n  File \"main.py\", line 1\n"
+        "MemoryError: memory allocation failed, allocating 368 bytes\n")
+    with pytest.raises(sim.SimError) as e:
+        sim._wait_ready(str(tmp_path), _dead_pid())
+    assert "MemoryError" in str(e.value) and "SIM_HEAP=64k" in str(e.value)
+
+
+def test_a_firmware_error_in_the_simulator_reaches_the_user(home, tmp_path):
+    """A request that makes the simulated firmware fail ends in "locker closed the
+    connection"; what the simulator logged meanwhile (sim.log) is shown with it (review
+    finding: the user saw only the closed connection, the reason was in sim.log)."""
+    import socket
+    import threading
+    state = home / "state"
+    state.mkdir()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    (state / "sim.json").write_text(json.dumps({"port": srv.getsockname()[1],
+                                                "control_port": 1}))
+    (state / "sim.log").write_text("--- boot at 1 ---\n[locker] booted\n")
+
+    def firmware_fails():
+        conn, _ = srv.accept()
+        conn.recv(64)
+        with open(state / "sim.log", "a") as f:
+            f.write("[locker] task error: planted request fault\n")
+        conn.close()
+
+    t = threading.Thread(target=firmware_fails)
+    t.start()
+    code, _, err = run("pickup", "001-00000-00000")
+    t.join()
+    srv.close()
+    assert code == 3
+    assert "closed the connection" in err and "task error: planted request fault" in err
+    assert "booted" not in err                  # only what was logged during the request

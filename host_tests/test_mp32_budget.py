@@ -94,3 +94,22 @@ def test_simulator_image_runs_main_compiled(tmp_path):
     assert (out / "main.mpy").exists() and not (out / "main.py").exists()
     assert (out / ".image").read_text().strip() == "simulator"
     assert len((out / "core" / "locker.mpy").read_bytes()) < len(with_lines)
+
+
+def test_simulator_image_follows_an_edited_source(tmp_path):
+    """`lockerctl sim start` after an edit in firmware/ runs the edit: the incremental build
+    recompiles a module whose source is newer than its .mpy (and only that one)."""
+    import os
+    src = tmp_path / "probe.py"
+    src.write_text("WHO = 'before'\n")
+    out = tmp_path / "fw"
+    firmware.compile_tree(str(out), "simulator", extra=[(str(src), "core/probe.py")])
+    first = (out / "core" / "probe.mpy").read_bytes()
+    locker = os.path.getmtime(out / "core" / "locker.mpy")
+    src.write_text("WHO = 'after, edited'\n")
+    t = os.path.getmtime(out / "core" / "probe.mpy") + 1
+    os.utime(src, (t, t))                     # an edit made after the build
+    firmware.compile_tree(str(out), "simulator", extra=[(str(src), "core/probe.py")])
+    second = (out / "core" / "probe.mpy").read_bytes()
+    assert second != first and b"after, edited" in second
+    assert os.path.getmtime(out / "core" / "locker.mpy") == locker     # untouched: not rebuilt

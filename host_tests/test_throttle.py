@@ -7,6 +7,7 @@ lie. Attacker strategies run against the real buckets (hypothesis) and through t
 locker, and are counted. The lockout must never touch machine-form pickups, must stay per
 slot until the global budget is spent, and a confirmed pickup gives its unit back."""
 import pytest
+from core import protocol as P
 from core import throttle as th
 from core.throttle import GLOBAL, Throttle, max_attempts
 from hypothesis import given, settings
@@ -249,3 +250,30 @@ def test_a_clock_skip_at_boot_refills_no_budget():
     fresh = Throttle()
     fresh.shift(7200)
     assert fresh.tat == 0 and fresh.slot_tat == {}
+
+
+def test_a_forged_busy_answer_cannot_park_the_phone(bench, monkeypatch):
+    """E_BUSY is unauthenticated: a relay or a fake locker can answer PICKUP_START with any
+    retry_after. The real locker's is at most a few seconds (2 x a PAKE run); one that asks
+    for longer ends the pickup at once with the refusal (its retry_after shown), rather than
+    a recipient's phone waiting 11 days (review finding: the client slept retry_after)."""
+    from lockerctl import client as C
+    dep = bench.client.deposit(bench.courier(), size=1)
+    waits = []
+    monkeypatch.setattr(C.time, "sleep", waits.append)
+
+    class ForgedBusy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def exchange(self, frame):
+            answer = self.inner.exchange(frame)
+            if frame[1] != P.PICKUP_START:
+                return answer
+            return P.response(P.PICKUP_START, P.E_BUSY, answer[3:3 + P.CHALLENGE_LEN],
+                              P.error_body("busy", 10 ** 6))
+
+    with pytest.raises(LockerRefused) as e:
+        LockerClient(ForgedBusy(DirectTransport(bench.locker))).pickup(dep.machine_code)
+    assert e.value.name == "busy" and e.value.retry_after == 10 ** 6
+    assert sum(waits) <= C.BUSY_RETRIES * 10, waits

@@ -23,6 +23,10 @@ STATUS_NAMES = {
     P.E_BUSY: "busy",
 }
 BUSY_RETRIES = 20        # PICKUP_START refused as busy (PAKE pacing): wait and try again
+# The longest busy wait followed (s): the locker's pacing asks for 2 x one PAKE run (ESP32
+# estimate 1.5-3.5 s, docs/performance.md section 1). E_BUSY is not authenticated: a longer
+# retry_after (a relay's or a fake locker's) ends the pickup with the refusal instead.
+BUSY_MAX_WAIT_S = 30
 
 
 class LockerRefused(Exception):
@@ -180,7 +184,8 @@ class LockerClient:
                 body = self._call(P.PICKUP_START, start)
                 break
             except LockerRefused as e:
-                if e.status != P.E_BUSY or attempt == busy_retries:
+                if (e.status != P.E_BUSY or attempt == busy_retries
+                        or e.retry_after > BUSY_MAX_WAIT_S):
                     raise
                 time.sleep(e.retry_after or 0.05 * (attempt + 1))
         if len(body) != pickup_code.SHARE_LEN + pickup_code.CONFIRM_LEN:

@@ -169,11 +169,27 @@ def control(state, cmd, timeout=5.0):
 
 
 def _log_tail(state, lines=8):
+    """The last lines the latest boot logged (sim.log keeps every boot, each after a
+    "--- boot at" line): an earlier boot's error is not this one's."""
     try:
         with open(_state_file(state, "sim.log"), errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).rstrip()
+            tail = f.readlines()[-lines:]
     except OSError:
         return ""
+    for i in range(len(tail) - 1, -1, -1):
+        if tail[i].startswith("--- boot at"):
+            tail = tail[i + 1:]
+            break
+    return "".join(tail).rstrip()
+
+
+def _boot_failure(state, how):
+    tail = _log_tail(state)
+    why = "the simulator %s:\n%s" % (how, tail)
+    if "MemoryError" in tail:
+        why += "\n(the simulator's heap is SIM_HEAP=%s: docs/performance.md, \"The " \
+               "simulator's heap\")" % sim_heap()
+    return SimError(why)
 
 
 def sim_heap():
@@ -205,13 +221,12 @@ def _wait_ready(state, pid):
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not _alive(pid):
-            raise SimError("the simulator exited during boot:\n" + _log_tail(state))
+            raise _boot_failure(state, "exited during boot")
         try:
             return control(state, {"cmd": "status"}, timeout=1.0)
         except SimNotRunning:
             time.sleep(0.05)
-    raise SimError("the simulator did not answer within %.0f s:\n%s"
-                   % (START_TIMEOUT_S, _log_tail(state)))
+    raise _boot_failure(state, "did not answer within %.0f s" % START_TIMEOUT_S)
 
 
 def start(state, port=DEFAULT_PORT, sensors=True, link_ms=None, flash_kb=None):

@@ -149,17 +149,46 @@ def _transport(args):
     return SimSocketTransport("127.0.0.1", cfg["port"])
 
 
+def _sim_log(args):
+    """(path, size) of the state folder's simulator log when that simulator is the locker
+    being reached (no --sim, no --ble), else None."""
+    if getattr(args, "ble", None) or getattr(args, "sim", None):
+        return None
+    path = os.path.join(state_dir(args), "sim.log")
+    try:
+        return path, os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def _logged_since(log, lines=4):
+    """What the simulator logged since `log` was taken (its last lines), for a message."""
+    if log is None:
+        return ""
+    path, size = log
+    try:
+        with open(path, "rb") as f:
+            f.seek(size)
+            new = f.read().decode(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    if not new:
+        return ""
+    return "\nthe simulator logged meanwhile (%s):\n  %s" % (path, "\n  ".join(new))
+
+
 @contextlib.contextmanager
 def connected(args):
     """A LockerClient that has said HELLO (so the locker's id and time are known)."""
     transport = _transport(args)
+    log = _sim_log(args)
     try:
         transport.connect()
         client = LockerClient(transport)
         client.hello()
         yield client
     except TransportError as e:     # its messages already say what could not be reached
-        raise CliError(EXIT_UNREACHABLE, str(e))
+        raise CliError(EXIT_UNREACHABLE, str(e) + _logged_since(log))
     except OSError as e:
         raise CliError(EXIT_UNREACHABLE, "lost the link to the locker: %s" % (e.strerror or e))
     except P.ProtocolError as e:

@@ -18,6 +18,9 @@ const E_DONE = 13;             // parcel already gone (protocol.md section 4)
 const E_OUT_OF_SERVICE = 18;   // slot out of service
 const E_BUSY = 19;             // PAKE pacing: wait retry_after s (0: under a second), resend
 export const BUSY_RETRIES = 20; // as lockerctl's client (tools/lockerctl/client.py)
+// The longest busy wait followed (s), as lockerctl's BUSY_MAX_WAIT_S: E_BUSY is not
+// authenticated, and the locker's pacing asks for seconds; a longer wait ends the pickup.
+export const BUSY_MAX_WAIT_S = 30;
 const Point = p256.Point;
 const n = Point.Fn.ORDER;
 export const M = Point.fromHex("02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f");
@@ -102,7 +105,7 @@ export async function pickup(client, code, { random = randomBytes, retries = BUS
     const e = parseError(started.body);
     // E_BUSY: the locker paced the PAKE (its CPU), nothing was evaluated or counted: the same
     // START again after the wait it names (a short backoff when it says "under a second")
-    if (started.status !== E_BUSY || attempt >= retries) {
+    if (started.status !== E_BUSY || attempt >= retries || e.retryAfter > BUSY_MAX_WAIT_S) {
       throw new LockerRefused(started.status, e.message, e.retryAfter);
     }
     await sleep(e.retryAfter ? e.retryAfter * 1000 : 50 * (attempt + 1));

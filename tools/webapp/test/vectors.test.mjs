@@ -407,8 +407,9 @@ test("credential hand-over text (credential_handoff vectors)", {
 /** A locker that answers the first `busy` PICKUP_STARTs with E_BUSY (19, retry_after 0) and
  * the next with E_LOCKED_OUT (10); it keeps every START it got. */
 class BusyLink {
-  constructor(busy) {
+  constructor(busy, retryAfter = 0) {
     this.busy = busy;
+    this.retryAfter = retryAfter;
     this.starts = [];
     this.reasm = new Reassembler(256);
     this.onFragment = null;
@@ -423,7 +424,8 @@ class BusyLink {
     const status = this.starts.length <= this.busy ? 19 : 10;
     const text = new TextEncoder().encode(status === 19 ? "busy" : "locked out");
     const frame = concat(Uint8Array.of(msg[0], msg[1] | 0x80, status), new Uint8Array(16),
-      Uint8Array.of(0, 0, 0, status === 19 ? 0 : 60, text.length), text);
+      Uint8Array.of(0, 0, 0, 0, text.length), text);
+    new DataView(frame.buffer, frame.byteOffset).setUint32(19, status === 19 ? this.retryAfter : 60);
     queueMicrotask(() => split(frame, 20).forEach((f) => this.onFragment(f)));
   }
 
@@ -447,4 +449,15 @@ test("a locker that stays busy: the app gives up after its retries and says busy
   await assert.rejects(pickup(c, "003-12345-67890", { retries: 2 }), (e) =>
     e instanceof LockerRefused && STATUS_NAMES[e.status] === "busy");
   assert.equal(link.starts.length, 3);
+});
+
+test("a forged busy asking for a long wait ends the pickup at once (E_BUSY is not authenticated)", async () => {
+  // the real locker asks for 2 x one PAKE run (seconds); 10^7 s would park the phone (or, over
+  // setTimeout's 2^31 ms, not wait at all and spend every retry)
+  const link = new BusyLink(1000, 10 ** 7);
+  const c = new LockerClient(link);
+  c.hello = { lockerId: LOCKER_ID };
+  await assert.rejects(pickup(c, "003-12345-67890"), (e) => e instanceof LockerRefused &&
+    STATUS_NAMES[e.status] === "busy" && e.retryAfter === 10 ** 7);
+  assert.equal(link.starts.length, 1);
 });
