@@ -17,6 +17,7 @@ SCRIPT = r'''
 import json, struct, sys
 from core.slot_manager import SlotManager, expiry_limit
 from core import store as S
+from core import store_recover as SR
 from core import protocol as P
 from core.clock import LockerClock
 cases = json.load(open("/t/cases.json"))
@@ -27,7 +28,7 @@ for d, now, ttl in cases["expiry"]:
     out["expiry"].append(sm.deposited_before(0, expiry_limit(now, ttl)))
 key = bytes.fromhex(cases["key"])
 for line in cases["lines"]:
-    got = S.decode_line(key, S.GENESIS, bytes.fromhex(line))
+    got = SR.decode_line(key, S.GENESIS, bytes.fromhex(line))
     out["lines"].append(None if got is None else [got[0], got[1].hex()])
 for buf, pos, kinds in cases["reader"]:
     r = P.Reader(bytes.fromhex(buf), pos)
