@@ -14,6 +14,7 @@ from drivers import flash_fs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockerctl.rig import LOCKER_ID, MASTER, Bench
+from test_anchor import cycle   # n deposits and pickups through the Bench
 
 KEY = bytes(range(100, 132))
 
@@ -338,15 +339,7 @@ def test_bench_boot_raises_store_corrupt(tmp_path):
 def test_audit_read_over_a_broken_chain_answers_an_error(tmp_path):
     """The handler never raises: a tampered old segment is an error answer, not a crash."""
     b = Bench(str(tmp_path / "s"), segment_records=3, keep_segments=4)
-    cred = b.courier()
-    for _ in range(4):
-        d = b.client.deposit(cred, size=1)
-        b.run_hardware()
-        b.driver.close(d.slot)
-        b.run_hardware()
-        b.client.pickup(d.code)
-        b.run_hardware()
-        b.driver.close(d.slot)
+    cred = cycle(b, 4)
     segs = files(b.folder, "j.")
     assert len(segs) >= 3
     os.remove(os.path.join(b.folder, "j.%d" % segs[1]))
@@ -367,15 +360,7 @@ def test_audit_read_serves_a_tampered_line_and_refuses_a_bad_header(tmp_path):
     from lockerctl.operator import verify_chain
     from core.kdf import audit_key
     b = Bench(str(tmp_path / "s"), segment_records=3, keep_segments=4)
-    cred = b.courier()
-    for _ in range(5):
-        d = b.client.deposit(cred, size=1)
-        b.run_hardware()
-        b.driver.close(d.slot)
-        b.run_hardware()
-        b.client.pickup(d.code)
-        b.run_hardware()
-        b.driver.close(d.slot)
+    cred = cycle(b, 5)
     tech = b.technician()
     clean = b.client.audit_page(tech, from_seq=1)
     assert verify_chain(clean, audit_key(MASTER)) == (
