@@ -401,7 +401,7 @@ class Locker:
         now = self.clock.now()
         sl = self.slots
         for sid in sl.sids():
-            if sl.state[sid - 1] != FREE or sl.flags[sid - 1] >> 1 != how:
+            if sl.state[sid - 1] != FREE or sl.released_by(sid) != how:
                 continue              # no view made for a slot that cannot match
             s = sl.at(sid)
             if (reopens_for(s, how, now) and s.cred and (holder is None or s.holder == holder)
@@ -532,7 +532,7 @@ class Locker:
             bits |= ST_OCCUPIED
             if sl.deposited_before(i, expiry):
                 bits |= _ST_EXPIRED
-        if sl.flags[i] & 1:          # flags bit 0: out of service (core/slot_manager.py)
+        if sl.out_of_service(sid):
             bits |= ST_OUT_OF_SERVICE
         door = self.locks.driver.door_open(sid)
         if door is not None:

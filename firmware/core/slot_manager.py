@@ -54,7 +54,7 @@ class Slot:
         self.sid = sid
         self.size = table.size[i]
         self.state = table.state[i]
-        self.out_of_service = bool(table.flags[i] & _OOS)
+        self.out_of_service = table.out_of_service(sid)
         self.gen = _u32(table.gen, i)
         self.deposit_ts = _u32(table.deposit_ts, i)
         n = table.clen[i]
@@ -62,7 +62,7 @@ class Slot:
         self.req = bytes(table.req[REQ_LEN * i:REQ_LEN * i + REQ_LEN]) if n else b""
         self.holder = holder_of(self.cred)    # courier id (inside the credential block)
         self.released_ts = _u32(table.released_ts, i)  # when the last parcel left (0: never)
-        self.released_by = table.flags[i] >> 1           # how it left: LEFT_* (0: unknown)
+        self.released_by = table.released_by(sid)      # how it left: LEFT_* (0: unknown)
 
 
 def reopens_for(slot, how, now):
@@ -170,6 +170,13 @@ class SlotManager:
             if col[at + k] != limit[k]:
                 return col[at + k] < limit[k]
         return False
+
+    def out_of_service(self, sid):
+        return bool(self.flags[sid - 1] & _OOS)
+
+    def released_by(self, sid):
+        """How slot sid last emptied: LEFT_* (0: unknown)."""
+        return self.flags[sid - 1] >> 1
 
     def holder_is(self, sid, holder):
         """The holder of slot sid's (last) deposit is holder."""

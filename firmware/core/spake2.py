@@ -79,15 +79,16 @@ def transcript(id_a, id_b, share_a, share_b, k, w):
 _NO_SALT = bytes(32)           # RFC 5869 section 2.2: a missing salt is HashLen zeros
 
 
-def hkdf(ikm, salt, info, length):
-    """HKDF-SHA256 (RFC 5869): extract with salt (nil = 32 zero bytes), then expand."""
+def hkdf(ikm, salt, info, length, *more_info):
+    """HKDF-SHA256 (RFC 5869): extract with salt (nil = 32 zero bytes), then expand; the
+    info is info | more_info..., MACed in parts (no joined copy)."""
     prk = hmac_sha256(salt or _NO_SALT, ikm)
     out = b""
     block = b""
     i = bytearray(1)             # the block counter octet
     while len(out) < length:
         i[0] += 1
-        block = hmac_sha256(prk, block, info, i)      # T(i) = HMAC(PRK, T(i-1) | info | i)
+        block = hmac_sha256(prk, block, info, *more_info, i)  # T(i) = HMAC(PRK, T(i-1)|info|i)
         out = out + block if out else block
     return out if len(out) == length else out[:length]
 
@@ -95,10 +96,8 @@ def hkdf(ikm, salt, info, length):
 def key_schedule(tt, aad=b""):
     """(Ke, KcA, KcB) from the transcript (RFC 9382 section 4); each 16 bytes."""
     digest = hashlib.sha256(tt).digest()
-    # KcA | KcB = HKDF(Ka, salt=nil, "ConfirmationKeys" | AAD, 32) (hkdf() above): 32 bytes
-    # are one extract and ONE expand block, T(1) = HMAC(PRK, info | 0x01), MACed in parts
-    prk = hmac_sha256(_NO_SALT, digest[KEY_LEN:])
-    kc = hmac_sha256(prk, b"ConfirmationKeys", aad, b"\x01")
+    # KcA | KcB = HKDF(Ka, salt=nil, "ConfirmationKeys" | AAD, 32): one expand block
+    kc = hkdf(digest[KEY_LEN:], b"", b"ConfirmationKeys", 2 * KEY_LEN, aad)
     return digest[:KEY_LEN], kc[:KEY_LEN], kc[KEY_LEN:]
 
 

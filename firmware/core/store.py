@@ -59,8 +59,11 @@ def _index(name, prefix):
     return int(tail) if tail.isdigit() else -1
 
 
-def _names(fs, prefix):
-    return sorted(i for i in (_index(n, prefix) for n in fs.listdir()) if i >= 0)
+def _names(fs, prefix, listed=None):
+    """Sorted indices of the files prefix.N in fs (or in listed, a listing already made)."""
+    if listed is None:
+        listed = fs.listdir()
+    return sorted(i for i in (_index(n, prefix) for n in listed) if i >= 0)
 
 
 _PAGE_BUF = const(128)      # > a segment header line (< 80 bytes)

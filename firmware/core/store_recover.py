@@ -7,7 +7,7 @@
 import json
 
 from core.hmac_sha256 import HmacSha256
-from core.store import _HEX, MAC_LEN, StoreCorrupt, _index, _names, chain_mac
+from core.store import _HEX, MAC_LEN, StoreCorrupt, _names, chain_mac
 
 
 def recover(store, load_state, apply, table=None):
@@ -17,24 +17,21 @@ def recover(store, load_state, apply, table=None):
     table: the live slot table (its columns() are filled from the snapshot in place);
     without one, a snapshot that holds a table is refused."""
     store.fs.ensure()
-    oldest = -1                          # the oldest segment kept (Store.page needs it)
-    for name in store.fs.listdir():
+    listed = store.fs.listdir()          # one listing: .tmp files are no s.N / j.N name
+    for name in listed:
         if name.endswith(".tmp"):
             store.fs.remove(name)        # an interrupted atomic write: never live
-        elif name.startswith("j."):
-            i = _index(name, "j.")
-            if i >= 0 and (oldest < 0 or i < oldest):
-                oldest = i
-    snaps = _names(store.fs, "s.")
+    snaps = _names(store.fs, "s.", listed)
+    journals = _names(store.fs, "j.", listed)
     if not snaps:
-        if _names(store.fs, "j."):
+        if journals:
             raise StoreCorrupt("journal present but no snapshot")
         return False
     n = snaps[-1]
     load_state(_load_snapshot(store, n, table))
     store.segment = n
     store.in_segment = 0
-    store.oldest = n if oldest < 0 else oldest
+    store.oldest = journals[0] if journals else n       # the oldest segment kept (Store.page)
     if not store.fs.exists("j.%d" % n):
         store._start_segment()           # cut between snapshot and segment creation
         return True
